@@ -1,0 +1,136 @@
+//! A guest launched on a simulated platform: what `/dev/sev-guest` or configfs-tsm would give
+//! a real guest, i.e. extended reports and derived (sealing) keys.
+
+use crate::platform::SimulatedPlatform;
+use crate::ReportFields;
+use snpkms_verifier::GuestPolicy;
+use std::sync::Arc;
+
+/// What the VMM and firmware fix at launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestLaunch {
+    pub measurement: [u8; 48],
+    pub host_data: [u8; 32],
+    pub policy: u64,
+    pub family_id: [u8; 16],
+    pub image_id: [u8; 16],
+    pub guest_svn: u32,
+}
+
+impl Default for GuestLaunch {
+    fn default() -> Self {
+        GuestLaunch {
+            measurement: [0; 48],
+            host_data: [0; 32],
+            policy: GuestPolicy::SMT | GuestPolicy::RESERVED_MBO,
+            family_id: [0; 16],
+            image_id: [0; 16],
+            guest_svn: 0,
+        }
+    }
+}
+
+/// A report plus the certificate table the host supplies with it, as an extended report gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub report: Vec<u8>,
+    pub cert_table: Vec<u8>,
+}
+
+/// Which launch facts a derived key is bound to (MSG_KEY_REQ GUEST_FIELD_SELECT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DerivedKeyRequest {
+    pub mix_policy: bool,
+    pub mix_image_id: bool,
+    pub mix_family_id: bool,
+    pub mix_measurement: bool,
+    pub mix_guest_svn: bool,
+    pub vmpl: u32,
+}
+
+impl DerivedKeyRequest {
+    /// What a KMS node uses to seal its root secret: bound to its code and policy, so another
+    /// image on the same chip cannot unseal it.
+    pub fn sealing() -> DerivedKeyRequest {
+        DerivedKeyRequest {
+            mix_policy: true,
+            mix_measurement: true,
+            ..DerivedKeyRequest::default()
+        }
+    }
+}
+
+/// A running simulated guest.
+#[derive(Clone)]
+pub struct SimulatedGuest {
+    platform: Arc<SimulatedPlatform>,
+    launch: GuestLaunch,
+}
+
+impl SimulatedGuest {
+    pub fn new(platform: Arc<SimulatedPlatform>, launch: GuestLaunch) -> SimulatedGuest {
+        SimulatedGuest { platform, launch }
+    }
+
+    pub fn platform(&self) -> &SimulatedPlatform {
+        &self.platform
+    }
+
+    pub fn launch(&self) -> &GuestLaunch {
+        &self.launch
+    }
+
+    /// The report fields this guest's firmware would write for `report_data` at `vmpl`.
+    pub fn fields(&self, report_data: [u8; 64], vmpl: u32) -> ReportFields {
+        let mut fields = self.platform.default_fields();
+        fields.report_data = report_data;
+        fields.vmpl = vmpl;
+        fields.measurement = self.launch.measurement;
+        fields.host_data = self.launch.host_data;
+        fields.policy = self.launch.policy;
+        fields.family_id = self.launch.family_id;
+        fields.image_id = self.launch.image_id;
+        fields.guest_svn = self.launch.guest_svn;
+        fields
+    }
+
+    /// SNP_GET_EXT_REPORT: a signed report and the host's certificate table.
+    pub fn extended_report(&self, report_data: [u8; 64], vmpl: u32) -> Evidence {
+        let fields = self.fields(report_data, vmpl);
+        Evidence {
+            report: self.platform.sign(&fields),
+            cert_table: self
+                .platform
+                .certificates(fields.reported_tcb)
+                .to_cert_table(),
+        }
+    }
+
+    /// SNP_GET_DERIVED_KEY: a key only this chip can derive, bound to the selected launch facts.
+    pub fn derived_key(&self, req: DerivedKeyRequest) -> [u8; 32] {
+        let mut context = Vec::with_capacity(160);
+        context.extend_from_slice(&req.vmpl.to_le_bytes());
+        let l = &self.launch;
+        if req.mix_policy {
+            context.extend_from_slice(b"policy");
+            context.extend_from_slice(&l.policy.to_le_bytes());
+        }
+        if req.mix_image_id {
+            context.extend_from_slice(b"image_id");
+            context.extend_from_slice(&l.image_id);
+        }
+        if req.mix_family_id {
+            context.extend_from_slice(b"family_id");
+            context.extend_from_slice(&l.family_id);
+        }
+        if req.mix_measurement {
+            context.extend_from_slice(b"measurement");
+            context.extend_from_slice(&l.measurement);
+        }
+        if req.mix_guest_svn {
+            context.extend_from_slice(b"guest_svn");
+            context.extend_from_slice(&l.guest_svn.to_le_bytes());
+        }
+        self.platform.chip_key(&context)
+    }
+}

@@ -1,0 +1,32 @@
+//! A simulated AMD SEV-SNP platform for tests and the local dev stack.
+//!
+//! Reports are signed exactly like hardware (ECDSA P-384 over bytes 0x000..0x2A0 with a VCEK
+//! that carries AMD's TCB and hwID extensions), and the VCEK chains to a test ARK/ASK. They go
+//! through the same verifier as real evidence; the only difference is the root, which a
+//! verifier trusts only when told to with [`trust_simulator_root`].
+
+pub mod authority;
+mod cert_builder;
+mod fields;
+pub mod guest;
+pub mod platform;
+
+pub use authority::{AuthorityNames, SimAuthority};
+pub use fields::{cpuid_of, ReportFields};
+pub use guest::{DerivedKeyRequest, Evidence, GuestLaunch, SimulatedGuest};
+pub use platform::{default_tcb, SimulatedPlatform};
+
+use snpkms_verifier::roots::RootError;
+use snpkms_verifier::{Product, TrustRoots};
+
+/// Label of the simulator's trust anchor in verification results and logs.
+pub const SIMULATOR_ROOT_LABEL: &str = "simulator";
+
+/// Adds the simulator's ARK (committed test fixture) to `roots` for every product.
+pub fn trust_simulator_root(roots: &mut TrustRoots) -> Result<(), RootError> {
+    roots.add_pem(
+        &Product::ALL,
+        SIMULATOR_ROOT_LABEL,
+        authority::ARK_PEM.as_bytes(),
+    )
+}

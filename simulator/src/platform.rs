@@ -1,0 +1,286 @@
+//! A simulated SNP machine: one chip with a secret, a product and a TCB. It derives its VCEK
+//! from the chip secret and TCB as AMD firmware does, has the simulated authority certify it,
+//! and signs reports with it over bytes 0x000..0x2A0 exactly like hardware.
+
+use crate::authority::{SimAuthority, NOT_AFTER, NOT_BEFORE};
+use crate::cert_builder::{extension, sign_certificate, CertSpec};
+use crate::fields::{cpuid_of, ReportFields};
+use hkdf::Hkdf;
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
+use p384::pkcs8::EncodePublicKey;
+use sha2::{Digest, Sha384, Sha512};
+use snpkms_verifier::report::{offsets, FirmwareVersion, REPORT_LEN};
+use snpkms_verifier::vcek::{
+    OID_BL_SPL, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL, OID_UCODE_SPL,
+};
+use snpkms_verifier::{CertificateBundle, GuestPolicy, PlatformInfo, Product, TcbVersion};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A simulated SNP platform (one physical chip).
+pub struct SimulatedPlatform {
+    authority: Arc<SimAuthority>,
+    product: Product,
+    chip_secret: [u8; 32],
+    tcb: TcbVersion,
+    plat_info: u64,
+    firmware: FirmwareVersion,
+    vceks: Mutex<HashMap<[u8; 8], Arc<Vcek>>>,
+}
+
+struct Vcek {
+    key: SigningKey,
+    der: Vec<u8>,
+}
+
+/// A TCB typical of a current, patched part of each product.
+pub fn default_tcb(product: Product) -> TcbVersion {
+    match product {
+        Product::Milan => TcbVersion {
+            bootloader: 4,
+            tee: 0,
+            snp: 24,
+            microcode: 219,
+            fmc: 0,
+        },
+        Product::Genoa => TcbVersion {
+            bootloader: 10,
+            tee: 0,
+            snp: 23,
+            microcode: 84,
+            fmc: 0,
+        },
+        Product::Turin => TcbVersion {
+            bootloader: 1,
+            tee: 1,
+            snp: 4,
+            microcode: 0x51,
+            fmc: 1,
+        },
+    }
+}
+
+impl SimulatedPlatform {
+    /// A platform whose chip is identified by `chip_seed` (any bytes; the same seed gives the
+    /// same chip id and VCEKs, like the same physical part).
+    pub fn new(authority: Arc<SimAuthority>, product: Product, chip_seed: &[u8]) -> SimulatedPlatform {
+        let chip_secret: [u8; 32] = sha2::Sha256::new()
+            .chain_update(b"snpkms-sim/chip-secret/v1")
+            .chain_update(chip_seed)
+            .finalize()
+            .into();
+        SimulatedPlatform {
+            authority,
+            product,
+            chip_secret,
+            tcb: default_tcb(product),
+            plat_info: PlatformInfo::SMT_EN | PlatformInfo::TSME_EN | PlatformInfo::ECC_EN,
+            firmware: FirmwareVersion {
+                major: 1,
+                minor: 55,
+                build: 21,
+            },
+            vceks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_tcb(mut self, tcb: TcbVersion) -> SimulatedPlatform {
+        self.tcb = tcb;
+        self
+    }
+
+    pub fn with_plat_info(mut self, plat_info: u64) -> SimulatedPlatform {
+        self.plat_info = plat_info;
+        self
+    }
+
+    pub fn product(&self) -> Product {
+        self.product
+    }
+
+    pub fn tcb(&self) -> TcbVersion {
+        self.tcb
+    }
+
+    pub fn authority(&self) -> &SimAuthority {
+        &self.authority
+    }
+
+    /// The chip id as the firmware reports it (Turin: 8 bytes then zeros, as on hardware).
+    pub fn chip_id(&self) -> [u8; 64] {
+        let full: [u8; 64] = Sha512::new()
+            .chain_update(b"snpkms-sim/chip-id/v1")
+            .chain_update(self.chip_secret)
+            .finalize()
+            .into();
+        let mut id = [0u8; 64];
+        let n = self.hwid_len();
+        id[..n].copy_from_slice(&full[..n]);
+        id
+    }
+
+    fn hwid_len(&self) -> usize {
+        if self.product.has_turin_tcb_layout() {
+            8
+        } else {
+            64
+        }
+    }
+
+    /// Default fields of a report this platform would produce for a plain VMPL 0 guest.
+    pub fn default_fields(&self) -> ReportFields {
+        ReportFields {
+            version: if self.product == Product::Turin { 5 } else { 3 },
+            guest_svn: 0,
+            policy: GuestPolicy::SMT | GuestPolicy::RESERVED_MBO,
+            family_id: [0; 16],
+            image_id: [0; 16],
+            vmpl: 0,
+            current_tcb: self.tcb,
+            plat_info: self.plat_info,
+            key_info: 0,
+            report_data: [0; 64],
+            measurement: [0; 48],
+            host_data: [0; 32],
+            id_key_digest: [0; 48],
+            author_key_digest: [0; 48],
+            report_id: [0; 32],
+            report_id_ma: [0xff; 32],
+            reported_tcb: self.tcb,
+            cpuid: cpuid_of(self.product),
+            chip_id: self.chip_id(),
+            committed_tcb: self.tcb,
+            current_version: self.firmware,
+            committed_version: self.firmware,
+            launch_tcb: self.tcb,
+            mit_vectors: (0, 0),
+        }
+    }
+
+    /// Signs `fields` with the VCEK for `fields.reported_tcb`, as the firmware does.
+    pub fn sign(&self, fields: &ReportFields) -> Vec<u8> {
+        let mut raw = fields.encode(self.product);
+        let vcek = self.vcek(fields.reported_tcb);
+        sign_raw(&mut raw, &vcek.key);
+        raw.to_vec()
+    }
+
+    /// Signs arbitrary report bytes with this chip's VCEK for `tcb` (for tests that need a
+    /// validly signed report with malformed content).
+    pub fn sign_raw(&self, raw: &mut [u8; REPORT_LEN], tcb: TcbVersion) {
+        sign_raw(raw, &self.vcek(tcb).key);
+    }
+
+    /// The VCEK, ASK and ARK a host would hand out with a report signed at `tcb`.
+    pub fn certificates(&self, tcb: TcbVersion) -> CertificateBundle {
+        CertificateBundle {
+            vcek: Some(self.vcek(tcb).der.clone()),
+            vlek: None,
+            ask: Some(self.authority.ask_der(self.product).to_vec()),
+            ark: Some(self.authority.ark_der().to_vec()),
+        }
+    }
+
+    /// The VCEK certificate for `tcb`.
+    pub fn vcek_der(&self, tcb: TcbVersion) -> Vec<u8> {
+        self.vcek(tcb).der.clone()
+    }
+
+    /// A 32-byte secret that only this chip can derive, mixed with `context`; the base of the
+    /// simulated MSG_KEY_REQ derived keys.
+    pub(crate) fn chip_key(&self, context: &[u8]) -> [u8; 32] {
+        let hk = Hkdf::<sha2::Sha256>::new(Some(b"snpkms-sim/derived-key/v1"), &self.chip_secret);
+        let mut out = [0u8; 32];
+        hk.expand(context, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
+    fn vcek(&self, tcb: TcbVersion) -> Arc<Vcek> {
+        let raw = tcb.encode(self.product);
+        let mut cache = self.vceks.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(raw)
+            .or_insert_with(|| Arc::new(self.make_vcek(tcb)))
+            .clone()
+    }
+
+    fn make_vcek(&self, tcb: TcbVersion) -> Vcek {
+        let key = self.vcek_key(tcb);
+        let spki_der = key
+            .verifying_key()
+            .to_public_key_der()
+            .expect("P-384 key encodes");
+        let spki = der::Decode::from_der(spki_der.as_bytes()).expect("SPKI decodes");
+        let int = |v: u8| der::Encode::to_der(&v).expect("INTEGER encodes");
+        let mut extensions = vec![
+            extension(
+                OID_PRODUCT_NAME,
+                der::Encode::to_der(
+                    &der::asn1::Ia5StringRef::new(self.product.amd_name()).expect("ASCII"),
+                )
+                .expect("IA5String encodes"),
+            ),
+            extension(OID_BL_SPL, int(tcb.bootloader)),
+            extension(OID_TEE_SPL, int(tcb.tee)),
+            extension(OID_SNP_SPL, int(tcb.snp)),
+            extension(OID_UCODE_SPL, int(tcb.microcode)),
+        ];
+        if self.product.has_turin_tcb_layout() {
+            extensions.push(extension(OID_FMC_SPL, int(tcb.fmc)));
+        }
+        extensions.push(extension(
+            OID_HWID,
+            self.chip_id()[..self.hwid_len()].to_vec(),
+        ));
+        let serial: [u8; 8] = Sha384::digest(spki_der.as_bytes())[..8]
+            .try_into()
+            .expect("8 bytes");
+        let mut serial = serial.to_vec();
+        serial[0] &= 0x7f; // positive INTEGER
+        serial[0] |= 0x01; // no leading zero byte
+        let der = sign_certificate(
+            CertSpec {
+                serial: &serial,
+                issuer: &self.authority.ask_name(self.product),
+                subject: &self.authority.vcek_name(),
+                not_before: NOT_BEFORE,
+                not_after: NOT_AFTER,
+                extensions,
+            },
+            spki,
+            self.authority.ask_key(),
+        );
+        Vcek { key, der }
+    }
+
+    /// Like the firmware, derive the VCEK from the chip secret and the TCB, so that a new TCB
+    /// means a new key and an old VCEK cannot sign for a new TCB.
+    fn vcek_key(&self, tcb: TcbVersion) -> SigningKey {
+        let hk = Hkdf::<Sha384>::new(Some(b"snpkms-sim/vcek/v1"), &self.chip_secret);
+        let raw = tcb.encode(self.product);
+        (0u8..=255)
+            .find_map(|counter| {
+                let mut okm = [0u8; 48];
+                hk.expand_multi_info(&[&raw, &[counter]], &mut okm)
+                    .expect("48 bytes is a valid HKDF-SHA384 output length");
+                SigningKey::from_slice(&okm).ok()
+            })
+            .expect("a valid P-384 scalar within 256 tries")
+    }
+}
+
+fn sign_raw(raw: &mut [u8; REPORT_LEN], key: &SigningKey) {
+    let signature: Signature = key.sign(&raw[..snpkms_verifier::report::SIGNED_LEN]);
+    let (r, s) = signature.split_bytes();
+    let len = offsets::SIGNATURE_COMPONENT_LEN;
+    raw[offsets::SIGNATURE_R..offsets::SIGNATURE_R + len].fill(0);
+    raw[offsets::SIGNATURE_S..offsets::SIGNATURE_S + len].fill(0);
+    for (i, b) in r.iter().rev().enumerate() {
+        raw[offsets::SIGNATURE_R + i] = *b;
+    }
+    for (i, b) in s.iter().rev().enumerate() {
+        raw[offsets::SIGNATURE_S + i] = *b;
+    }
+}

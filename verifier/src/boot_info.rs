@@ -1,0 +1,95 @@
+//! BootInfo: what the on-chain registry decides on. It joins the verified evidence with the app
+//! identity the guest claims, and checks that claim against `host_data`.
+
+use crate::error::BootInfoError;
+use crate::product::Product;
+use crate::tcb::TcbVersion;
+use crate::verified::VerifiedReport;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Domain separator of the host_data binding; versioned so the scheme can change without
+/// a value of one version ever being read as another.
+pub const HOST_DATA_DOMAIN: &[u8] = b"snpkms/app/v1";
+
+/// `SHA-256("snpkms/app/v1" || app_id || compose_hash)`: the value the VMM sets as host_data at
+/// launch. The measured guest OS refuses to run a compose whose hash differs, so a report with
+/// this host_data can only come from a guest running that compose for that app.
+pub fn app_host_data(app_id: &[u8; 20], compose_hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(HOST_DATA_DOMAIN);
+    h.update(app_id);
+    h.update(compose_hash);
+    h.finalize().into()
+}
+
+/// The facts the registry's `isAppAllowed` / `isKmsAllowed` decide on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootInfo {
+    #[serde(serialize_with = "crate::hex_serde::serialize")]
+    pub measurement: [u8; 48],
+    #[serde(serialize_with = "crate::hex_serde::serialize")]
+    pub chip_id: [u8; 64],
+    #[serde(serialize_with = "crate::hex_serde::serialize")]
+    pub app_id: [u8; 20],
+    #[serde(serialize_with = "crate::hex_serde::serialize")]
+    pub compose_hash: [u8; 32],
+    pub product: Product,
+    pub reported_tcb: TcbVersion,
+    pub committed_tcb: TcbVersion,
+    pub launch_tcb: TcbVersion,
+    #[serde(serialize_with = "crate::hex_serde::serialize")]
+    pub host_data: [u8; 32],
+    pub guest_svn: u32,
+}
+
+impl BootInfo {
+    /// BootInfo of an app guest: only if host_data commits to the claimed app and compose, or a
+    /// guest of app A could ask for the keys of app B.
+    pub fn for_app(
+        report: &VerifiedReport,
+        app_id: [u8; 20],
+        compose_hash: [u8; 32],
+    ) -> Result<BootInfo, BootInfoError> {
+        if app_host_data(&app_id, &compose_hash) != report.host_data {
+            return Err(BootInfoError::HostDataMismatch);
+        }
+        Ok(Self::build(report, app_id, compose_hash))
+    }
+
+    /// BootInfo of a KMS node: the registry decides on its measurement, TCB and chip only.
+    pub fn for_kms(report: &VerifiedReport) -> BootInfo {
+        Self::build(report, [0; 20], [0; 32])
+    }
+
+    fn build(report: &VerifiedReport, app_id: [u8; 20], compose_hash: [u8; 32]) -> BootInfo {
+        BootInfo {
+            measurement: report.measurement,
+            chip_id: report.chip_id,
+            app_id,
+            compose_hash,
+            product: report.product,
+            reported_tcb: report.reported_tcb,
+            committed_tcb: report.committed_tcb,
+            launch_tcb: report.launch_tcb,
+            host_data: report.host_data,
+            guest_svn: report.guest_svn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_data_vector() {
+        // SHA-256("snpkms/app/v1" || 0x11*20 || 0x22*32), computed independently with:
+        // python3 -c 'import hashlib;print(hashlib.sha256(b"snpkms/app/v1"+b"\x11"*20+b"\x22"*32).hexdigest())'
+        assert_eq!(
+            hex::encode(app_host_data(&[0x11; 20], &[0x22; 32])),
+            HOST_DATA_VECTOR
+        );
+    }
+    const HOST_DATA_VECTOR: &str = "8ced631e6762aa3362e4b91ba12e911d9e46a11e4fc276d1816da37a6bb579fd";
+}

@@ -1,0 +1,107 @@
+//! The certificates that come with a report, in whichever form the guest had them.
+
+use crate::cert_table::{self, CertTableEntry, Guid};
+use crate::error::CertError;
+use der::{Decode, DecodePem};
+use x509_cert::Certificate;
+
+/// DER certificates supplied with a report. Only the VCEK is required: when ASK or ARK are
+/// missing the pinned copies are used, and when present they must chain to a pinned ARK.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateBundle {
+    pub vcek: Option<Vec<u8>>,
+    pub vlek: Option<Vec<u8>>,
+    pub ask: Option<Vec<u8>>,
+    pub ark: Option<Vec<u8>>,
+}
+
+impl CertificateBundle {
+    /// A VCEK given as DER or PEM.
+    pub fn from_vcek(der_or_pem: &[u8]) -> Result<CertificateBundle, CertError> {
+        Ok(CertificateBundle {
+            vcek: Some(to_der(der_or_pem, "VCEK")?),
+            ..CertificateBundle::default()
+        })
+    }
+
+    /// The certificate table of an extended report or of configfs-tsm's `auxblob`.
+    pub fn from_cert_table(table: &[u8]) -> Result<CertificateBundle, CertError> {
+        let mut bundle = CertificateBundle::default();
+        for CertTableEntry { guid, data } in cert_table::parse(table)? {
+            let slot = match guid {
+                Guid::VCEK => &mut bundle.vcek,
+                Guid::VLEK => &mut bundle.vlek,
+                Guid::ASK => &mut bundle.ask,
+                Guid::ARK => &mut bundle.ark,
+                // Hosts may add entries of their own; they carry no authority here.
+                _ => continue,
+            };
+            *slot = Some(data);
+        }
+        Ok(bundle)
+    }
+
+    /// Adds an ASK+ARK chain in PEM, ASK first (the format AMD's KDS serves as `cert_chain`).
+    pub fn with_chain_pem(mut self, pem: &[u8]) -> Result<CertificateBundle, CertError> {
+        let certs = Certificate::load_pem_chain(pem).map_err(|e| CertError::Decode {
+            which: "ASK/ARK chain",
+            reason: e.to_string(),
+        })?;
+        let [ask, ark] = certs.as_slice() else {
+            return Err(CertError::Decode {
+                which: "ASK/ARK chain",
+                reason: format!("expected 2 certificates (ASK then ARK), found {}", certs.len()),
+            });
+        };
+        self.ask = Some(encode(ask, "ASK")?);
+        self.ark = Some(encode(ark, "ARK")?);
+        Ok(self)
+    }
+
+    /// The certificate table form, for sending evidence over the wire.
+    pub fn to_cert_table(&self) -> Vec<u8> {
+        let entries: Vec<CertTableEntry> = [
+            (Guid::VCEK, &self.vcek),
+            (Guid::VLEK, &self.vlek),
+            (Guid::ASK, &self.ask),
+            (Guid::ARK, &self.ark),
+        ]
+        .into_iter()
+        .filter_map(|(guid, data)| {
+            data.as_ref().map(|d| CertTableEntry {
+                guid,
+                data: d.clone(),
+            })
+        })
+        .collect();
+        cert_table::encode(&entries)
+    }
+}
+
+fn encode(cert: &Certificate, which: &'static str) -> Result<Vec<u8>, CertError> {
+    der::Encode::to_der(cert).map_err(|e| CertError::Decode {
+        which,
+        reason: e.to_string(),
+    })
+}
+
+/// Accepts DER or PEM and returns DER.
+pub fn to_der(der_or_pem: &[u8], which: &'static str) -> Result<Vec<u8>, CertError> {
+    if der_or_pem.starts_with(b"-----BEGIN") {
+        let cert = Certificate::from_pem(der_or_pem).map_err(|e| CertError::Decode {
+            which,
+            reason: e.to_string(),
+        })?;
+        encode(&cert, which)
+    } else {
+        decode(der_or_pem, which)?;
+        Ok(der_or_pem.to_vec())
+    }
+}
+
+pub(crate) fn decode(der: &[u8], which: &'static str) -> Result<Certificate, CertError> {
+    Certificate::from_der(der).map_err(|e| CertError::Decode {
+        which,
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,301 @@
+//! The ATTESTATION_REPORT structure (SEV-SNP firmware ABI, table "ATTESTATION_REPORT Structure"):
+//! bytes in, typed fields out. No cryptography here.
+//!
+//! Parsing keeps the raw bytes: the signature covers bytes `0x000..0x2A0` exactly as the firmware
+//! wrote them, so verification must never hash a re-encoded copy of these fields.
+
+use crate::error::FormatError;
+use crate::policy_bits::{GuestPolicy, KeyInfo, PlatformInfo};
+
+pub const REPORT_LEN: usize = 0x4A0;
+/// End of the signed part of the report.
+pub const SIGNED_LEN: usize = 0x2A0;
+/// The only signature algorithm SNP defines: ECDSA P-384 with SHA-384.
+pub const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
+
+const SIG_R: usize = 0x2A0;
+const SIG_S: usize = 0x2E8;
+const SIG_COMPONENT_LEN: usize = 72;
+/// P-384 scalars are 48 bytes; the firmware zero-pads them to 72 little-endian bytes.
+const SCALAR_LEN: usize = 48;
+const UNSIGNED_TAIL: std::ops::Range<usize> = 0x330..REPORT_LEN;
+
+/// A structurally valid report: exact length, known version, known signature algorithm and
+/// every product-independent must-be-zero byte zero. TCB fields stay raw until the product is
+/// known, because their layout depends on it.
+#[derive(Clone)]
+pub struct ParsedReport {
+    raw: Box<[u8; REPORT_LEN]>,
+}
+
+/// The report versions the firmware has defined so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionWindow {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for VersionWindow {
+    fn default() -> Self {
+        VersionWindow { min: 2, max: 5 }
+    }
+}
+
+/// Raw (product-dependent) TCB fields of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawTcbs {
+    pub current: [u8; 8],
+    pub reported: [u8; 8],
+    pub committed: [u8; 8],
+    pub launch: [u8; 8],
+}
+
+/// A firmware version as the report carries it (major.minor, build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct FirmwareVersion {
+    pub major: u8,
+    pub minor: u8,
+    pub build: u8,
+}
+
+impl std::fmt::Display for FirmwareVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{} (build {})", self.major, self.minor, self.build)
+    }
+}
+
+/// Reserved ranges that the firmware always writes as zero, with the name used in errors.
+/// A non-zero byte there means the bytes did not come from the firmware we understand, or that
+/// a parser elsewhere would read fields we ignore.
+fn reserved_ranges(version: u32) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let mut ranges = vec![
+        ("reserved after key_info", 0x4C..0x50),
+        ("current version reserved byte", 0x1EB..0x1EC),
+        ("committed version reserved byte", 0x1EF..0x1F0),
+    ];
+    if version >= 3 {
+        ranges.push(("reserved after cpuid", 0x18B..0x1A0));
+    } else {
+        ranges.push(("reserved after reported_tcb", 0x188..0x1A0));
+    }
+    if version >= 5 {
+        ranges.push(("reserved after current_mit_vector", 0x208..SIGNED_LEN));
+    } else {
+        ranges.push(("reserved after launch_tcb", 0x1F8..SIGNED_LEN));
+    }
+    ranges
+}
+
+impl ParsedReport {
+    /// Checks the format of `bytes` (step 1 of verification).
+    pub fn parse(bytes: &[u8], versions: VersionWindow) -> Result<ParsedReport, FormatError> {
+        let raw: Box<[u8; REPORT_LEN]> = bytes
+            .to_vec()
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| FormatError::Length {
+                actual: bytes.len(),
+            })?;
+        let report = ParsedReport { raw };
+
+        let version = report.version();
+        if version < versions.min || version > versions.max {
+            return Err(FormatError::Version {
+                version,
+                min: versions.min,
+                max: versions.max,
+            });
+        }
+        let sig_algo = report.u32_at(0x34);
+        if sig_algo != SIG_ALGO_ECDSA_P384_SHA384 {
+            return Err(FormatError::SignatureAlgorithm { sig_algo });
+        }
+        for (field, range) in reserved_ranges(version) {
+            report.require_zero(field, range)?;
+        }
+        let key_info = report.u32_at(0x48);
+        if key_info & !KeyInfo::DEFINED_BITS != 0 {
+            return Err(FormatError::ReservedBits {
+                field: "key_info",
+                value: u64::from(key_info),
+            });
+        }
+        let policy = report.u64_at(0x08);
+        if policy & !GuestPolicy::DEFINED_BITS != 0 {
+            return Err(FormatError::ReservedBits {
+                field: "policy",
+                value: policy,
+            });
+        }
+        // The signature fields are not covered by the signature: a zero-padding byte that is not
+        // zero would let an attacker mint many byte-distinct copies of one genuine report.
+        report.require_zero("signature.r high bytes", SIG_R + SCALAR_LEN..SIG_S)?;
+        report.require_zero(
+            "signature.s high bytes",
+            SIG_S + SCALAR_LEN..SIG_S + SIG_COMPONENT_LEN,
+        )?;
+        report.require_zero("unsigned tail 0x330..0x4A0", UNSIGNED_TAIL)?;
+        Ok(report)
+    }
+
+    fn require_zero(
+        &self,
+        field: &'static str,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), FormatError> {
+        match self.raw[range.clone()].iter().position(|&b| b != 0) {
+            Some(i) => Err(FormatError::NonZeroReserved {
+                field,
+                offset: range.start + i,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn u32_at(&self, offset: usize) -> u32 {
+        u32::from_le_bytes(self.array(offset))
+    }
+
+    fn u64_at(&self, offset: usize) -> u64 {
+        u64::from_le_bytes(self.array(offset))
+    }
+
+    fn array<const N: usize>(&self, offset: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.raw[offset..offset + N]);
+        out
+    }
+
+    pub fn raw(&self) -> &[u8; REPORT_LEN] {
+        &self.raw
+    }
+
+    /// The bytes the signature covers.
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.raw[..SIGNED_LEN]
+    }
+
+    /// r and s as 48-byte big-endian scalars (the report stores them little-endian, padded).
+    pub fn signature_scalars(&self) -> ([u8; SCALAR_LEN], [u8; SCALAR_LEN]) {
+        let mut r: [u8; SCALAR_LEN] = self.array(SIG_R);
+        let mut s: [u8; SCALAR_LEN] = self.array(SIG_S);
+        r.reverse();
+        s.reverse();
+        (r, s)
+    }
+
+    pub fn version(&self) -> u32 {
+        self.u32_at(0x00)
+    }
+    pub fn guest_svn(&self) -> u32 {
+        self.u32_at(0x04)
+    }
+    pub fn policy(&self) -> GuestPolicy {
+        GuestPolicy(self.u64_at(0x08))
+    }
+    pub fn family_id(&self) -> [u8; 16] {
+        self.array(0x10)
+    }
+    pub fn image_id(&self) -> [u8; 16] {
+        self.array(0x20)
+    }
+    pub fn vmpl(&self) -> u32 {
+        self.u32_at(0x30)
+    }
+    pub fn plat_info(&self) -> PlatformInfo {
+        PlatformInfo(self.u64_at(0x40))
+    }
+    pub fn key_info(&self) -> KeyInfo {
+        KeyInfo(self.u32_at(0x48))
+    }
+    pub fn report_data(&self) -> [u8; 64] {
+        self.array(0x50)
+    }
+    pub fn measurement(&self) -> [u8; 48] {
+        self.array(0x90)
+    }
+    pub fn host_data(&self) -> [u8; 32] {
+        self.array(0xC0)
+    }
+    pub fn id_key_digest(&self) -> [u8; 48] {
+        self.array(0xE0)
+    }
+    pub fn author_key_digest(&self) -> [u8; 48] {
+        self.array(0x110)
+    }
+    pub fn report_id(&self) -> [u8; 32] {
+        self.array(0x140)
+    }
+    pub fn report_id_ma(&self) -> [u8; 32] {
+        self.array(0x160)
+    }
+    /// CPUID family, model and stepping; only version 3 and later carry them.
+    pub fn cpuid(&self) -> Option<(u8, u8, u8)> {
+        (self.version() >= 3).then(|| (self.raw[0x188], self.raw[0x189], self.raw[0x18A]))
+    }
+    pub fn chip_id(&self) -> [u8; 64] {
+        self.array(0x1A0)
+    }
+    pub fn current_version(&self) -> FirmwareVersion {
+        FirmwareVersion {
+            build: self.raw[0x1E8],
+            minor: self.raw[0x1E9],
+            major: self.raw[0x1EA],
+        }
+    }
+    pub fn committed_version(&self) -> FirmwareVersion {
+        FirmwareVersion {
+            build: self.raw[0x1EC],
+            minor: self.raw[0x1ED],
+            major: self.raw[0x1EE],
+        }
+    }
+    pub fn raw_tcbs(&self) -> RawTcbs {
+        RawTcbs {
+            current: self.array(0x38),
+            reported: self.array(0x180),
+            committed: self.array(0x1E0),
+            launch: self.array(0x1F0),
+        }
+    }
+    /// Mitigation vectors exist from version 5 on.
+    pub fn mit_vectors(&self) -> Option<(u64, u64)> {
+        (self.version() >= 5).then(|| (self.u64_at(0x1F8), self.u64_at(0x200)))
+    }
+}
+
+/// Field offsets, public so that the simulator writes reports with the very layout the parser
+/// reads, and tests can tamper with named fields.
+pub mod offsets {
+    pub const VERSION: usize = 0x00;
+    pub const GUEST_SVN: usize = 0x04;
+    pub const POLICY: usize = 0x08;
+    pub const FAMILY_ID: usize = 0x10;
+    pub const IMAGE_ID: usize = 0x20;
+    pub const VMPL: usize = 0x30;
+    pub const SIG_ALGO: usize = 0x34;
+    pub const CURRENT_TCB: usize = 0x38;
+    pub const PLAT_INFO: usize = 0x40;
+    pub const KEY_INFO: usize = 0x48;
+    pub const REPORT_DATA: usize = 0x50;
+    pub const MEASUREMENT: usize = 0x90;
+    pub const HOST_DATA: usize = 0xC0;
+    pub const ID_KEY_DIGEST: usize = 0xE0;
+    pub const AUTHOR_KEY_DIGEST: usize = 0x110;
+    pub const REPORT_ID: usize = 0x140;
+    pub const REPORT_ID_MA: usize = 0x160;
+    pub const REPORTED_TCB: usize = 0x180;
+    pub const CPUID_FAM: usize = 0x188;
+    pub const CPUID_MOD: usize = 0x189;
+    pub const CPUID_STEP: usize = 0x18A;
+    pub const CHIP_ID: usize = 0x1A0;
+    pub const COMMITTED_TCB: usize = 0x1E0;
+    pub const CURRENT_BUILD: usize = 0x1E8;
+    pub const COMMITTED_BUILD: usize = 0x1EC;
+    pub const LAUNCH_TCB: usize = 0x1F0;
+    pub const LAUNCH_MIT_VECTOR: usize = 0x1F8;
+    pub const CURRENT_MIT_VECTOR: usize = 0x200;
+    pub const SIGNATURE_R: usize = super::SIG_R;
+    pub const SIGNATURE_S: usize = super::SIG_S;
+    pub const SIGNATURE_COMPONENT_LEN: usize = super::SIG_COMPONENT_LEN;
+}

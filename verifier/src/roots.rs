@@ -1,0 +1,203 @@
+//! Trust anchors: the AMD root keys (ARKs) compiled into the binary, and any extra root an
+//! operator configures explicitly (the simulator's, for development).
+
+use crate::error::{CertError, ChainError};
+use crate::product::Product;
+use crate::x509::ParsedCert;
+use rsa::RsaPublicKey;
+use x509_cert::Certificate;
+
+/// AMD's ASK and ARK for each product, byte-identical to what AMD's KDS serves
+/// (`https://kdsintf.amd.com/vcek/v1/{product}/cert_chain`).
+const AMD_CHAINS: [(Product, &str); 3] = [
+    (Product::Milan, include_str!("../roots/milan-ask-ark.pem")),
+    (Product::Genoa, include_str!("../roots/genoa-ask-ark.pem")),
+    (Product::Turin, include_str!("../roots/turin-ask-ark.pem")),
+];
+
+/// Where a trust anchor came from; shown to operators at start-up and in verification results.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootOrigin {
+    /// A genuine AMD root compiled into this binary.
+    Amd,
+    /// A root the operator added explicitly, with a label (e.g. "simulator").
+    Extra(String),
+}
+
+/// A trusted ARK for one product, with the ASK to use when the evidence brings none.
+#[derive(Debug, Clone)]
+pub struct TrustAnchor {
+    pub product: Product,
+    pub origin: RootOrigin,
+    pub(crate) ark: ParsedCert,
+    pub(crate) ark_key: RsaPublicKey,
+    pub(crate) default_ask: Option<ParsedCert>,
+}
+
+impl TrustAnchor {
+    /// Builds an anchor, checking the ARK's self-signature and that the default ASK (if any) is
+    /// signed by it, so a typo in a root file is caught at start-up and not on the first guest.
+    pub fn new(
+        product: Product,
+        origin: RootOrigin,
+        ark_der: &[u8],
+        ask_der: Option<&[u8]>,
+    ) -> Result<TrustAnchor, RootError> {
+        let ark = ParsedCert::parse(ark_der, "ARK")?;
+        let ark_key = ark.rsa_public_key("ARK")?;
+        ark.verify_signed_by(&ark_key, "ARK", ChainError::ArkSelfSignature)?;
+        let default_ask = match ask_der {
+            Some(der) => {
+                let ask = ParsedCert::parse(der, "ASK")?;
+                ask.verify_signed_by(&ark_key, "ASK", ChainError::AskNotSignedByArk { product })?;
+                Some(ask)
+            }
+            None => None,
+        };
+        Ok(TrustAnchor {
+            product,
+            origin,
+            ark,
+            ark_key,
+            default_ask,
+        })
+    }
+
+    /// SHA-256 of the ARK's SubjectPublicKeyInfo: what operators compare when pinning a root.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.ark.spki_der()))
+    }
+
+    pub fn subject(&self) -> String {
+        self.ark.common_name(true).unwrap_or_default()
+    }
+}
+
+/// Why a trust root could not be loaded.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RootError {
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("root PEM must hold an ASK then an ARK (or a lone ARK): {0}")]
+    Pem(String),
+}
+
+/// The set of ARKs a verifier accepts, per product.
+#[derive(Debug, Clone)]
+pub struct TrustRoots {
+    anchors: Vec<TrustAnchor>,
+}
+
+impl TrustRoots {
+    /// The genuine AMD roots for Milan, Genoa and Turin, and nothing else.
+    pub fn amd() -> TrustRoots {
+        let anchors = AMD_CHAINS
+            .iter()
+            .map(|(product, pem)| {
+                anchor_from_pem(*product, RootOrigin::Amd, pem.as_bytes())
+                    .expect("compiled-in AMD roots are valid; a unit test checks it")
+            })
+            .collect();
+        TrustRoots { anchors }
+    }
+
+    pub fn empty() -> TrustRoots {
+        TrustRoots {
+            anchors: Vec::new(),
+        }
+    }
+
+    /// Adds an extra root for `products`, from a PEM holding an ASK then an ARK, or only an ARK.
+    /// This is how a node is told to trust the simulator: there is no other way in.
+    pub fn add_pem(
+        &mut self,
+        products: &[Product],
+        label: &str,
+        pem: &[u8],
+    ) -> Result<(), RootError> {
+        for &product in products {
+            let anchor = anchor_from_pem(product, RootOrigin::Extra(label.to_string()), pem)?;
+            self.anchors.push(anchor);
+        }
+        Ok(())
+    }
+
+    pub fn add(&mut self, anchor: TrustAnchor) {
+        self.anchors.push(anchor);
+    }
+
+    pub fn anchors(&self) -> &[TrustAnchor] {
+        &self.anchors
+    }
+
+    pub fn for_product(&self, product: Product) -> impl Iterator<Item = &TrustAnchor> {
+        self.anchors.iter().filter(move |a| a.product == product)
+    }
+
+    /// True if any root did not come from AMD: nodes warn loudly about it at start-up.
+    pub fn has_extra_roots(&self) -> bool {
+        self.anchors
+            .iter()
+            .any(|a| !matches!(a.origin, RootOrigin::Amd))
+    }
+}
+
+fn anchor_from_pem(
+    product: Product,
+    origin: RootOrigin,
+    pem: &[u8],
+) -> Result<TrustAnchor, RootError> {
+    let certs = Certificate::load_pem_chain(pem).map_err(|e| RootError::Pem(e.to_string()))?;
+    let ders: Vec<Vec<u8>> = certs
+        .iter()
+        .map(der::Encode::to_der)
+        .collect::<Result<_, _>>()
+        .map_err(|e| RootError::Pem(e.to_string()))?;
+    match ders.as_slice() {
+        [ark] => TrustAnchor::new(product, origin, ark, None),
+        [ask, ark] => TrustAnchor::new(product, origin, ark, Some(ask)),
+        other => Err(RootError::Pem(format!(
+            "found {} certificates",
+            other.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_in_amd_roots_load_and_are_self_signed() {
+        let roots = TrustRoots::amd();
+        assert_eq!(roots.anchors().len(), 3);
+        for product in Product::ALL {
+            let anchor = roots.for_product(product).next().unwrap();
+            assert_eq!(anchor.subject(), format!("ARK-{product}"));
+            assert_eq!(anchor.origin, RootOrigin::Amd);
+            assert!(anchor.default_ask.is_some());
+        }
+        assert!(!roots.has_extra_roots());
+    }
+
+    #[test]
+    fn a_root_file_with_an_ask_from_another_product_is_refused() {
+        // Genoa's ASK under Milan's ARK: the ASK signature check must catch the mix-up.
+        let milan = AMD_CHAINS[0].1;
+        let genoa = AMD_CHAINS[1].1;
+        let genoa_ask = &genoa[..genoa.find("-----END CERTIFICATE-----").unwrap() + 26];
+        let milan_ark = &milan[milan.find("-----END CERTIFICATE-----").unwrap() + 26..];
+        let mixed = format!("{genoa_ask}\n{}", milan_ark.trim_start());
+        let err = anchor_from_pem(Product::Milan, RootOrigin::Amd, mixed.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            RootError::Chain(ChainError::AskNotSignedByArk {
+                product: Product::Milan
+            })
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! What AMD's VCEK certificate says about the chip and TCB it was derived for (the AMD
+//! "Versioned Chip Endorsement Key" certificate extensions), and the checks that bind a report
+//! to it.
+
+use crate::error::{BindingError, CertError};
+use crate::product::Product;
+use crate::tcb::TcbVersion;
+use crate::x509::ParsedCert;
+use const_oid::ObjectIdentifier;
+use der::asn1::OctetStringRef;
+use der::Decode;
+
+pub const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
+pub const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
+pub const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
+pub const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
+pub const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
+pub const OID_FMC_SPL: &str = "1.3.6.1.4.1.3704.1.3.9";
+pub const OID_HWID: &str = "1.3.6.1.4.1.3704.1.4";
+
+/// Length of the hwID on Milan and Genoa (the full chip id) and on Turin (its first 8 bytes).
+pub const HWID_LEN: usize = 64;
+pub const HWID_LEN_TURIN: usize = 8;
+
+/// The VCEK's TCB and chip identity, decoded from its extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcekClaims {
+    pub tcb: TcbVersion,
+    pub hwid: Vec<u8>,
+    pub product_name: Option<String>,
+}
+
+fn extension<'a>(cert: &'a ParsedCert, oid: &str) -> Option<&'a [u8]> {
+    let oid = ObjectIdentifier::new(oid).ok()?;
+    cert.cert
+        .tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == oid)
+        .map(|e| e.extn_value.as_bytes())
+}
+
+fn spl(cert: &ParsedCert, name: &'static str, oid: &'static str) -> Result<u8, BindingError> {
+    let value = extension(cert, oid).ok_or(BindingError::MissingExtension { name, oid })?;
+    u8::from_der(value).map_err(|e| BindingError::MalformedExtension {
+        name,
+        reason: format!("expected a DER INTEGER 0..=255: {e}"),
+    })
+}
+
+impl VcekClaims {
+    pub fn from_certificate(vcek: &ParsedCert, product: Product) -> Result<VcekClaims, BindingError> {
+        let fmc = if product.has_turin_tcb_layout() {
+            spl(vcek, "fmcSPL", OID_FMC_SPL)?
+        } else {
+            0
+        };
+        let tcb = TcbVersion {
+            bootloader: spl(vcek, "blSPL", OID_BL_SPL)?,
+            tee: spl(vcek, "teeSPL", OID_TEE_SPL)?,
+            snp: spl(vcek, "snpSPL", OID_SNP_SPL)?,
+            microcode: spl(vcek, "ucodeSPL", OID_UCODE_SPL)?,
+            fmc,
+        };
+        let raw_hwid = extension(vcek, OID_HWID).ok_or(BindingError::MissingExtension {
+            name: "hwID",
+            oid: OID_HWID,
+        })?;
+        let hwid = decode_hwid(raw_hwid, product)?;
+        let product_name = extension(vcek, OID_PRODUCT_NAME).and_then(|v| {
+            der::asn1::Ia5StringRef::from_der(v)
+                .ok()
+                .map(|s| s.as_str().to_owned())
+        });
+        Ok(VcekClaims {
+            tcb,
+            hwid,
+            product_name,
+        })
+    }
+
+    /// The VCEK is derived from the chip's secret and the reported TCB, so its extensions must
+    /// equal reported_tcb: a VCEK for an older, vulnerable TCB must not vouch for a report that
+    /// claims a newer one.
+    pub fn check_tcb(&self, reported: &TcbVersion) -> Result<(), BindingError> {
+        for ((component, vcek), (_, report)) in self.tcb.components().into_iter().zip(reported.components())
+        {
+            if vcek != report {
+                return Err(BindingError::TcbMismatch {
+                    component,
+                    vcek,
+                    report,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The hwID must name the chip that produced the report, or a VCEK of one machine could
+    /// authorize reports claimed to come from another (and chip allow-lists mean nothing).
+    pub fn check_chip_id(&self, chip_id: &[u8; 64]) -> Result<(), BindingError> {
+        let n = self.hwid.len();
+        if chip_id[..n] != self.hwid[..] || chip_id[n..].iter().any(|&b| b != 0) {
+            return Err(BindingError::ChipIdMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// hwID comes as 64 raw bytes (Milan, Genoa), 8 raw bytes (Turin), or wrapped in a DER
+/// OCTET STRING by some issuers; all three must compare equal to the same chip id.
+fn decode_hwid(value: &[u8], product: Product) -> Result<Vec<u8>, BindingError> {
+    let expected = if product.has_turin_tcb_layout() {
+        HWID_LEN_TURIN
+    } else {
+        HWID_LEN
+    };
+    let bytes = if value.len() == expected {
+        value
+    } else {
+        OctetStringRef::from_der(value)
+            .map(|o| o.as_bytes())
+            .map_err(|_| BindingError::MalformedExtension {
+                name: "hwID",
+                reason: format!(
+                    "{} bytes, neither {expected} raw bytes nor a DER OCTET STRING",
+                    value.len()
+                ),
+            })?
+    };
+    if bytes.len() != expected {
+        return Err(BindingError::MalformedExtension {
+            name: "hwID",
+            reason: format!("{} bytes, expected {expected} for {product}", bytes.len()),
+        });
+    }
+    Ok(bytes.to_vec())
+}
+
+/// The VCEK's P-384 public key.
+pub fn vcek_public_key(vcek: &ParsedCert) -> Result<p384::ecdsa::VerifyingKey, CertError> {
+    let spki = &vcek.cert.tbs_certificate.subject_public_key_info;
+    let ec_public_key = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    let secp384r1 = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    if spki.algorithm.oid != ec_public_key || curve != Some(secp384r1) {
+        return Err(CertError::VcekKey(format!(
+            "algorithm {} with parameters {:?}",
+            spki.algorithm.oid, curve
+        )));
+    }
+    let point = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| CertError::VcekKey("public key bit string has unused bits".into()))?;
+    p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|e| CertError::VcekKey(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hwid_encodings() {
+        let chip = [7u8; 64];
+        assert_eq!(decode_hwid(&chip, Product::Milan).unwrap(), chip.to_vec());
+        let mut wrapped = vec![0x04, 0x40];
+        wrapped.extend_from_slice(&chip);
+        assert_eq!(decode_hwid(&wrapped, Product::Genoa).unwrap(), chip.to_vec());
+        assert_eq!(decode_hwid(&chip[..8], Product::Turin).unwrap(), chip[..8].to_vec());
+        let mut wrapped8 = vec![0x04, 0x08];
+        wrapped8.extend_from_slice(&chip[..8]);
+        assert_eq!(decode_hwid(&wrapped8, Product::Turin).unwrap(), chip[..8].to_vec());
+        assert!(decode_hwid(&chip[..8], Product::Milan).is_err());
+        assert!(decode_hwid(&chip[..63], Product::Milan).is_err());
+    }
+
+    #[test]
+    fn turin_chip_id_compares_first_eight_bytes_and_zero_rest() {
+        let claims = VcekClaims {
+            tcb: TcbVersion::default(),
+            hwid: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            product_name: None,
+        };
+        let mut chip = [0u8; 64];
+        chip[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(claims.check_chip_id(&chip), Ok(()));
+        chip[40] = 1;
+        assert_eq!(claims.check_chip_id(&chip), Err(BindingError::ChipIdMismatch));
+    }
+}
