@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Verify SNP evidence (a report and its certificates) and print the decoded fields.
     Verify(cmd::verify::Args),
+    /// Compute the SNP launch measurement of an OVMF (+ kernel) guest image, to register it.
+    Measure(cmd::measure::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log, cli.log_json);
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Measure(args) => cmd::measure::run(args),
     };
     match result {
         Ok(code) => code,

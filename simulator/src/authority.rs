@@ -96,7 +96,10 @@ impl SimAuthority {
             ark_key: RsaPrivateKey::from_pkcs8_pem(ARK_KEY_PEM).expect("ARK fixture key"),
             ask_key: RsaPrivateKey::from_pkcs8_pem(ASK_KEY_PEM).expect("ASK fixture key"),
             ark_der: pem_to_der(ARK_PEM),
-            ask_der: ASK_PEMS.iter().map(|(p, pem)| (*p, pem_to_der(pem))).collect(),
+            ask_der: ASK_PEMS
+                .iter()
+                .map(|(p, pem)| (*p, pem_to_der(pem)))
+                .collect(),
         }
     }
 

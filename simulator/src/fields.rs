@@ -79,8 +79,14 @@ impl ReportFields {
         put(offsets::COMMITTED_BUILD, &v(self.committed_version));
         put(offsets::LAUNCH_TCB, &self.launch_tcb.encode(product));
         if self.version >= 5 {
-            put(offsets::LAUNCH_MIT_VECTOR, &self.mit_vectors.0.to_le_bytes());
-            put(offsets::CURRENT_MIT_VECTOR, &self.mit_vectors.1.to_le_bytes());
+            put(
+                offsets::LAUNCH_MIT_VECTOR,
+                &self.mit_vectors.0.to_le_bytes(),
+            );
+            put(
+                offsets::CURRENT_MIT_VECTOR,
+                &self.mit_vectors.1.to_le_bytes(),
+            );
         }
         r
     }

@@ -64,7 +64,11 @@ pub fn default_tcb(product: Product) -> TcbVersion {
 impl SimulatedPlatform {
     /// A platform whose chip is identified by `chip_seed` (any bytes; the same seed gives the
     /// same chip id and VCEKs, like the same physical part).
-    pub fn new(authority: Arc<SimAuthority>, product: Product, chip_seed: &[u8]) -> SimulatedPlatform {
+    pub fn new(
+        authority: Arc<SimAuthority>,
+        product: Product,
+        chip_seed: &[u8],
+    ) -> SimulatedPlatform {
         let chip_secret: [u8; 32] = sha2::Sha256::new()
             .chain_update(b"snpkms-sim/chip-secret/v1")
             .chain_update(chip_seed)

@@ -91,5 +91,6 @@ mod tests {
             HOST_DATA_VECTOR
         );
     }
-    const HOST_DATA_VECTOR: &str = "8ced631e6762aa3362e4b91ba12e911d9e46a11e4fc276d1816da37a6bb579fd";
+    const HOST_DATA_VECTOR: &str =
+        "8ced631e6762aa3362e4b91ba12e911d9e46a11e4fc276d1816da37a6bb579fd";
 }

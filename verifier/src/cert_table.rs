@@ -149,7 +149,8 @@ pub fn parse(buf: &[u8]) -> Result<Vec<CertTableEntry>, CertError> {
 /// Writes a certificate table: the header entries, a zero entry, then the data, in order.
 pub fn encode(entries: &[CertTableEntry]) -> Vec<u8> {
     let table_end = (entries.len() + 1) * ENTRY_LEN;
-    let mut out = Vec::with_capacity(table_end + entries.iter().map(|e| e.data.len()).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(table_end + entries.iter().map(|e| e.data.len()).sum::<usize>());
     let mut offset = table_end;
     for e in entries {
         out.extend_from_slice(&e.guid.0);
@@ -184,7 +185,10 @@ mod tests {
 
     #[test]
     fn guid_constants_match_the_published_strings() {
-        assert_eq!(hex::encode(Guid::VCEK.0), "63da758de6644564adc5f4b93be8accd");
+        assert_eq!(
+            hex::encode(Guid::VCEK.0),
+            "63da758de6644564adc5f4b93be8accd"
+        );
         assert_eq!(hex::encode(Guid::ARK.0), "c0b406a4a803495297433fb6014cd0ae");
     }
 

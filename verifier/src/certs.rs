@@ -50,7 +50,10 @@ impl CertificateBundle {
         let [ask, ark] = certs.as_slice() else {
             return Err(CertError::Decode {
                 which: "ASK/ARK chain",
-                reason: format!("expected 2 certificates (ASK then ARK), found {}", certs.len()),
+                reason: format!(
+                    "expected 2 certificates (ASK then ARK), found {}",
+                    certs.len()
+                ),
             });
         };
         self.ask = Some(encode(ask, "ASK")?);

@@ -93,9 +93,13 @@ pub fn verify_chain(
         .into_iter()
         .find_map(|anchor| {
             let ask = supplied_ask.as_ref().or(anchor.default_ask.as_ref())?;
-            ask.verify_signed_by(&anchor.ark_key, "ASK", ChainError::AskNotSignedByArk { product })
-                .ok()
-                .map(|()| (anchor, ask))
+            ask.verify_signed_by(
+                &anchor.ark_key,
+                "ASK",
+                ChainError::AskNotSignedByArk { product },
+            )
+            .ok()
+            .map(|()| (anchor, ask))
         })
         .ok_or(ChainError::AskNotSignedByArk { product })?;
 

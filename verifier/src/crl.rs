@@ -19,7 +19,8 @@ pub struct Crl {
 
 impl Crl {
     pub fn from_der(der: &[u8]) -> Result<Crl, CertError> {
-        let list = CertificateList::from_der(der).map_err(|e| CertError::CrlDecode(e.to_string()))?;
+        let list =
+            CertificateList::from_der(der).map_err(|e| CertError::CrlDecode(e.to_string()))?;
         Ok(Crl {
             der: der.to_vec(),
             list,
@@ -28,7 +29,12 @@ impl Crl {
 
     /// Checks the ARK's signature and freshness. A CRL that was due for renewal is refused: an
     /// old CRL is how an attacker would hide a recent revocation.
-    pub fn verify(&self, ark_key: &RsaPublicKey, product: Product, at: u64) -> Result<(), ChainError> {
+    pub fn verify(
+        &self,
+        ark_key: &RsaPublicKey,
+        product: Product,
+        at: u64,
+    ) -> Result<(), ChainError> {
         let bad = ChainError::CrlSignature { product };
         if !is_rsa_pss_sha384(&self.list.signature_algorithm) {
             return Err(bad);

@@ -144,7 +144,10 @@ pub enum BindingError {
     #[error("key_info.signing_key is {0}, expected 0 (VCEK)")]
     UnsupportedSigningKey(u8),
     #[error("VCEK lacks the {name} extension ({oid})")]
-    MissingExtension { name: &'static str, oid: &'static str },
+    MissingExtension {
+        name: &'static str,
+        oid: &'static str,
+    },
     #[error("VCEK {name} extension is malformed: {reason}")]
     MalformedExtension { name: &'static str, reason: String },
     #[error("VCEK {component} SPL is {vcek} but reported_tcb says {report}: the VCEK belongs to another TCB")]
@@ -167,7 +170,9 @@ pub enum PolicyError {
     MigrateAgentAllowed,
     #[error("vmpl is {vmpl}, the policy requires at most {max}")]
     Vmpl { vmpl: u32, max: u32 },
-    #[error("SMT is allowed by the guest policy or enabled on the platform, and the policy forbids SMT")]
+    #[error(
+        "SMT is allowed by the guest policy or enabled on the platform, and the policy forbids SMT"
+    )]
     SmtNotAllowed,
     #[error("policy.single_socket is not set and the policy requires single-socket guests")]
     SingleSocketRequired,
@@ -179,7 +184,9 @@ pub enum PolicyError {
         min_major: u8,
         min_minor: u8,
     },
-    #[error("{which} {component} is {value}, below the {product} minimum {min} (minimum TCB {minimum})")]
+    #[error(
+        "{which} {component} is {value}, below the {product} minimum {min} (minimum TCB {minimum})"
+    )]
     TcbBelowMinimum {
         which: &'static str,
         product: Product,

@@ -224,7 +224,13 @@ mod tests {
         assert!(!policy.allow_smt);
         assert!(!policy.allow_debug);
         assert_eq!(policy.max_vmpl, 0);
-        assert_eq!(policy.min_abi, Abi { major: 1, minor: 55 });
+        assert_eq!(
+            policy.min_abi,
+            Abi {
+                major: 1,
+                minor: 55
+            }
+        );
         assert_eq!(policy.min_tcb[&Product::Milan].snp, 22);
         assert_eq!(policy.min_tcb[&Product::Milan].tee, 0);
     }

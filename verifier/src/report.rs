@@ -89,13 +89,14 @@ fn reserved_ranges(version: u32) -> Vec<(&'static str, std::ops::Range<usize>)> 
 impl ParsedReport {
     /// Checks the format of `bytes` (step 1 of verification).
     pub fn parse(bytes: &[u8], versions: VersionWindow) -> Result<ParsedReport, FormatError> {
-        let raw: Box<[u8; REPORT_LEN]> = bytes
-            .to_vec()
-            .into_boxed_slice()
-            .try_into()
-            .map_err(|_| FormatError::Length {
-                actual: bytes.len(),
-            })?;
+        let raw: Box<[u8; REPORT_LEN]> =
+            bytes
+                .to_vec()
+                .into_boxed_slice()
+                .try_into()
+                .map_err(|_| FormatError::Length {
+                    actual: bytes.len(),
+                })?;
         let report = ParsedReport { raw };
 
         let version = report.version();

@@ -25,6 +25,15 @@ pub enum RootOrigin {
     Extra(String),
 }
 
+impl std::fmt::Display for RootOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootOrigin::Amd => f.write_str("AMD"),
+            RootOrigin::Extra(label) => write!(f, "extra root ({label})"),
+        }
+    }
+}
+
 /// A trusted ARK for one product, with the ASK to use when the evidence brings none.
 #[derive(Debug, Clone)]
 pub struct TrustAnchor {

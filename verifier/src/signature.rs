@@ -7,7 +7,10 @@ use p384::ecdsa::{Signature, VerifyingKey};
 
 /// Verifies the signature over the bytes as received. Hashing a re-encoded struct instead would
 /// accept tampered reserved bytes that the struct does not carry.
-pub fn verify_report_signature(report: &ParsedReport, vcek: &VerifyingKey) -> Result<(), SignatureError> {
+pub fn verify_report_signature(
+    report: &ParsedReport,
+    vcek: &VerifyingKey,
+) -> Result<(), SignatureError> {
     let (r, s) = report.signature_scalars();
     let signature = Signature::from_scalars(r, s).map_err(|_| SignatureError::Malformed)?;
     vcek.verify(report.signed_bytes(), &signature)

@@ -50,7 +50,10 @@ fn spl(cert: &ParsedCert, name: &'static str, oid: &'static str) -> Result<u8, B
 }
 
 impl VcekClaims {
-    pub fn from_certificate(vcek: &ParsedCert, product: Product) -> Result<VcekClaims, BindingError> {
+    pub fn from_certificate(
+        vcek: &ParsedCert,
+        product: Product,
+    ) -> Result<VcekClaims, BindingError> {
         let fmc = if product.has_turin_tcb_layout() {
             spl(vcek, "fmcSPL", OID_FMC_SPL)?
         } else {
@@ -84,7 +87,8 @@ impl VcekClaims {
     /// equal reported_tcb: a VCEK for an older, vulnerable TCB must not vouch for a report that
     /// claims a newer one.
     pub fn check_tcb(&self, reported: &TcbVersion) -> Result<(), BindingError> {
-        for ((component, vcek), (_, report)) in self.tcb.components().into_iter().zip(reported.components())
+        for ((component, vcek), (_, report)) in
+            self.tcb.components().into_iter().zip(reported.components())
         {
             if vcek != report {
                 return Err(BindingError::TcbMismatch {
@@ -171,11 +175,20 @@ mod tests {
         assert_eq!(decode_hwid(&chip, Product::Milan).unwrap(), chip.to_vec());
         let mut wrapped = vec![0x04, 0x40];
         wrapped.extend_from_slice(&chip);
-        assert_eq!(decode_hwid(&wrapped, Product::Genoa).unwrap(), chip.to_vec());
-        assert_eq!(decode_hwid(&chip[..8], Product::Turin).unwrap(), chip[..8].to_vec());
+        assert_eq!(
+            decode_hwid(&wrapped, Product::Genoa).unwrap(),
+            chip.to_vec()
+        );
+        assert_eq!(
+            decode_hwid(&chip[..8], Product::Turin).unwrap(),
+            chip[..8].to_vec()
+        );
         let mut wrapped8 = vec![0x04, 0x08];
         wrapped8.extend_from_slice(&chip[..8]);
-        assert_eq!(decode_hwid(&wrapped8, Product::Turin).unwrap(), chip[..8].to_vec());
+        assert_eq!(
+            decode_hwid(&wrapped8, Product::Turin).unwrap(),
+            chip[..8].to_vec()
+        );
         assert!(decode_hwid(&chip[..8], Product::Milan).is_err());
         assert!(decode_hwid(&chip[..63], Product::Milan).is_err());
     }
@@ -191,6 +204,9 @@ mod tests {
         chip[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(claims.check_chip_id(&chip), Ok(()));
         chip[40] = 1;
-        assert_eq!(claims.check_chip_id(&chip), Err(BindingError::ChipIdMismatch));
+        assert_eq!(
+            claims.check_chip_id(&chip),
+            Err(BindingError::ChipIdMismatch)
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 const AT: UnixTime = UnixTime(1_780_272_000);
 
 fn testdata(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/amd").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/amd")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -72,7 +74,11 @@ fn all_genuine_reports_verify_and_decode_as_the_manifest_says() {
         let product: Product = e["product"].as_str().unwrap().parse().unwrap();
         assert_eq!(r.product, product, "{name}");
         assert_eq!(r.version as u64, e["version"].as_u64().unwrap(), "{name}");
-        assert_eq!(r.guest_svn as u64, e["guest_svn"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            r.guest_svn as u64,
+            e["guest_svn"].as_u64().unwrap(),
+            "{name}"
+        );
         assert_eq!(format!("{:#x}", r.policy.0), e["policy"], "{name}");
         assert_eq!(r.vmpl as u64, e["vmpl"].as_u64().unwrap(), "{name}");
         assert_eq!(format!("{:#x}", r.plat_info.0), e["plat_info"], "{name}");
@@ -81,9 +87,15 @@ fn all_genuine_reports_verify_and_decode_as_the_manifest_says() {
         assert_eq!(hex::encode(r.host_data), e["host_data"], "{name}");
         assert_eq!(hex::encode(r.chip_id), e["chip_id"], "{name}");
         assert_eq!(tcb_hex(r.current_tcb, product), e["current_tcb"], "{name}");
-        assert_eq!(tcb_hex(r.reported_tcb, product), e["reported_tcb"], "{name}");
+        assert_eq!(
+            tcb_hex(r.reported_tcb, product),
+            e["reported_tcb"],
+            "{name}"
+        );
         assert_eq!(tcb_hex(r.launch_tcb, product), e["launch_tcb"], "{name}");
-        let cpuid = r.cpuid.map_or("000000".into(), |(f, m, s)| hex::encode([f, m, s]));
+        let cpuid = r
+            .cpuid
+            .map_or("000000".into(), |(f, m, s)| hex::encode([f, m, s]));
         assert_eq!(cpuid, e["cpuid"], "{name}");
         assert_eq!(r.root, snpkms_verifier::RootOrigin::Amd);
     }
@@ -301,7 +313,8 @@ fn a_chain_from_another_product_root_is_rejected() {
     // With no root for the product at all.
     let only_milan = {
         let mut r = TrustRoots::empty();
-        r.add_pem(&[Product::Milan], "milan", &chain("milan")).unwrap();
+        r.add_pem(&[Product::Milan], "milan", &chain("milan"))
+            .unwrap();
         Verifier::new(r, Policy::default())
     };
     assert_eq!(
@@ -336,7 +349,10 @@ fn certificate_validity_is_checked_at_the_given_time() {
     assert!(
         matches!(
             later,
-            Err(VerifyError::Chain(ChainError::Expired { which: "VCEK", .. }))
+            Err(VerifyError::Chain(ChainError::Expired {
+                which: "VCEK",
+                ..
+            }))
         ),
         "{later:?}"
     );
@@ -345,7 +361,10 @@ fn certificate_validity_is_checked_at_the_given_time() {
     assert!(
         matches!(
             earlier,
-            Err(VerifyError::Chain(ChainError::NotYetValid { which: "VCEK", .. }))
+            Err(VerifyError::Chain(ChainError::NotYetValid {
+                which: "VCEK",
+                ..
+            }))
         ),
         "{earlier:?}"
     );
@@ -419,7 +438,10 @@ fn vlek_signed_reports_get_a_clear_error() {
     let mut v = vector("ms-genoa-report.bin");
     v.report[offsets::KEY_INFO] |= 1 << 2;
     assert_eq!(verify(&v), Err(BindingError::VlekNotSupported.into()));
-    assert!(verify(&v).unwrap_err().to_string().contains("VLEK is not supported"));
+    assert!(verify(&v)
+        .unwrap_err()
+        .to_string()
+        .contains("VLEK is not supported"));
 }
 
 #[test]
@@ -437,7 +459,10 @@ fn missing_and_garbage_certificates() {
     certs.vcek.as_mut().unwrap().truncate(100);
     assert!(matches!(
         verifier().verify(&v.report, &certs, AT),
-        Err(VerifyError::Certificate(CertError::Decode { which: "VCEK", .. }))
+        Err(VerifyError::Certificate(CertError::Decode {
+            which: "VCEK",
+            ..
+        }))
     ));
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod measure;
 pub mod verify;
 
 /// Exit status for usage errors (bad arguments, unreadable files), as clap uses.

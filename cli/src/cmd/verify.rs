@@ -14,7 +14,11 @@ pub struct Args {
     #[arg(long)]
     report: PathBuf,
     /// The VCEK certificate (DER or PEM).
-    #[arg(long, conflicts_with = "cert_table", required_unless_present = "cert_table")]
+    #[arg(
+        long,
+        conflicts_with = "cert_table",
+        required_unless_present = "cert_table"
+    )]
     vcek: Option<PathBuf>,
     /// A certificate table (extended report / configfs-tsm auxblob) instead of --vcek.
     #[arg(long)]
@@ -71,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut verifier = Verifier::new(roots, policy);
     if let Some(path) = &args.crl {
-        let crl = Crl::from_der(&read_file(path)?).with_context(|| format!("{}", path.display()))?;
+        let crl =
+            Crl::from_der(&read_file(path)?).with_context(|| format!("{}", path.display()))?;
         verifier = verifier.with_crl(crl);
     }
     let at = match args.at {
@@ -115,7 +120,7 @@ fn print_human(r: &VerifiedReport) {
     let rows: Vec<(&str, String)> = vec![
         ("product", r.product.to_string()),
         ("version", r.version.to_string()),
-        ("root", format!("{:?}", r.root)),
+        ("root", r.root.to_string()),
         ("measurement", hex::encode(r.measurement)),
         ("host_data", hex::encode(r.host_data)),
         ("report_data", hex::encode(r.report_data)),

@@ -1,0 +1,11 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A vendored protoc, so that building needs no system package.
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("snpkms_descriptor.bin"))
+        .compile_protos(&["proto/snpkms/v1/kms.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

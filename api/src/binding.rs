@@ -1,0 +1,43 @@
+//! What a guest puts in report_data, so that a report can only be used for the one request it
+//! was made for: the node's fresh nonce (no replay) and the guest's ephemeral key (only that
+//! guest can open the response).
+
+use sha2::{Digest, Sha512};
+
+pub const GET_APP_KEY_DOMAIN: &[u8] = b"snpkms/get-app-key/v1";
+pub const ONBOARD_DOMAIN: &[u8] = b"snpkms/onboard/v1";
+
+/// `SHA-512(domain || nonce || ephemeral_public_key)`.
+pub fn report_data(domain: &[u8], nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
+    Sha512::new()
+        .chain_update(domain)
+        .chain_update(nonce)
+        .chain_update(ephemeral_public_key)
+        .finalize()
+        .into()
+}
+
+pub fn get_app_key_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
+    report_data(GET_APP_KEY_DOMAIN, nonce, ephemeral_public_key)
+}
+
+pub fn onboard_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
+    report_data(ONBOARD_DOMAIN, nonce, ephemeral_public_key)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn domains_separate_the_two_uses() {
+        let (n, k) = ([1u8; 32], [2u8; 32]);
+        assert_ne!(
+            super::get_app_key_report_data(&n, &k),
+            super::onboard_report_data(&n, &k)
+        );
+        // Independently: python3 -c 'import hashlib;print(hashlib.sha512(b"snpkms/get-app-key/v1"+b"\x01"*32+b"\x02"*32).hexdigest())'
+        assert_eq!(
+            hex::encode(super::get_app_key_report_data(&n, &k)),
+            "88c299f92d2a181adfa09a16186631db59310a7579d1df181becafccfcb0ed5ddce94696ce4af12dfe237ee9ca46f95b6d6419d1d69c5271cef559d511268dbb"
+        );
+    }
+}

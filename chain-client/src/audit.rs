@@ -1,0 +1,449 @@
+//! The audit trail: every event of a registry and its apps, decoded, with where and when it
+//! happened. Backs `snpkms audit`.
+//!
+//! Audit reads use one endpoint at the requested blocks (not the quorum of [`crate::ChainClient`]):
+//! they decide nothing, and anyone can repeat them against another node.
+
+use crate::bindings::{AppAuth, KmsRegistry};
+use crate::error::ChainError;
+use crate::rpc::Endpoint;
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::{SolEvent, SolEventInterface};
+use serde::Serialize;
+use snpkms_verifier::{Product, TcbVersion};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One decoded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub block_number: u64,
+    /// Unix seconds.
+    pub block_timestamp: u64,
+    pub tx_hash: B256,
+    pub log_index: u64,
+    /// The emitting contract: the registry, or an app (its AppAuth clone).
+    pub contract: Address,
+    #[serde(flatten)]
+    pub kind: AuditKind,
+}
+
+/// The events of `KmsRegistry` and `AppAuth` (including the OpenZeppelin ones they emit), with
+/// their arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "args")]
+pub enum AuditKind {
+    AppRegistered { app: Address, owner: Address, salt: B256 },
+    ComposeHashAdded { app: Address, compose_hash: B256 },
+    ComposeHashRemoved { app: Address, compose_hash: B256 },
+    DeviceAdded { app: Address, device_id: B256 },
+    DeviceRemoved { app: Address, device_id: B256 },
+    AllowAnyDeviceSet { app: Address, allowed: bool },
+    AppEnabled { app: Address },
+    AppDisabled { app: Address },
+    OsImageAdded { measurement: Bytes },
+    OsImageRemoved { measurement: Bytes },
+    KmsMeasurementAdded { measurement: Bytes },
+    KmsMeasurementRemoved { measurement: Bytes },
+    KmsChipAdded { device_id: B256, chip_id: Bytes },
+    KmsChipRemoved { device_id: B256, chip_id: Bytes },
+    MinTcbSet { product: u8, tcb: TcbVersion },
+    KmsInfoSet { root_signing_address: Address, tls_public_key: Bytes, epoch: u32 },
+    KeyEpochBumped { epoch: u32 },
+    UpgradesDisabled,
+    Upgraded { implementation: Address },
+    OwnershipTransferStarted { previous_owner: Address, new_owner: Address },
+    OwnershipTransferred { previous_owner: Address, new_owner: Address },
+    Initialized { version: u64 },
+    /// A log of the watched contracts that our ABI does not know.
+    Unknown { topic0: B256 },
+}
+
+impl AuditKind {
+    /// The event's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditKind::AppRegistered { .. } => "AppRegistered",
+            AuditKind::ComposeHashAdded { .. } => "ComposeHashAdded",
+            AuditKind::ComposeHashRemoved { .. } => "ComposeHashRemoved",
+            AuditKind::DeviceAdded { .. } => "DeviceAdded",
+            AuditKind::DeviceRemoved { .. } => "DeviceRemoved",
+            AuditKind::AllowAnyDeviceSet { .. } => "AllowAnyDeviceSet",
+            AuditKind::AppEnabled { .. } => "AppEnabled",
+            AuditKind::AppDisabled { .. } => "AppDisabled",
+            AuditKind::OsImageAdded { .. } => "OsImageAdded",
+            AuditKind::OsImageRemoved { .. } => "OsImageRemoved",
+            AuditKind::KmsMeasurementAdded { .. } => "KmsMeasurementAdded",
+            AuditKind::KmsMeasurementRemoved { .. } => "KmsMeasurementRemoved",
+            AuditKind::KmsChipAdded { .. } => "KmsChipAdded",
+            AuditKind::KmsChipRemoved { .. } => "KmsChipRemoved",
+            AuditKind::MinTcbSet { .. } => "MinTcbSet",
+            AuditKind::KmsInfoSet { .. } => "KmsInfoSet",
+            AuditKind::KeyEpochBumped { .. } => "KeyEpochBumped",
+            AuditKind::UpgradesDisabled => "UpgradesDisabled",
+            AuditKind::Upgraded { .. } => "Upgraded",
+            AuditKind::OwnershipTransferStarted { .. } => "OwnershipTransferStarted",
+            AuditKind::OwnershipTransferred { .. } => "OwnershipTransferred",
+            AuditKind::Initialized { .. } => "Initialized",
+            AuditKind::Unknown { .. } => "Unknown",
+        }
+    }
+
+    /// The arguments, for a human.
+    pub fn details(&self) -> String {
+        match self {
+            AuditKind::AppRegistered { app, owner, salt } => {
+                format!("app {app} owner {owner} salt {salt}")
+            }
+            AuditKind::ComposeHashAdded { compose_hash, .. }
+            | AuditKind::ComposeHashRemoved { compose_hash, .. } => {
+                format!("compose hash {compose_hash}")
+            }
+            AuditKind::DeviceAdded { device_id, .. } | AuditKind::DeviceRemoved { device_id, .. } => {
+                format!("device {device_id}")
+            }
+            AuditKind::AllowAnyDeviceSet { allowed, .. } => format!("allowed {allowed}"),
+            AuditKind::AppEnabled { .. } | AuditKind::AppDisabled { .. } => String::new(),
+            AuditKind::OsImageAdded { measurement }
+            | AuditKind::OsImageRemoved { measurement }
+            | AuditKind::KmsMeasurementAdded { measurement }
+            | AuditKind::KmsMeasurementRemoved { measurement } => format!("measurement {measurement}"),
+            AuditKind::KmsChipAdded { device_id, .. } | AuditKind::KmsChipRemoved { device_id, .. } => {
+                format!("device {device_id}")
+            }
+            AuditKind::MinTcbSet { product, tcb } => {
+                let name = Product::from_chain_id(*product)
+                    .map_or_else(|| format!("product {product}"), |p| p.to_string());
+                format!("{name} {tcb}")
+            }
+            AuditKind::KmsInfoSet {
+                root_signing_address,
+                tls_public_key,
+                epoch,
+            } => format!(
+                "root {root_signing_address} tls key {} bytes epoch {epoch}",
+                tls_public_key.len()
+            ),
+            AuditKind::KeyEpochBumped { epoch } => format!("epoch {epoch}"),
+            AuditKind::UpgradesDisabled => String::new(),
+            AuditKind::Upgraded { implementation } => format!("implementation {implementation}"),
+            AuditKind::OwnershipTransferStarted {
+                previous_owner,
+                new_owner,
+            }
+            | AuditKind::OwnershipTransferred {
+                previous_owner,
+                new_owner,
+            } => format!("{previous_owner} -> {new_owner}"),
+            AuditKind::Initialized { version } => format!("version {version}"),
+            AuditKind::Unknown { topic0 } => format!("topic0 {topic0}"),
+        }
+    }
+}
+
+fn from_registry(e: KmsRegistry::KmsRegistryEvents) -> AuditKind {
+    use KmsRegistry::KmsRegistryEvents as E;
+    match e {
+        E::AppRegistered(e) => AuditKind::AppRegistered {
+            app: e.app,
+            owner: e.owner,
+            salt: e.salt,
+        },
+        E::OsImageAdded(e) => AuditKind::OsImageAdded {
+            measurement: e.measurement,
+        },
+        E::OsImageRemoved(e) => AuditKind::OsImageRemoved {
+            measurement: e.measurement,
+        },
+        E::KmsMeasurementAdded(e) => AuditKind::KmsMeasurementAdded {
+            measurement: e.measurement,
+        },
+        E::KmsMeasurementRemoved(e) => AuditKind::KmsMeasurementRemoved {
+            measurement: e.measurement,
+        },
+        E::KmsChipAdded(e) => AuditKind::KmsChipAdded {
+            device_id: e.deviceId,
+            chip_id: e.chipId,
+        },
+        E::KmsChipRemoved(e) => AuditKind::KmsChipRemoved {
+            device_id: e.deviceId,
+            chip_id: e.chipId,
+        },
+        E::MinTcbSet(e) => AuditKind::MinTcbSet {
+            product: e.product,
+            tcb: e.tcb.into(),
+        },
+        E::KmsInfoSet(e) => AuditKind::KmsInfoSet {
+            root_signing_address: e.rootSigningAddress,
+            tls_public_key: e.tlsPublicKey,
+            epoch: e.epoch,
+        },
+        E::KeyEpochBumped(e) => AuditKind::KeyEpochBumped { epoch: e.epoch },
+        E::UpgradesDisabled(_) => AuditKind::UpgradesDisabled,
+        E::Upgraded(e) => AuditKind::Upgraded {
+            implementation: e.implementation,
+        },
+        E::OwnershipTransferStarted(e) => AuditKind::OwnershipTransferStarted {
+            previous_owner: e.previousOwner,
+            new_owner: e.newOwner,
+        },
+        E::OwnershipTransferred(e) => AuditKind::OwnershipTransferred {
+            previous_owner: e.previousOwner,
+            new_owner: e.newOwner,
+        },
+        E::Initialized(e) => AuditKind::Initialized { version: e.version },
+    }
+}
+
+fn from_app(e: AppAuth::AppAuthEvents) -> AuditKind {
+    use AppAuth::AppAuthEvents as E;
+    match e {
+        E::ComposeHashAdded(e) => AuditKind::ComposeHashAdded {
+            app: e.app,
+            compose_hash: e.composeHash,
+        },
+        E::ComposeHashRemoved(e) => AuditKind::ComposeHashRemoved {
+            app: e.app,
+            compose_hash: e.composeHash,
+        },
+        E::DeviceAdded(e) => AuditKind::DeviceAdded {
+            app: e.app,
+            device_id: e.deviceId,
+        },
+        E::DeviceRemoved(e) => AuditKind::DeviceRemoved {
+            app: e.app,
+            device_id: e.deviceId,
+        },
+        E::AllowAnyDeviceSet(e) => AuditKind::AllowAnyDeviceSet {
+            app: e.app,
+            allowed: e.allowed,
+        },
+        E::AppEnabled(e) => AuditKind::AppEnabled { app: e.app },
+        E::AppDisabled(e) => AuditKind::AppDisabled { app: e.app },
+        E::OwnershipTransferStarted(e) => AuditKind::OwnershipTransferStarted {
+            previous_owner: e.previousOwner,
+            new_owner: e.newOwner,
+        },
+        E::OwnershipTransferred(e) => AuditKind::OwnershipTransferred {
+            previous_owner: e.previousOwner,
+            new_owner: e.newOwner,
+        },
+        E::Initialized(e) => AuditKind::Initialized { version: e.version },
+    }
+}
+
+/// Reads the audit trail of one registry.
+#[derive(Debug, Clone)]
+pub struct AuditReader {
+    endpoint: Endpoint,
+    registry: Address,
+    /// Block range of one `eth_getLogs` (providers limit it).
+    chunk: u64,
+}
+
+/// Where a scan of the whole registry stands: the apps known so far.
+#[derive(Debug, Default)]
+struct Scope {
+    apps: BTreeSet<Address>,
+    apps_scanned_to: Option<u64>,
+}
+
+const ADDRESSES_PER_FILTER: usize = 500;
+
+impl AuditReader {
+    pub fn new(rpc_url: &str, registry: Address) -> Result<AuditReader, ChainError> {
+        Ok(AuditReader {
+            endpoint: Endpoint::new(rpc_url, Duration::from_secs(30), 2)?,
+            registry,
+            chunk: 10_000,
+        })
+    }
+
+    /// Blocks per `eth_getLogs` request (default 10 000).
+    pub fn with_chunk(mut self, blocks: u64) -> AuditReader {
+        self.chunk = blocks.max(1);
+        self
+    }
+
+    /// The latest block number.
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        Ok(self.endpoint.block(BlockNumberOrTag::Latest).await?.number)
+    }
+
+    /// All events of `app` (its AppAuth events and its registration), or of the registry and all
+    /// its apps, in `from_block..=to_block` (default: latest), in chain order.
+    pub async fn events(
+        &self,
+        app: Option<Address>,
+        from_block: u64,
+        to_block: Option<u64>,
+    ) -> Result<Vec<AuditEvent>, ChainError> {
+        let to = match to_block {
+            Some(t) => t,
+            None => self.head().await?,
+        };
+        self.events_in(app, from_block, to, &mut Scope::default())
+            .await
+    }
+
+    /// New events as they are mined: everything from `from_block` on, then each new block
+    /// `confirmations` deep, polled every `poll`. Stops when the receiver is dropped; an error
+    /// is sent once and ends the stream.
+    pub fn follow(
+        &self,
+        app: Option<Address>,
+        from_block: u64,
+        confirmations: u64,
+        poll: Duration,
+    ) -> mpsc::Receiver<Result<AuditEvent, ChainError>> {
+        let (tx, rx) = mpsc::channel(256);
+        let reader = self.clone();
+        tokio::spawn(async move {
+            let mut next = from_block;
+            let mut scope = Scope::default();
+            loop {
+                let head = match reader.head().await {
+                    Ok(h) => h.saturating_sub(confirmations),
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if head >= next {
+                    match reader.events_in(app, next, head, &mut scope).await {
+                        Ok(events) => {
+                            for e in events {
+                                if tx.send(Ok(e)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            next = head + 1;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+
+    async fn events_in(
+        &self,
+        app: Option<Address>,
+        from: u64,
+        to: u64,
+        scope: &mut Scope,
+    ) -> Result<Vec<AuditEvent>, ChainError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let mut logs = Vec::new();
+        match app {
+            Some(app) => {
+                let registration = Filter::new()
+                    .address(self.registry)
+                    .event_signature(KmsRegistry::AppRegistered::SIGNATURE_HASH)
+                    .topic1(app.into_word());
+                logs.extend(self.logs_chunked(registration, from, to).await?);
+                logs.extend(self.logs_chunked(Filter::new().address(app), from, to).await?);
+            }
+            None => {
+                // Apps registered before `from` still emit events in range, so the app set is
+                // built from the registry's whole history up to `to`.
+                let scan_from = scope.apps_scanned_to.map_or(0, |b| b + 1);
+                if scan_from <= to {
+                    let registrations = Filter::new()
+                        .address(self.registry)
+                        .event_signature(KmsRegistry::AppRegistered::SIGNATURE_HASH);
+                    for log in self.logs_chunked(registrations, scan_from, to).await? {
+                        if let Some(t) = log.topics().get(1) {
+                            scope.apps.insert(Address::from_word(*t));
+                        }
+                    }
+                    scope.apps_scanned_to = Some(to);
+                }
+                let mut addresses = vec![self.registry];
+                addresses.extend(scope.apps.iter().copied());
+                for group in addresses.chunks(ADDRESSES_PER_FILTER) {
+                    let f = Filter::new().address(group.to_vec());
+                    logs.extend(self.logs_chunked(f, from, to).await?);
+                }
+            }
+        }
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        logs.dedup_by_key(|l| (l.block_number, l.log_index));
+        let mut times: HashMap<u64, u64> = HashMap::new();
+        let mut out = Vec::with_capacity(logs.len());
+        for log in logs {
+            out.push(self.decode(&log, &mut times).await?);
+        }
+        Ok(out)
+    }
+
+    async fn logs_chunked(&self, filter: Filter, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(self.chunk - 1));
+            let f = filter.clone().from_block(start).to_block(end);
+            out.extend(self.endpoint.logs(&f).await?);
+            if end == u64::MAX {
+                break;
+            }
+            start = end + 1;
+        }
+        Ok(out)
+    }
+
+    async fn decode(&self, log: &Log, times: &mut HashMap<u64, u64>) -> Result<AuditEvent, ChainError> {
+        let missing = |what: &str| ChainError::BadResponse {
+            url: self.endpoint.url.clone(),
+            method: "eth_getLogs",
+            detail: format!("log without {what} (pending?)"),
+        };
+        let block_number = log.block_number.ok_or_else(|| missing("block number"))?;
+        let block_timestamp = match log.block_timestamp {
+            Some(t) => t,
+            None => match times.get(&block_number) {
+                Some(&t) => t,
+                None => {
+                    let t = self
+                        .endpoint
+                        .block(BlockNumberOrTag::Number(block_number))
+                        .await?
+                        .timestamp;
+                    times.insert(block_number, t);
+                    t
+                }
+            },
+        };
+        let topic0 = log.topics().first().copied().unwrap_or_default();
+        let kind = if log.address() == self.registry {
+            KmsRegistry::KmsRegistryEvents::decode_log(&log.inner)
+                .map(|e| from_registry(e.data))
+                .unwrap_or(AuditKind::Unknown { topic0 })
+        } else {
+            AppAuth::AppAuthEvents::decode_log(&log.inner)
+                .map(|e| from_app(e.data))
+                .unwrap_or(AuditKind::Unknown { topic0 })
+        };
+        Ok(AuditEvent {
+            block_number,
+            block_timestamp,
+            tx_hash: log.transaction_hash.ok_or_else(|| missing("transaction hash"))?,
+            log_index: log.log_index.ok_or_else(|| missing("log index"))?,
+            contract: log.address(),
+            kind,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! How the client reads the chain: which endpoints, how many must agree, at which block.
+
+use alloy::primitives::Address;
+use std::time::Duration;
+
+/// Which block every authorization read is pinned to.
+///
+/// Reading at `latest` would let whoever produces the next block (or a lagging RPC node) decide
+/// what the KMS sees; a block some confirmations deep, or the consensus layer's safe/finalized
+/// block, costs an attacker a reorg of that depth to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// `latest - n`.
+    Confirmations(u64),
+    /// The `safe` block tag (post-merge chains).
+    Safe,
+    /// The `finalized` block tag (post-merge chains).
+    Finalized,
+}
+
+impl std::str::FromStr for ReadAt {
+    type Err = String;
+    /// `safe`, `finalized`, or a number of confirmations.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "safe" => Ok(ReadAt::Safe),
+            "finalized" => Ok(ReadAt::Finalized),
+            n => n.parse().map(ReadAt::Confirmations).map_err(|_| {
+                format!("{s:?} is not a block choice (expected safe, finalized or a number of confirmations)")
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadAt::Confirmations(n) => write!(f, "latest-{n}"),
+            ReadAt::Safe => f.write_str("safe"),
+            ReadAt::Finalized => f.write_str("finalized"),
+        }
+    }
+}
+
+/// Configuration of a [`crate::ChainClient`]. Start from [`ChainConfig::new`] and change fields.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoints (http). Ideally run by different operators.
+    pub rpc_urls: Vec<String>,
+    /// How many endpoints must return the same answer at the same block hash (k of n).
+    pub quorum: usize,
+    /// The `KmsRegistry` proxy address.
+    pub registry: Address,
+    /// If set, every endpoint must report this chain id.
+    pub chain_id: Option<u64>,
+    /// The block reads are pinned to.
+    pub read_at: ReadAt,
+    /// A chain whose newest block is older than this (by block timestamp) gives no decisions.
+    pub max_staleness: Duration,
+    /// Timeout of one JSON-RPC request.
+    pub request_timeout: Duration,
+    /// Extra attempts after a failed request (transport errors and timeouts only).
+    pub retries: u32,
+    /// Upper bound on how long a cached decision is served, even without events.
+    pub cache_ttl: Duration,
+    /// How often the follower polls the head and the logs. Invalidation lags the pinned block by
+    /// at most this, so keep it at or below the chain's block time.
+    pub poll_interval: Duration,
+}
+
+impl ChainConfig {
+    /// One endpoint, k = 1, 3 confirmations, 5 min staleness, 5 s timeout, 2 retries,
+    /// 10 min cache TTL, 2 s polling.
+    pub fn new(rpc_url: impl Into<String>, registry: Address) -> ChainConfig {
+        ChainConfig {
+            rpc_urls: vec![rpc_url.into()],
+            quorum: 1,
+            registry,
+            chain_id: None,
+            read_at: ReadAt::Confirmations(3),
+            max_staleness: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(5),
+            retries: 2,
+            cache_ttl: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+
+    /// Rejects configurations that could never produce a decision.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.rpc_urls.is_empty() {
+            return Err("no RPC URL configured".into());
+        }
+        if self.quorum == 0 || self.quorum > self.rpc_urls.len() {
+            return Err(format!(
+                "quorum {} is impossible with {} RPC URL(s): it must be between 1 and the number of URLs",
+                self.quorum,
+                self.rpc_urls.len()
+            ));
+        }
+        if self.registry == Address::ZERO {
+            return Err("registry address is zero; set it to the KmsRegistry proxy address".into());
+        }
+        if self.poll_interval.is_zero() || self.request_timeout.is_zero() {
+            return Err("poll_interval and request_timeout must be positive".into());
+        }
+        Ok(())
+    }
+}

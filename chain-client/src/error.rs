@@ -1,0 +1,151 @@
+//! Typed errors. Each message says what went wrong and what to check; none ever contains key
+//! material (signers are loaded in `owner`, and their errors name only the file or variable).
+
+use crate::bindings::{AppAuth, ERC1967Proxy, KmsRegistry};
+use crate::BlockRef;
+use alloy::primitives::Address;
+use alloy::sol_types::{Panic, Revert, SolError, SolInterface};
+
+/// Everything that can stop the client from giving an answer. No variant ever means "allowed":
+/// callers must treat every error as a refusal.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChainError {
+    #[error("RPC endpoint {url} is unreachable ({reason}); check that the node runs and the URL is right")]
+    Unreachable { url: String, reason: String },
+
+    #[error("RPC endpoint {url} did not answer {method} within {timeout_ms} ms ({attempts} attempt(s)); the node may be overloaded or the timeout too short")]
+    Timeout {
+        url: String,
+        method: &'static str,
+        timeout_ms: u64,
+        attempts: u32,
+    },
+
+    #[error("RPC endpoint {url} answered {method} with an error: {message}")]
+    Rpc {
+        url: String,
+        method: &'static str,
+        message: String,
+    },
+
+    #[error("RPC endpoint {url} sent an answer to {method} that cannot be decoded: {detail}")]
+    BadResponse {
+        url: String,
+        method: &'static str,
+        detail: String,
+    },
+
+    #[error("chain is stale: the newest block is {age_secs} s old, more than the allowed {max_secs} s; the RPC node may be out of sync or the chain halted")]
+    Stale { age_secs: u64, max_secs: u64 },
+
+    #[error("no quorum: {answered} of the required {needed} RPC endpoint(s) answered{}", fmt_errors(.errors))]
+    NoQuorum {
+        needed: usize,
+        answered: usize,
+        errors: Vec<String>,
+    },
+
+    #[error("RPC endpoints disagree at block {block}: {detail}; one of them is wrong, on a fork, or lying")]
+    Disagreement { block: BlockRef, detail: String },
+
+    #[error("RPC endpoints disagree on the block hash at height {number}: {detail}; one of them is wrong, on a fork, or lying")]
+    BlockDisagreement { number: u64, detail: String },
+
+    #[error("chain id mismatch: {detail}; all RPC URLs must serve the chain the registry is on")]
+    ChainIdMismatch { detail: String },
+
+    #[error("no contract at {address} on chain {chain_id}; check the registry address and the RPC URL")]
+    NoContract { address: Address, chain_id: u64 },
+
+    #[error("contract call reverted: {0}")]
+    Contract(String),
+
+    #[error("transaction {tx_hash} was not mined within {waited_secs} s; it may still be pending")]
+    ReceiptTimeout { tx_hash: String, waited_secs: u64 },
+
+    #[error("signer: {0}")]
+    Signer(String),
+
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+fn fmt_errors(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", errors.join("; "))
+    }
+}
+
+/// Turns revert data into a readable reason, using every error our contracts (and the
+/// OpenZeppelin code they include) can raise, plus Solidity's `Error(string)` and `Panic(uint)`.
+pub fn decode_revert(data: &[u8]) -> String {
+    if data.is_empty() {
+        return "reverted without a reason".into();
+    }
+    if let Ok(e) = KmsRegistry::KmsRegistryErrors::abi_decode(data) {
+        return describe_registry_error(&e);
+    }
+    if let Ok(AppAuth::AppAuthErrors::ZeroRegistry(_)) = AppAuth::AppAuthErrors::abi_decode(data) {
+        return "ZeroRegistry(): the app contract was initialized without a registry".into();
+    }
+    if let Ok(ERC1967Proxy::ERC1967ProxyErrors::ERC1967ProxyUninitialized(_)) =
+        ERC1967Proxy::ERC1967ProxyErrors::abi_decode(data)
+    {
+        return "ERC1967ProxyUninitialized(): the proxy was deployed without initialization data".into();
+    }
+    if let Ok(r) = Revert::abi_decode(data) {
+        return format!("Error({:?})", r.reason);
+    }
+    if let Ok(p) = Panic::abi_decode(data) {
+        return format!("Panic({})", p.code);
+    }
+    format!("unknown error data 0x{}", hex::encode(data))
+}
+
+fn describe_registry_error(e: &KmsRegistry::KmsRegistryErrors) -> String {
+    use KmsRegistry::KmsRegistryErrors as E;
+    match e {
+        E::OwnableUnauthorizedAccount(x) => format!(
+            "OwnableUnauthorizedAccount({}): the signer is not the owner of this contract",
+            x.account
+        ),
+        E::OwnableInvalidOwner(x) => format!("OwnableInvalidOwner({}): not a valid owner", x.owner),
+        E::AlreadyPresent(_) => "AlreadyPresent(): the entry is already there".into(),
+        E::NotPresent(_) => "NotPresent(): there is no such entry to remove".into(),
+        E::BadMeasurementLength(x) => format!(
+            "BadMeasurementLength({}): a measurement must be 48 bytes",
+            x.length
+        ),
+        E::BadChipIdLength(x) => {
+            format!("BadChipIdLength({}): a chip id must be 64 bytes", x.length)
+        }
+        E::UnknownProduct(x) => format!(
+            "UnknownProduct({}): products are 0 (Milan), 1 (Genoa), 2 (Turin)",
+            x.product
+        ),
+        E::FmcNotSupported(x) => format!(
+            "FmcNotSupported({}): only Turin has an fmc TCB component; set it to 0",
+            x.product
+        ),
+        E::UpgradesAreDisabled(_) => {
+            "UpgradesAreDisabled(): upgrades of this registry were disabled for good".into()
+        }
+        E::InvalidInitialization(_) => "InvalidInitialization(): already initialized".into(),
+        E::NotInitializing(_) => "NotInitializing()".into(),
+        E::UUPSUnauthorizedCallContext(_) => "UUPSUnauthorizedCallContext()".into(),
+        E::UUPSUnsupportedProxiableUUID(x) => format!("UUPSUnsupportedProxiableUUID({})", x.slot),
+        E::ERC1967InvalidImplementation(x) => format!(
+            "ERC1967InvalidImplementation({}): not a contract",
+            x.implementation
+        ),
+        E::ERC1967NonPayable(_) => "ERC1967NonPayable(): this call takes no value".into(),
+        E::AddressEmptyCode(x) => format!("AddressEmptyCode({}): no contract there", x.target),
+        E::FailedCall(_) => "FailedCall()".into(),
+        E::FailedDeployment(_) => "FailedDeployment()".into(),
+        E::InsufficientBalance(x) => {
+            format!("InsufficientBalance(balance {}, needed {})", x.balance, x.needed)
+        }
+    }
+}

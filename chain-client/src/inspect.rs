@@ -1,0 +1,222 @@
+//! Current state of a registry or an app, for `snpkms gov show` / `snpkms app show`. Mappings
+//! cannot be enumerated on chain, so the lists (OS images, compose hashes, ...) are replayed
+//! from the audit trail; the scalar values are read at the same block.
+
+use crate::audit::{AuditKind, AuditReader};
+use crate::bindings::{AppAuth, KmsRegistry};
+use crate::error::ChainError;
+use crate::rpc::Endpoint;
+use crate::BlockRef;
+use alloy::eips::{BlockId, BlockNumberOrTag};
+use alloy::primitives::{b256, Address, Bytes, B256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolCall;
+use serde::Serialize;
+use snpkms_verifier::{Product, TcbVersion};
+use std::time::Duration;
+
+/// ERC-1967 implementation slot: `keccak256("eip1967.proxy.implementation") - 1`.
+const IMPLEMENTATION_SLOT: B256 =
+    b256!("360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc");
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryStatus {
+    pub registry: Address,
+    pub chain_id: u64,
+    pub block: BlockRef,
+    pub owner: Address,
+    pub pending_owner: Address,
+    pub implementation: Address,
+    pub app_auth_implementation: Address,
+    pub upgrades_disabled: bool,
+    pub kms_root_signing_address: Address,
+    pub kms_tls_public_key: Bytes,
+    pub key_epoch: u32,
+    pub app_count: u64,
+    pub min_tcb: Vec<(Product, TcbVersion)>,
+    pub os_images: Vec<Bytes>,
+    pub kms_measurements: Vec<Bytes>,
+    /// Empty means any chip may run a KMS node.
+    pub kms_chips: Vec<Bytes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    pub app: Address,
+    pub block: BlockRef,
+    pub registered: bool,
+    pub owner: Address,
+    pub pending_owner: Address,
+    pub enabled: bool,
+    pub allow_any_device: bool,
+    pub compose_hashes: Vec<B256>,
+    pub devices: Vec<B256>,
+}
+
+/// Reads the status views at one block (the latest when the reader starts).
+pub struct Inspector {
+    endpoint: Endpoint,
+    audit: AuditReader,
+    registry: Address,
+    from_block: u64,
+}
+
+impl Inspector {
+    /// `from_block`: where the registry's history starts (its deployment block; 0 works too).
+    pub fn new(rpc_url: &str, registry: Address, from_block: u64) -> Result<Inspector, ChainError> {
+        Ok(Inspector {
+            endpoint: Endpoint::new(rpc_url, Duration::from_secs(30), 2)?,
+            audit: AuditReader::new(rpc_url, registry)?,
+            registry,
+            from_block,
+        })
+    }
+
+    async fn read<C: SolCall>(&self, to: Address, call: C, block: B256) -> Result<C::Return, ChainError> {
+        let raw = self
+            .endpoint
+            .call_at(to, &call.abi_encode().into(), BlockId::hash(block))
+            .await?;
+        C::abi_decode_returns(&raw).map_err(|e| ChainError::BadResponse {
+            url: self.endpoint.url.clone(),
+            method: "eth_call",
+            detail: format!("{}: {e}", C::SIGNATURE),
+        })
+    }
+
+    pub async fn registry(&self) -> Result<RegistryStatus, ChainError> {
+        let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
+        let chain_id = self.endpoint.chain_id().await?;
+        if self.endpoint.code_len(self.registry, head.hash).await? == 0 {
+            return Err(ChainError::NoContract {
+                address: self.registry,
+                chain_id,
+            });
+        }
+        let r = self.registry;
+        let h = head.hash;
+        let info = self.read(r, KmsRegistry::kmsInfoCall {}, h).await?;
+        let mut min_tcb = Vec::new();
+        for p in Product::ALL {
+            let t = self
+                .read(r, KmsRegistry::minTcbCall { product: p.chain_id() }, h)
+                .await?;
+            min_tcb.push((p, t.into()));
+        }
+        let slot = self
+            .endpoint
+            .provider()
+            .get_storage_at(r, IMPLEMENTATION_SLOT.into())
+            .block_id(BlockId::hash(h))
+            .await
+            .map_err(|e| crate::rpc::map_transport_error(&self.endpoint.url, "eth_getStorageAt", e))?;
+        let mut status = RegistryStatus {
+            registry: r,
+            chain_id,
+            block: BlockRef {
+                number: head.number,
+                hash: head.hash,
+            },
+            owner: self.read(r, KmsRegistry::ownerCall {}, h).await?,
+            pending_owner: self.read(r, KmsRegistry::pendingOwnerCall {}, h).await?,
+            implementation: Address::from_word(slot.into()),
+            app_auth_implementation: self
+                .read(r, KmsRegistry::appAuthImplementationCall {}, h)
+                .await?,
+            upgrades_disabled: self.read(r, KmsRegistry::upgradesDisabledCall {}, h).await?,
+            kms_root_signing_address: info.rootSigningAddress,
+            kms_tls_public_key: info.tlsPublicKey,
+            key_epoch: info.keyEpoch_,
+            app_count: self
+                .read(r, KmsRegistry::appCountCall {}, h)
+                .await?
+                .try_into()
+                .unwrap_or(u64::MAX),
+            min_tcb,
+            os_images: Vec::new(),
+            kms_measurements: Vec::new(),
+            kms_chips: Vec::new(),
+        };
+        for e in self
+            .audit
+            .events(None, self.from_block, Some(head.number))
+            .await?
+        {
+            if e.contract != r {
+                continue;
+            }
+            match e.kind {
+                AuditKind::OsImageAdded { measurement } => status.os_images.push(measurement),
+                AuditKind::OsImageRemoved { measurement } => {
+                    status.os_images.retain(|m| *m != measurement)
+                }
+                AuditKind::KmsMeasurementAdded { measurement } => {
+                    status.kms_measurements.push(measurement)
+                }
+                AuditKind::KmsMeasurementRemoved { measurement } => {
+                    status.kms_measurements.retain(|m| *m != measurement)
+                }
+                AuditKind::KmsChipAdded { chip_id, .. } => status.kms_chips.push(chip_id),
+                AuditKind::KmsChipRemoved { chip_id, .. } => status.kms_chips.retain(|c| *c != chip_id),
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+
+    pub async fn app(&self, app: Address) -> Result<AppStatus, ChainError> {
+        let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
+        let h = head.hash;
+        let registered = self
+            .read(self.registry, KmsRegistry::isAppRegisteredCall { app }, h)
+            .await?;
+        let block = BlockRef {
+            number: head.number,
+            hash: head.hash,
+        };
+        if !registered {
+            return Ok(AppStatus {
+                app,
+                block,
+                registered,
+                owner: Address::ZERO,
+                pending_owner: Address::ZERO,
+                enabled: false,
+                allow_any_device: false,
+                compose_hashes: Vec::new(),
+                devices: Vec::new(),
+            });
+        }
+        let mut status = AppStatus {
+            app,
+            block,
+            registered,
+            owner: self.read(app, AppAuth::ownerCall {}, h).await?,
+            pending_owner: self.read(app, AppAuth::pendingOwnerCall {}, h).await?,
+            enabled: self.read(app, AppAuth::enabledCall {}, h).await?,
+            allow_any_device: self.read(app, AppAuth::allowAnyDeviceCall {}, h).await?,
+            compose_hashes: Vec::new(),
+            devices: Vec::new(),
+        };
+        for e in self
+            .audit
+            .events(Some(app), self.from_block, Some(head.number))
+            .await?
+        {
+            match e.kind {
+                AuditKind::ComposeHashAdded { compose_hash, .. } => {
+                    status.compose_hashes.push(compose_hash)
+                }
+                AuditKind::ComposeHashRemoved { compose_hash, .. } => {
+                    status.compose_hashes.retain(|c| *c != compose_hash)
+                }
+                AuditKind::DeviceAdded { device_id, .. } => status.devices.push(device_id),
+                AuditKind::DeviceRemoved { device_id, .. } => {
+                    status.devices.retain(|d| *d != device_id)
+                }
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+}

@@ -1,0 +1,467 @@
+//! Owner and governance transactions: signed, sent, waited for, and reported with the revert
+//! reason decoded when the contract refuses.
+//!
+//! Signers come from a key file or an environment variable, never from a command-line argument
+//! (which other users of the machine can read in the process list).
+
+use crate::bindings::{AppAuth, KmsRegistry};
+use crate::error::ChainError;
+use crate::rpc::map_transport_error;
+use alloy::eips::BlockId;
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolCall, SolEvent};
+use serde::Serialize;
+use snpkms_verifier::{Product, TcbVersion};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a mined transaction cost and where it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TxOutcome {
+    pub tx_hash: B256,
+    pub block: u64,
+    pub gas_used: u64,
+}
+
+/// Progress of a transaction, for a UI that wants to show it (the CLI's stderr line).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Sent { what: String, tx_hash: B256 },
+    Waiting { tx_hash: B256, elapsed: Duration },
+}
+
+type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Reads a hex private key (with or without `0x`, surrounding whitespace ignored) from a file.
+pub fn signer_from_file(path: &Path) -> Result<PrivateKeySigner, ChainError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ChainError::Signer(format!("cannot read key file {}: {e}", path.display())))?;
+    warn_if_readable_by_others(path);
+    parse_key(&text, &format!("key file {}", path.display()))
+}
+
+/// Reads a hex private key from the environment variable `var`.
+pub fn signer_from_env(var: &str) -> Result<PrivateKeySigner, ChainError> {
+    let text = std::env::var(var).map_err(|_| {
+        ChainError::Signer(format!(
+            "environment variable {var} is not set (or not UTF-8); put the hex private key there or use a key file"
+        ))
+    })?;
+    parse_key(&text, &format!("environment variable {var}"))
+}
+
+/// Never echoes the input: it is (nearly) a private key.
+fn parse_key(text: &str, source: &str) -> Result<PrivateKeySigner, ChainError> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    if t.len() != 64 {
+        return Err(ChainError::Signer(format!(
+            "{source} does not hold a private key: expected 64 hex digits, found {} characters",
+            t.len()
+        )));
+    }
+    let bytes = B256::from_str(t)
+        .map_err(|_| ChainError::Signer(format!("{source} does not hold a private key: not hex")))?;
+    PrivateKeySigner::from_bytes(&bytes).map_err(|_| {
+        ChainError::Signer(format!(
+            "{source} does not hold a valid secp256k1 private key (zero or above the curve order)"
+        ))
+    })
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "key file is readable by other users; chmod 600 it");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+/// Sends transactions from one signer and waits for their receipts.
+#[derive(Clone)]
+pub(crate) struct Sender {
+    provider: DynProvider,
+    url: String,
+    from: Address,
+    receipt_timeout: Duration,
+    request_timeout: Duration,
+    receipt_poll: Duration,
+    progress: Option<ProgressFn>,
+}
+
+impl Sender {
+    pub(crate) fn new(rpc_url: &str, signer: PrivateKeySigner) -> Result<Sender, ChainError> {
+        let url: alloy::transports::http::reqwest::Url = rpc_url
+            .parse()
+            .map_err(|e| ChainError::Config(format!("RPC URL {rpc_url:?} is not a URL: {e}")))?;
+        let from = signer.address();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        Ok(Sender {
+            provider,
+            url: rpc_url.to_string(),
+            from,
+            receipt_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+            receipt_poll: Duration::from_millis(200),
+            progress: None,
+        })
+    }
+
+    pub(crate) fn with_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Sender {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
+    }
+
+    pub(crate) async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.timed("eth_chainId", self.provider.get_chain_id()).await
+    }
+
+    async fn timed<T>(
+        &self,
+        method: &'static str,
+        fut: impl std::future::IntoFuture<Output = Result<T, alloy::transports::TransportError>>,
+    ) -> Result<T, ChainError> {
+        match tokio::time::timeout(self.request_timeout, fut).await {
+            Ok(r) => r.map_err(|e| map_transport_error(&self.url, method, e)),
+            Err(_) => Err(ChainError::Timeout {
+                url: self.url.clone(),
+                method,
+                timeout_ms: self.request_timeout.as_millis() as u64,
+                attempts: 1,
+            }),
+        }
+    }
+
+    /// Read-only call at the latest block, for values a transaction needs (like a proxy's
+    /// implementation). Authorization reads go through [`crate::ChainClient`] instead.
+    pub(crate) async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
+        let tx = TransactionRequest::default().with_to(to).with_input(data);
+        self.timed("eth_call", self.provider.call(tx)).await
+    }
+
+    /// Signs and sends `tx`, then waits for the receipt. The node's gas estimation runs the call
+    /// first, so a refused call fails here with the contract's reason and costs nothing.
+    pub(crate) async fn send(
+        &self,
+        tx: TransactionRequest,
+        what: &str,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let tx = tx.with_from(self.from);
+        let pending = self
+            .timed("eth_sendRawTransaction", self.provider.send_transaction(tx.clone()))
+            .await
+            .map_err(|e| match e {
+                ChainError::Contract(reason) => ChainError::Contract(format!("{what}: {reason}")),
+                other => other,
+            })?;
+        let tx_hash = *pending.tx_hash();
+        tracing::info!(%tx_hash, what, "transaction sent");
+        self.report(Progress::Sent {
+            what: what.to_string(),
+            tx_hash,
+        });
+        let started = Instant::now();
+        let receipt = loop {
+            let r = self
+                .timed(
+                    "eth_getTransactionReceipt",
+                    self.provider.get_transaction_receipt(tx_hash),
+                )
+                .await;
+            match r {
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                // A node that drops a request while we wait is not a failed transaction.
+                Err(ChainError::Timeout { .. } | ChainError::Unreachable { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if started.elapsed() > self.receipt_timeout {
+                return Err(ChainError::ReceiptTimeout {
+                    tx_hash: tx_hash.to_string(),
+                    waited_secs: started.elapsed().as_secs(),
+                });
+            }
+            self.report(Progress::Waiting {
+                tx_hash,
+                elapsed: started.elapsed(),
+            });
+            tokio::time::sleep(self.receipt_poll).await;
+        };
+        if !receipt.status() {
+            return Err(ChainError::Contract(format!(
+                "{what}: transaction {tx_hash} reverted in block {}: {}",
+                receipt.block_number.unwrap_or_default(),
+                self.replay_reason(&tx, &receipt).await
+            )));
+        }
+        Ok(receipt)
+    }
+
+    /// Why a mined transaction reverted: replay it on the state before its block. (Gas
+    /// estimation normally catches reverts before sending; this is for the rare race.)
+    async fn replay_reason(&self, tx: &TransactionRequest, receipt: &TransactionReceipt) -> String {
+        let Some(block) = receipt.block_number else {
+            return "unknown reason".into();
+        };
+        let mut replay = tx.clone();
+        replay.gas = None;
+        let result = self
+            .timed(
+                "eth_call",
+                self.provider
+                    .call(replay)
+                    .block(BlockId::number(block.saturating_sub(1)))
+                    ,
+            )
+            .await;
+        match result {
+            Err(ChainError::Contract(reason)) => reason,
+            Err(e) => format!("unknown reason (replay failed: {e})"),
+            Ok(_) => "unknown reason (the call succeeds when replayed on the previous block)".into(),
+        }
+    }
+}
+
+fn outcome(r: &TransactionReceipt) -> TxOutcome {
+    TxOutcome {
+        tx_hash: r.transaction_hash,
+        block: r.block_number.unwrap_or_default(),
+        gas_used: r.gas_used,
+    }
+}
+
+/// Transactions on a registry and its apps, signed by one key. Which calls succeed depends on
+/// what that key owns: governance calls need the registry owner, app calls the app owner;
+/// anyone may register an app.
+#[derive(Clone)]
+pub struct Owner {
+    sender: Sender,
+    registry: Address,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner")
+            .field("address", &self.sender.from)
+            .field("registry", &self.registry)
+            .field("rpc_url", &self.sender.url)
+            .finish()
+    }
+}
+
+impl Owner {
+    /// No network access until the first transaction.
+    pub fn new(rpc_url: &str, signer: PrivateKeySigner, registry: Address) -> Result<Owner, ChainError> {
+        Ok(Owner {
+            sender: Sender::new(rpc_url, signer)?,
+            registry,
+        })
+    }
+
+    /// How long to wait for a receipt (default 120 s).
+    pub fn with_receipt_timeout(mut self, timeout: Duration) -> Owner {
+        self.sender.receipt_timeout = timeout;
+        self
+    }
+
+    /// Called when a transaction is sent and while its receipt is awaited.
+    pub fn with_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Owner {
+        self.sender = self.sender.with_progress(f);
+        self
+    }
+
+    /// The signer's address.
+    pub fn address(&self) -> Address {
+        self.sender.from
+    }
+
+    pub fn registry(&self) -> Address {
+        self.registry
+    }
+
+    async fn registry_tx<C: SolCall>(&self, call: C) -> Result<TxOutcome, ChainError> {
+        self.tx(self.registry, call).await
+    }
+
+    async fn tx<C: SolCall>(&self, to: Address, call: C) -> Result<TxOutcome, ChainError> {
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(call.abi_encode());
+        let what = C::SIGNATURE.split('(').next().unwrap_or(C::SIGNATURE);
+        Ok(outcome(&self.sender.send(tx, what).await?))
+    }
+
+    // ---- governance (registry owner) ----
+
+    /// Publishes the KMS root signing address and TLS public key.
+    pub async fn set_kms_info(
+        &self,
+        root_signing_address: Address,
+        tls_public_key: &[u8],
+    ) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::setKmsInfoCall {
+            rootSigningAddress: root_signing_address,
+            tlsPublicKey: Bytes::copy_from_slice(tls_public_key),
+        })
+        .await
+    }
+
+    pub async fn bump_key_epoch(&self) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::bumpKeyEpochCall {}).await
+    }
+
+    /// Allows an app OS image (its 48-byte launch measurement).
+    pub async fn add_os_image(&self, measurement: &[u8]) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::addOsImageCall {
+            measurement: Bytes::copy_from_slice(measurement),
+        })
+        .await
+    }
+
+    pub async fn remove_os_image(&self, measurement: &[u8]) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::removeOsImageCall {
+            measurement: Bytes::copy_from_slice(measurement),
+        })
+        .await
+    }
+
+    /// Allows a KMS node image (its 48-byte launch measurement).
+    pub async fn add_kms_measurement(&self, measurement: &[u8]) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::addKmsMeasurementCall {
+            measurement: Bytes::copy_from_slice(measurement),
+        })
+        .await
+    }
+
+    pub async fn remove_kms_measurement(
+        &self,
+        measurement: &[u8],
+    ) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::removeKmsMeasurementCall {
+            measurement: Bytes::copy_from_slice(measurement),
+        })
+        .await
+    }
+
+    /// Lists a chip (64-byte chip id) allowed to run KMS nodes; an empty list allows any chip.
+    pub async fn add_kms_chip(&self, chip_id: &[u8]) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::addKmsChipCall {
+            chipId: Bytes::copy_from_slice(chip_id),
+        })
+        .await
+    }
+
+    pub async fn remove_kms_chip(&self, chip_id: &[u8]) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::removeKmsChipCall {
+            chipId: Bytes::copy_from_slice(chip_id),
+        })
+        .await
+    }
+
+    pub async fn set_min_tcb(
+        &self,
+        product: Product,
+        tcb: TcbVersion,
+    ) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::setMinTcbCall {
+            product: product.chain_id(),
+            tcb: tcb.into(),
+        })
+        .await
+    }
+
+    // ---- anyone ----
+
+    /// Registers an app owned by this signer; returns its address (the app id).
+    pub async fn register_app(&self, salt: B256) -> Result<(Address, TxOutcome), ChainError> {
+        let tx = TransactionRequest::default()
+            .with_to(self.registry)
+            .with_input(KmsRegistry::registerAppCall { salt }.abi_encode());
+        let receipt = self.sender.send(tx, "registerApp").await?;
+        let app = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|l| l.address() == self.registry)
+            .find_map(|l| KmsRegistry::AppRegistered::decode_log(&l.inner).ok())
+            .map(|e| e.app)
+            .ok_or_else(|| ChainError::BadResponse {
+                url: self.sender.url.clone(),
+                method: "eth_getTransactionReceipt",
+                detail: "registerApp receipt has no AppRegistered event".into(),
+            })?;
+        Ok((app, outcome(&receipt)))
+    }
+
+    // ---- app owner ----
+
+    pub async fn add_compose_hash(&self, app: Address, hash: B256) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::addComposeHashCall { composeHash: hash })
+            .await
+    }
+
+    pub async fn remove_compose_hash(
+        &self,
+        app: Address,
+        hash: B256,
+    ) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::removeComposeHashCall { composeHash: hash })
+            .await
+    }
+
+    /// Allows a device (`keccak256(chip_id)`, see [`device_id`]).
+    pub async fn add_device(&self, app: Address, device_id: B256) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::addDeviceCall { deviceId: device_id })
+            .await
+    }
+
+    pub async fn remove_device(
+        &self,
+        app: Address,
+        device_id: B256,
+    ) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::removeDeviceCall { deviceId: device_id })
+            .await
+    }
+
+    pub async fn set_allow_any_device(
+        &self,
+        app: Address,
+        allowed: bool,
+    ) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::setAllowAnyDeviceCall { allowed }).await
+    }
+
+    pub async fn enable_app(&self, app: Address) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::enableCall {}).await
+    }
+
+    pub async fn disable_app(&self, app: Address) -> Result<TxOutcome, ChainError> {
+        self.tx(app, AppAuth::disableCall {}).await
+    }
+}
+
+/// The registry's device id of a chip: `keccak256(chip_id)`.
+pub fn device_id(chip_id: &[u8]) -> B256 {
+    alloy::primitives::keccak256(chip_id)
+}

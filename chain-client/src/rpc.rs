@@ -1,0 +1,242 @@
+//! One JSON-RPC endpoint with a per-request timeout and bounded retries, and the typed errors
+//! its failures map to.
+
+use crate::error::{decode_revert, ChainError};
+use alloy::eips::{BlockId, BlockNumberOrTag};
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, Log, TransactionRequest};
+use alloy::transports::{RpcError, TransportError, TransportErrorKind};
+use std::future::Future;
+use std::time::Duration;
+
+/// What the client keeps of a block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockMeta {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+    pub timestamp: u64,
+}
+
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub url: String,
+    provider: DynProvider,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("url", &self.url).finish()
+    }
+}
+
+impl Endpoint {
+    pub fn new(url: &str, timeout: Duration, retries: u32) -> Result<Endpoint, ChainError> {
+        let parsed: alloy::transports::http::reqwest::Url = url
+            .parse()
+            .map_err(|e| ChainError::Config(format!("RPC URL {url:?} is not a URL: {e}")))?;
+        if parsed.scheme() != "http" && parsed.scheme() != "https" {
+            return Err(ChainError::Config(format!(
+                "RPC URL {url:?}: only http(s) endpoints are supported"
+            )));
+        }
+        // No fillers: reads need none, and each of them would add RPC calls we do not count on.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_http(parsed)
+            .erased();
+        Ok(Endpoint {
+            url: url.to_string(),
+            provider,
+            timeout,
+            retries,
+        })
+    }
+
+    /// Runs `op` with the timeout, retrying transport failures and timeouts only: an error
+    /// answer from the node is an answer, and repeating it would not change it.
+    async fn with_retry<T, F, Fut>(&self, method: &'static str, op: F) -> Result<T, ChainError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, TransportError>>,
+    {
+        let attempts = self.retries + 1;
+        let mut last = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            match tokio::time::timeout(self.timeout, op()).await {
+                Err(_) => {
+                    last = Some(ChainError::Timeout {
+                        url: self.url.clone(),
+                        method,
+                        timeout_ms: self.timeout.as_millis() as u64,
+                        attempts: attempt + 1,
+                    })
+                }
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    let retryable = is_transient(&e);
+                    let err = map_transport_error(&self.url, method, e);
+                    if !retryable {
+                        return Err(err);
+                    }
+                    tracing::debug!(url = %self.url, method, attempt, error = %err, "RPC request failed");
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ChainError::Unreachable {
+            url: self.url.clone(),
+            reason: "no attempt made".into(),
+        }))
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.with_retry("eth_chainId", || async {
+            self.provider.get_chain_id().await
+        })
+        .await
+    }
+
+    pub async fn code_len(&self, address: Address, block: B256) -> Result<usize, ChainError> {
+        self.with_retry("eth_getCode", || async {
+            self.provider
+                .get_code_at(address)
+                .block_id(BlockId::hash(block))
+                .await
+        })
+        .await
+        .map(|c| c.len())
+    }
+
+    pub async fn block(&self, tag: BlockNumberOrTag) -> Result<BlockMeta, ChainError> {
+        let block = self
+            .with_retry("eth_getBlockByNumber", || async {
+                self.provider.get_block_by_number(tag).await
+            })
+            .await?;
+        let block = block.ok_or_else(|| ChainError::Rpc {
+            url: self.url.clone(),
+            method: "eth_getBlockByNumber",
+            message: format!("the node does not have block {tag}"),
+        })?;
+        Ok(BlockMeta {
+            number: block.header.inner.number,
+            hash: block.header.hash,
+            parent_hash: block.header.inner.parent_hash,
+            timestamp: block.header.inner.timestamp,
+        })
+    }
+
+    /// `eth_call` at exactly the block with this hash. `requireCanonical` makes a node that has
+    /// the block only on a side fork refuse instead of answering from a state we did not pin.
+    pub async fn call(&self, to: Address, data: &Bytes, block: B256) -> Result<Bytes, ChainError> {
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(data.clone());
+        self.with_retry("eth_call", || async {
+            self.provider
+                .call(tx.clone())
+                .block(BlockId::hash_canonical(block))
+                .await
+        })
+        .await
+    }
+
+    /// `eth_call` at a block number or tag (for tools that need no pinning, like `show`).
+    pub async fn call_at(
+        &self,
+        to: Address,
+        data: &Bytes,
+        block: BlockId,
+    ) -> Result<Bytes, ChainError> {
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(data.clone());
+        self.with_retry("eth_call", || async {
+            self.provider.call(tx.clone()).block(block).await
+        })
+        .await
+    }
+
+    pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
+        self.with_retry("eth_getLogs", || async { self.provider.get_logs(filter).await })
+            .await
+    }
+}
+
+/// Maps an alloy transport error to ours; revert data becomes [`ChainError::Contract`].
+pub(crate) fn map_transport_error(url: &str, method: &'static str, e: TransportError) -> ChainError {
+    match e {
+        RpcError::ErrorResp(payload) => match payload.as_revert_data() {
+            Some(data) => ChainError::Contract(decode_revert(&data)),
+            None => ChainError::Rpc {
+                url: url.to_string(),
+                method,
+                message: format!("{} (code {})", payload.message, payload.code),
+            },
+        },
+        RpcError::Transport(TransportErrorKind::HttpError(h)) => ChainError::Rpc {
+            url: url.to_string(),
+            method,
+            message: format!("HTTP status {}", h.status),
+        },
+        RpcError::Transport(kind) => ChainError::Unreachable {
+            url: url.to_string(),
+            reason: error_chain(&kind),
+        },
+        RpcError::NullResp => ChainError::BadResponse {
+            url: url.to_string(),
+            method,
+            detail: "null result".into(),
+        },
+        other => ChainError::BadResponse {
+            url: url.to_string(),
+            method,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64 << attempt.min(5))
+}
+
+/// Connection failures, 5xx and 429 are worth another try; anything the node answered is not.
+fn is_transient(e: &TransportError) -> bool {
+    match e {
+        RpcError::Transport(TransportErrorKind::HttpError(h)) => {
+            h.status == 429 || (500..600).contains(&h.status)
+        }
+        RpcError::Transport(TransportErrorKind::HttpErrorWithRetryAfter { .. }) => true,
+        RpcError::Transport(TransportErrorKind::Custom(_)) => true,
+        RpcError::Transport(TransportErrorKind::BackendGone) => true,
+        _ => false,
+    }
+}
+
+/// The error and its sources on one line: reqwest's top-level message alone ("error sending
+/// request") does not say that the connection was refused.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let msg = inner.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        src = inner.source();
+    }
+    s
+}

@@ -1,0 +1,388 @@
+//! Test support (feature `testing`): a real anvil, a deployed and configured registry, and an
+//! RPC proxy that counts and can falsify requests. Used by this crate's integration tests and
+//! by the KMS node's end-to-end tests. Panics on failure: it is only for tests.
+
+#![allow(clippy::missing_panics_doc)]
+
+use crate::{deploy_registry, ChainConfig, Deployment, Owner, ReadAt};
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256};
+use alloy::providers::ext::AnvilApi;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use snpkms_verifier::{app_host_data, BootInfo, Product, TcbVersion};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The anvil binary: `$SNPKMS_ANVIL`, else the one npm installs under `node_modules/`.
+/// Panics (never skips) when it is missing, saying how to install it.
+pub fn anvil_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SNPKMS_ANVIL") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "SNPKMS_ANVIL={} does not exist", p.display());
+        return p;
+    }
+    let p = workspace_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(
+        p.is_file(),
+        "anvil not found at {}: run scripts/setup (npm ci --ignore-scripts) at the repository root, or set SNPKMS_ANVIL",
+        p.display()
+    );
+    p
+}
+
+/// A running anvil on a free loopback port; killed on drop.
+pub struct TestChain {
+    pub anvil: AnvilInstance,
+    pub url: String,
+    provider: DynProvider,
+}
+
+/// Starts anvil with its default accounts (10, funded) and automine.
+pub fn spawn_anvil() -> TestChain {
+    spawn_anvil_with(&[])
+}
+
+/// Starts anvil with extra arguments (e.g. `["--timestamp", "1000"]`).
+pub fn spawn_anvil_with(args: &[&str]) -> TestChain {
+    let anvil = Anvil::at(anvil_path())
+        .host("127.0.0.1")
+        .args(args.iter().copied())
+        .try_spawn()
+        .unwrap_or_else(|e| panic!("cannot start anvil ({}): {e}", anvil_path().display()));
+    let url = anvil.endpoint();
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(anvil.endpoint_url())
+        .erased();
+    TestChain {
+        anvil,
+        url,
+        provider,
+    }
+}
+
+impl TestChain {
+    /// The i-th funded account's key (0: governor, 1: app owner, 2: stranger in the fixture).
+    pub fn signer(&self, i: usize) -> PrivateKeySigner {
+        let key = self.anvil.keys()[i].clone();
+        PrivateKeySigner::from_signing_key(key.into())
+    }
+
+    /// A raw provider (no signer), e.g. for `anvil_*` calls.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.provider.get_block_number().await.expect("eth_blockNumber")
+    }
+
+    /// Mines `n` empty blocks.
+    pub async fn mine(&self, n: u64) {
+        self.provider.anvil_mine(Some(n), None).await.expect("anvil_mine");
+    }
+
+    pub async fn set_automine(&self, on: bool) {
+        self.provider
+            .anvil_set_auto_mine(on)
+            .await
+            .expect("evm_setAutomine");
+    }
+
+    /// Mines one block with this timestamp.
+    pub async fn mine_at(&self, timestamp: u64) {
+        self.provider
+            .anvil_set_next_block_timestamp(timestamp)
+            .await
+            .expect("evm_setNextBlockTimestamp");
+        self.mine(1).await;
+    }
+
+    /// A client configuration for tests: pinned at `latest`, fast polling, short timeouts.
+    pub fn config(&self, registry: Address) -> ChainConfig {
+        let mut cfg = ChainConfig::new(self.url.clone(), registry);
+        cfg.read_at = ReadAt::Confirmations(0);
+        cfg.poll_interval = Duration::from_millis(50);
+        cfg.request_timeout = Duration::from_secs(2);
+        cfg.retries = 0;
+        cfg.max_staleness = Duration::from_secs(3600);
+        cfg.cache_ttl = Duration::from_secs(600);
+        cfg
+    }
+}
+
+/// What the fixture puts on chain; BootInfos built from it are allowed.
+pub const OS_IMAGE: [u8; 48] = [0x11; 48];
+pub const KMS_MEASUREMENT: [u8; 48] = [0x22; 48];
+pub const CHIP_ID: [u8; 64] = [0x33; 64];
+pub const COMPOSE_HASH: [u8; 32] = [0x44; 32];
+pub const APP_SALT: [u8; 32] = [0x55; 32];
+pub const MIN_TCB: TcbVersion = TcbVersion {
+    bootloader: 3,
+    tee: 0,
+    snp: 8,
+    microcode: 115,
+    fmc: 0,
+};
+
+/// A deployed registry with one app, configured so that [`Fixture::app_boot_info`] and
+/// [`Fixture::kms_boot_info`] are allowed.
+pub struct Fixture {
+    pub chain: TestChain,
+    pub deployment: Deployment,
+    /// Registry owner (account 0).
+    pub governor: Owner,
+    /// Owner of `app` (account 1).
+    pub app_owner: Owner,
+    /// Owns nothing (account 2).
+    pub stranger: Owner,
+    pub app: Address,
+}
+
+/// Deploys a registry on a fresh anvil and configures it: OS image, KMS measurement, minimum
+/// TCB for Milan, one app (compose hash and device allowed).
+pub async fn deploy_fixture() -> Fixture {
+    deploy_fixture_on(spawn_anvil()).await
+}
+
+pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
+    let governor_key = chain.signer(0);
+    let deployment = deploy_registry(&chain.url, governor_key.clone(), governor_key.address())
+        .await
+        .expect("deploy registry");
+    let registry = deployment.registry;
+    let governor = Owner::new(&chain.url, governor_key, registry).expect("governor");
+    let app_owner = Owner::new(&chain.url, chain.signer(1), registry).expect("app owner");
+    let stranger = Owner::new(&chain.url, chain.signer(2), registry).expect("stranger");
+    governor.add_os_image(&OS_IMAGE).await.expect("addOsImage");
+    governor
+        .add_kms_measurement(&KMS_MEASUREMENT)
+        .await
+        .expect("addKmsMeasurement");
+    governor
+        .set_min_tcb(Product::Milan, MIN_TCB)
+        .await
+        .expect("setMinTcb");
+    let (app, _) = app_owner
+        .register_app(B256::from(APP_SALT))
+        .await
+        .expect("registerApp");
+    app_owner
+        .add_compose_hash(app, B256::from(COMPOSE_HASH))
+        .await
+        .expect("addComposeHash");
+    app_owner
+        .add_device(app, crate::device_id(&CHIP_ID))
+        .await
+        .expect("addDevice");
+    Fixture {
+        chain,
+        deployment,
+        governor,
+        app_owner,
+        stranger,
+        app,
+    }
+}
+
+impl Fixture {
+    pub fn config(&self) -> ChainConfig {
+        self.chain.config(self.deployment.registry)
+    }
+
+    /// An app guest's BootInfo that the fixture allows.
+    pub fn app_boot_info(&self) -> BootInfo {
+        boot_info(self.app.0 .0, COMPOSE_HASH, OS_IMAGE)
+    }
+
+    /// A KMS node's BootInfo that the fixture allows.
+    pub fn kms_boot_info(&self) -> BootInfo {
+        boot_info([0; 20], [0; 32], KMS_MEASUREMENT)
+    }
+}
+
+/// A Milan BootInfo at exactly the fixture's minimum TCB.
+pub fn boot_info(app_id: [u8; 20], compose_hash: [u8; 32], measurement: [u8; 48]) -> BootInfo {
+    BootInfo {
+        measurement,
+        chip_id: CHIP_ID,
+        app_id,
+        compose_hash,
+        product: Product::Milan,
+        reported_tcb: MIN_TCB,
+        committed_tcb: MIN_TCB,
+        launch_tcb: MIN_TCB,
+        host_data: app_host_data(&app_id, &compose_hash),
+        guest_svn: 1,
+    }
+}
+
+type Tamper = Box<dyn Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync>;
+
+struct ProxyState {
+    counts: HashMap<String, u64>,
+    tamper: Option<Tamper>,
+    hang: bool,
+}
+
+/// A JSON-RPC proxy on a loopback port in front of an upstream node: counts requests by method,
+/// can rewrite responses (a lying RPC provider) or stop answering (a hung one).
+#[derive(Clone)]
+pub struct RpcProxy {
+    pub url: String,
+    state: Arc<Mutex<ProxyState>>,
+}
+
+impl RpcProxy {
+    pub async fn start(upstream: &str) -> RpcProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
+        let state = Arc::new(Mutex::new(ProxyState {
+            counts: HashMap::new(),
+            tamper: None,
+            hang: false,
+        }));
+        let client = alloy::transports::http::reqwest::Client::new();
+        let upstream = upstream.to_string();
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, client.clone(), upstream.clone(), st.clone()));
+            }
+        });
+        RpcProxy { url, state }
+    }
+
+    /// Requests seen for `method` so far.
+    pub fn count(&self, method: &str) -> u64 {
+        self.lock().counts.get(method).copied().unwrap_or(0)
+    }
+
+    /// All requests seen so far.
+    pub fn total(&self) -> u64 {
+        self.lock().counts.values().sum()
+    }
+
+    /// Rewrites every response: `f(request, response)`.
+    pub fn set_tamper(
+        &self,
+        f: impl Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync + 'static,
+    ) {
+        self.lock().tamper = Some(Box::new(f));
+    }
+
+    /// Stops answering (requests hang) while `true`.
+    pub fn set_hang(&self, hang: bool) {
+        self.lock().hang = hang;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProxyState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn serve(
+    mut sock: TcpStream,
+    client: alloy::transports::http::reqwest::Client,
+    upstream: String,
+    state: Arc<Mutex<ProxyState>>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let Some((header_len, body_len)) = read_request(&mut sock, &mut buf).await else {
+            return;
+        };
+        let body: Vec<u8> = buf[header_len..header_len + body_len].to_vec();
+        buf.drain(..header_len + body_len);
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let hang = {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let methods: Vec<String> = match &request {
+                serde_json::Value::Array(a) => a.iter().map(method_of).collect(),
+                other => vec![method_of(other)],
+            };
+            for m in methods {
+                *st.counts.entry(m).or_default() += 1;
+            }
+            st.hang
+        };
+        if hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        let Ok(resp) = client
+            .post(&upstream)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+        else {
+            return;
+        };
+        let Ok(bytes) = resp.bytes().await else {
+            return;
+        };
+        let mut response: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        {
+            let st = state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = &st.tamper {
+                t(&request, &mut response);
+            }
+        }
+        let out = serde_json::to_vec(&response).unwrap_or_default();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            out.len()
+        );
+        if sock.write_all(head.as_bytes()).await.is_err() || sock.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn method_of(v: &serde_json::Value) -> String {
+    v.get("method")
+        .and_then(|m| m.as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Reads one HTTP request into `buf`; returns (header length, body length).
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(usize, usize)> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let header_len = end + 4;
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body_len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < header_len + body_len {
+                let n = sock.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((header_len, body_len));
+        }
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

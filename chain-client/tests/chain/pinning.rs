@@ -1,0 +1,177 @@
+//! Reads are pinned to a block deep enough, and a stale or unreachable chain gives no decision.
+
+use crate::{connect, eventually};
+use alloy::eips::BlockNumberOrTag;
+use alloy::providers::Provider;
+use snpkms_chain_client::testing::*;
+use snpkms_chain_client::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn a_change_is_invisible_until_deep_enough() {
+    let f = deploy_fixture().await;
+    let mut cfg = f.config();
+    cfg.read_at = ReadAt::Confirmations(3);
+    f.chain.mine(3).await;
+    let c = connect(cfg).await;
+    let info = f.app_boot_info();
+    let d = c.is_app_allowed(&info).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.block.number, f.chain.head().await - 3);
+
+    let removal = f
+        .app_owner
+        .remove_compose_hash(f.app, COMPOSE_HASH.into())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        // The removal is 0, 1, 2 blocks deep: still invisible, cached or not.
+        c.refresh().await.unwrap();
+        let d = c.is_app_allowed(&info).await.unwrap();
+        assert!(d.allowed, "visible too early at head {}", f.chain.head().await);
+        assert!(d.block.number < removal.block);
+        f.chain.mine(1).await;
+    }
+    // Now 3 deep.
+    let pinned = c.refresh().await.unwrap();
+    assert_eq!(pinned.number, removal.block);
+    let d = c.is_app_allowed(&info).await.unwrap();
+    assert_eq!((d.allowed, d.reason.as_str()), (false, "compose hash not allowed"));
+    assert_eq!(d.block, pinned);
+}
+
+#[tokio::test]
+async fn safe_and_finalized_tags_follow_the_node() {
+    let f = deploy_fixture().await;
+    f.chain.mine(100).await;
+    for (read_at, tag) in [
+        (ReadAt::Safe, BlockNumberOrTag::Safe),
+        (ReadAt::Finalized, BlockNumberOrTag::Finalized),
+    ] {
+        let mut cfg = f.config();
+        cfg.read_at = read_at;
+        let c = connect(cfg).await;
+        let node = f
+            .chain
+            .provider()
+            .get_block_by_number(tag)
+            .await
+            .unwrap()
+            .unwrap();
+        let d = c.is_app_allowed(&f.app_boot_info()).await.unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.block.number, node.header.inner.number, "{read_at}");
+        assert_eq!(d.block.hash, node.header.hash);
+        assert!(d.block.number < f.chain.head().await, "{read_at} is behind latest");
+    }
+}
+
+#[tokio::test]
+async fn an_old_chain_is_stale() {
+    // Genesis two hours ago: anvil's clock runs from there.
+    let start = now() - 7200;
+    let chain = spawn_anvil_with(&["--timestamp", &start.to_string()]);
+    let f = deploy_fixture_on(chain).await;
+    let c = connect(f.config()).await; // max_staleness: 1 h
+    match c.is_app_allowed(&f.app_boot_info()).await {
+        Err(ChainError::Stale { age_secs, max_secs }) => {
+            assert!(age_secs >= 7200 - 60, "age {age_secs}");
+            assert_eq!(max_secs, 3600);
+        }
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert!(matches!(c.kms_info().await, Err(ChainError::Stale { .. })));
+    // A fresh block makes it live again.
+    f.chain.mine_at(now()).await;
+    c.refresh().await.unwrap();
+    assert!(c.is_app_allowed(&f.app_boot_info()).await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn a_chain_that_stops_mining_goes_stale_and_the_cache_is_not_served() {
+    let f = deploy_fixture().await;
+    f.chain.set_automine(false).await;
+    f.chain.mine_at(now()).await;
+    let mut cfg = f.config();
+    cfg.max_staleness = Duration::from_secs(1);
+    let c = connect(cfg).await;
+    let info = f.app_boot_info();
+    let d = c.is_app_allowed(&info).await.unwrap();
+    assert!(d.allowed && !d.cached);
+    assert!(c.is_app_allowed(&info).await.unwrap().cached);
+    // No block for more than a second: a refusal by staleness, even though a decision is cached.
+    let err = eventually(Duration::from_secs(5), "staleness", || {
+        let c = c.clone();
+        let info = info.clone();
+        async move { c.is_app_allowed(&info).await.err() }
+    })
+    .await;
+    assert!(matches!(err, ChainError::Stale { max_secs: 1, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_rpc_is_a_typed_error() {
+    // A port nothing listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cfg = ChainConfig::new(url.clone(), Address::repeat_byte(1));
+    cfg.retries = 1;
+    match ChainClient::connect(cfg).await {
+        Err(ChainError::Unreachable { url: u, reason }) => {
+            assert_eq!(u, url);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+
+    // A node that goes away after connecting: no decision, not even a cached one.
+    let f = deploy_fixture().await;
+    let c = connect(f.config()).await;
+    let info = f.app_boot_info();
+    assert!(c.is_app_allowed(&info).await.unwrap().allowed);
+    assert!(c.is_app_allowed(&info).await.unwrap().cached);
+    let Fixture { chain, .. } = f;
+    drop(chain);
+    assert!(matches!(c.refresh().await, Err(ChainError::Unreachable { .. })));
+    match c.is_app_allowed(&info).await {
+        Err(ChainError::Unreachable { url, .. }) => assert!(url.starts_with("http://127.0.0.1:")),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hung_rpc_times_out_after_bounded_retries() {
+    let f = deploy_fixture().await;
+    let proxy = RpcProxy::start(&f.chain.url).await;
+    let mut cfg = f.config();
+    cfg.rpc_urls = vec![proxy.url.clone()];
+    cfg.request_timeout = Duration::from_millis(200);
+    cfg.retries = 2;
+    cfg.poll_interval = Duration::from_secs(60); // keep the follower out of the count
+    let c = connect(cfg).await;
+    proxy.set_hang(true);
+    let before = proxy.count("eth_getBlockByNumber");
+    match c.refresh().await {
+        Err(ChainError::Timeout {
+            method,
+            timeout_ms,
+            attempts,
+            ..
+        }) => {
+            assert_eq!(method, "eth_getBlockByNumber");
+            assert_eq!(timeout_ms, 200);
+            assert_eq!(attempts, 3);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(proxy.count("eth_getBlockByNumber") - before, 3, "1 try + 2 retries");
+    assert!(c.is_app_allowed(&f.app_boot_info()).await.is_err());
+}

@@ -1,0 +1,188 @@
+//! GetAppKey from the guest's side: challenge, ephemeral key, bound report, request, open the
+//! sealed keys, and check that the KMS root key vouches for what came back.
+
+use k256::ecdsa::SigningKey;
+use snpkms_api::pb::kms_client::KmsClient;
+use snpkms_api::pb::{self, AppKeys};
+use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
+use snpkms_api::{app_key_signature, binding};
+use zeroize::Zeroizing;
+
+use crate::source::{EvidenceSource, GuestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestClientError {
+    #[error("cannot connect to the KMS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("KMS refused: {code:?}: {message}")]
+    Refused { code: tonic::Code, message: String },
+    #[error("evidence: {0}")]
+    Evidence(#[from] GuestError),
+    #[error("the response did not open with our ephemeral key: {0}")]
+    Open(#[from] seal::SealError),
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    #[error("KMS signature: {0}")]
+    Signature(#[from] app_key_signature::SignatureError),
+    #[error("the KMS signature is by {actual}, not by the expected KMS root {expected}")]
+    WrongSigner { expected: String, actual: String },
+}
+
+impl From<tonic::Status> for GuestClientError {
+    fn from(s: tonic::Status) -> Self {
+        GuestClientError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
+}
+
+/// Keys released to this guest, with the proof of where they came from.
+pub struct AppKeyGrant {
+    pub disk_key: Zeroizing<[u8; 32]>,
+    pub env_secret_key: Zeroizing<[u8; 32]>,
+    pub signing_key: Zeroizing<[u8; 32]>,
+    pub key_epoch: u32,
+    pub app_signing_address: [u8; 20],
+    pub kms_signature: [u8; 65],
+    pub kms_root_signing_address: [u8; 20],
+    pub block_number: u64,
+    pub block_hash: Vec<u8>,
+}
+
+/// A connection to one KMS node.
+pub struct GuestClient {
+    url: String,
+    inner: KmsClient<tonic::transport::Channel>,
+}
+
+fn array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], GuestClientError> {
+    bytes
+        .try_into()
+        .map_err(|_| GuestClientError::Malformed(format!("{what} is {} bytes, expected {N}", bytes.len())))
+}
+
+impl GuestClient {
+    pub async fn connect(url: &str) -> Result<GuestClient, GuestClientError> {
+        let inner = KmsClient::connect(url.to_string())
+            .await
+            .map_err(|e| GuestClientError::Connect {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(GuestClient {
+            url: url.to_string(),
+            inner,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn kms_info(&mut self) -> Result<pb::GetKmsInfoResponse, GuestClientError> {
+        Ok(self
+            .inner
+            .get_kms_info(pb::GetKmsInfoRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Runs the whole GetAppKey exchange. `expected_root` is the KMS root signing address the
+    /// caller trusts (read from the chain); the grant is refused if the KMS signature is not
+    /// by it.
+    pub async fn get_app_key(
+        &mut self,
+        source: &dyn EvidenceSource,
+        app_id: [u8; 20],
+        compose_hash: [u8; 32],
+        epoch: Option<u32>,
+        expected_root: Option<[u8; 20]>,
+    ) -> Result<AppKeyGrant, GuestClientError> {
+        let challenge = self
+            .inner
+            .get_challenge(pb::GetChallengeRequest {})
+            .await?
+            .into_inner();
+        let ephemeral = EphemeralKeyPair::generate();
+        let report_data =
+            binding::get_app_key_report_data(&challenge.nonce, &ephemeral.public_key());
+        let evidence = source.attest(report_data)?;
+        let response = self
+            .inner
+            .get_app_key(pb::GetAppKeyRequest {
+                evidence: Some(pb::Evidence {
+                    report: evidence.report,
+                    cert_table: evidence.cert_table,
+                }),
+                nonce: challenge.nonce.clone(),
+                app_id: app_id.to_vec(),
+                compose_hash: compose_hash.to_vec(),
+                ephemeral_public_key: ephemeral.public_key().to_vec(),
+                epoch,
+            })
+            .await?
+            .into_inner();
+        open_grant(&ephemeral, &challenge.nonce, app_id, compose_hash, response, expected_root)
+    }
+}
+
+/// Opens and checks a GetAppKey response.
+pub fn open_grant(
+    ephemeral: &EphemeralKeyPair,
+    nonce: &[u8],
+    app_id: [u8; 20],
+    compose_hash: [u8; 32],
+    response: pb::GetAppKeyResponse,
+    expected_root: Option<[u8; 20]>,
+) -> Result<AppKeyGrant, GuestClientError> {
+    let aad = seal::app_keys_aad(&app_id, &compose_hash, response.key_epoch, nonce);
+    let plaintext = ephemeral.open(
+        seal::APP_KEYS_INFO,
+        &aad,
+        &Sealed {
+            encapsulated_key: response.encapsulated_key,
+            ciphertext: response.sealed_keys,
+        },
+    )?;
+    let keys = <AppKeys as prost::Message>::decode(plaintext.as_slice())
+        .map_err(|e| GuestClientError::Malformed(format!("AppKeys: {e}")))?;
+    let grant = AppKeyGrant {
+        disk_key: Zeroizing::new(array(&keys.disk_key, "disk_key")?),
+        env_secret_key: Zeroizing::new(array(&keys.env_secret_key, "env_secret_key")?),
+        signing_key: Zeroizing::new(array(&keys.signing_key, "signing_key")?),
+        key_epoch: response.key_epoch,
+        app_signing_address: array(&response.app_signing_address, "app_signing_address")?,
+        kms_signature: array(&response.kms_signature, "kms_signature")?,
+        kms_root_signing_address: array(
+            &response.kms_root_signing_address,
+            "kms_root_signing_address",
+        )?,
+        block_number: response.block_number,
+        block_hash: response.block_hash,
+    };
+
+    // The signing key we got must be the one the KMS vouched for, and the voucher must be
+    // from the KMS root we trust.
+    let signing = SigningKey::from_slice(grant.signing_key.as_slice())
+        .map_err(|_| GuestClientError::Malformed("signing_key is not a secp256k1 key".into()))?;
+    if app_key_signature::address_of(signing.verifying_key()) != grant.app_signing_address {
+        return Err(GuestClientError::Malformed(
+            "signing_key does not match app_signing_address".into(),
+        ));
+    }
+    let signer = app_key_signature::recover(
+        &app_id,
+        &grant.app_signing_address,
+        grant.key_epoch,
+        &grant.kms_signature,
+    )?;
+    let expected = expected_root.unwrap_or(grant.kms_root_signing_address);
+    if signer != expected || signer != grant.kms_root_signing_address {
+        return Err(GuestClientError::WrongSigner {
+            expected: format!("0x{}", hex::encode(expected)),
+            actual: format!("0x{}", hex::encode(signer)),
+        });
+    }
+    Ok(grant)
+}

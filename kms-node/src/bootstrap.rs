@@ -1,0 +1,53 @@
+//! `snpkms node bootstrap`: the birth of a deployment's root secret, inside the first node's TEE.
+
+use crate::config::NodeConfig;
+use crate::keys::RootSecret;
+use crate::store::Store;
+use crate::{platform, sealed_root, NodeError};
+use serde::Serialize;
+use sha2::{Digest, Sha512};
+
+/// Domain of the bootstrap evidence: report_data = SHA-512(domain || root signing address ||
+/// TLS public key), so the registry owner can check, before `gov set-kms-info`, that the KMS
+/// info was produced inside an attested node.
+pub const BOOTSTRAP_DOMAIN: &[u8] = b"snpkms/bootstrap/v1";
+
+pub fn kms_info_report_data(root_signing_address: &[u8; 20], tls_public_key: &[u8]) -> [u8; 64] {
+    Sha512::new()
+        .chain_update(BOOTSTRAP_DOMAIN)
+        .chain_update(root_signing_address)
+        .chain_update(tls_public_key)
+        .finalize()
+        .into()
+}
+
+/// What the operator hands to the registry owner.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapOutput {
+    pub root_signing_address: String,
+    pub tls_public_key: String,
+    /// Evidence binding the two values above (report and certificate table, hex).
+    pub report: String,
+    pub cert_table: String,
+}
+
+/// Generates the root secret, seals it to this platform and stores it. Refuses if a store
+/// already exists: a second bootstrap would silently replace every app's keys.
+pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
+    let platform = platform::open(&cfg.platform)?;
+    let sealing_key = platform.sealing_key().map_err(platform::PlatformError::from)?;
+    let tls_public_key = crate::tls_public_key(cfg)?;
+    let store = Store::create(&cfg.data_dir)?;
+    let root = RootSecret::generate();
+    sealed_root::store_root(&store, &sealing_key, &root)?;
+    let address = root.root_signing_address();
+    let evidence = platform
+        .attest(kms_info_report_data(&address, &tls_public_key))
+        .map_err(platform::PlatformError::from)?;
+    Ok(BootstrapOutput {
+        root_signing_address: format!("0x{}", hex::encode(address)),
+        tls_public_key: format!("0x{}", hex::encode(&tls_public_key)),
+        report: hex::encode(evidence.report),
+        cert_table: hex::encode(evidence.cert_table),
+    })
+}

@@ -1,0 +1,203 @@
+//! Node configuration: a TOML file, overridden by `SNPKMS_NODE__*` environment variables
+//! (`SNPKMS_NODE__CHAIN__REGISTRY=0x..` sets `chain.registry`).
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use snpkms_chain_client::{Address, ChainConfig, ReadAt};
+use snpkms_verifier::{Policy, Product};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Prometheus metrics listen address (plain HTTP, `/metrics`); none disables metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where the node keeps its store (sealed root, nonces, key-release log).
+    pub data_dir: PathBuf,
+    pub tls: Option<TlsConfig>,
+    pub chain: ChainSection,
+    #[serde(default)]
+    pub trust: TrustSection,
+    /// Guest policy applied to every report (see the verifier's Policy).
+    #[serde(default)]
+    pub policy: Policy,
+    pub platform: PlatformConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    pub rpc_urls: Vec<String>,
+    #[serde(default = "one")]
+    pub quorum: usize,
+    /// The KmsRegistry proxy address.
+    pub registry: Address,
+    /// Expected chain id; when set every endpoint must serve it.
+    pub chain_id: Option<u64>,
+    /// `safe`, `finalized`, or a number of confirmations below the head.
+    #[serde(default = "default_read_at")]
+    pub read_at: String,
+    #[serde(default = "default_staleness")]
+    pub max_staleness_secs: u64,
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_secs: u64,
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_read_at() -> String {
+    "3".into()
+}
+fn default_staleness() -> u64 {
+    300
+}
+fn default_timeout() -> u64 {
+    5000
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_cache_ttl() -> u64 {
+    600
+}
+fn default_poll() -> u64 {
+    2000
+}
+
+impl ChainSection {
+    pub fn to_chain_config(&self) -> Result<ChainConfig, ConfigError> {
+        let read_at: ReadAt = self
+            .read_at
+            .parse()
+            .map_err(|e: String| ConfigError::Invalid(format!("chain.read_at: {e}")))?;
+        let mut cfg = ChainConfig::new(
+            self.rpc_urls.first().cloned().unwrap_or_default(),
+            self.registry,
+        );
+        cfg.rpc_urls = self.rpc_urls.clone();
+        cfg.quorum = self.quorum;
+        cfg.chain_id = self.chain_id;
+        cfg.read_at = read_at;
+        cfg.max_staleness = Duration::from_secs(self.max_staleness_secs);
+        cfg.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        cfg.retries = self.retries;
+        cfg.cache_ttl = Duration::from_secs(self.cache_ttl_secs);
+        cfg.poll_interval = Duration::from_millis(self.poll_interval_ms);
+        Ok(cfg)
+    }
+}
+
+/// Which roots evidence must chain to. AMD's are always trusted; anything else only when named.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Trust the simulator's test root (development only; the node warns loudly).
+    #[serde(default)]
+    pub simulator_root: bool,
+    /// Extra root PEM files (ARK, or ASK then ARK), trusted for every product.
+    #[serde(default)]
+    pub extra_roots: Vec<PathBuf>,
+    /// AMD CRLs (DER) to check revocations against.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+}
+
+/// The node's own TEE: where its sealing key and its evidence come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PlatformConfig {
+    /// Real SEV-SNP hardware (configfs-tsm, or /dev/sev-guest).
+    Hardware,
+    /// The simulator: a chip seed and the launch facts of the simulated KMS image.
+    Simulator {
+        product: Product,
+        /// Any string; the same seed is the same simulated chip.
+        chip_seed: String,
+        /// Hex launch digest (48 bytes) of the simulated KMS image.
+        measurement: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub nonce_ttl_secs: u64,
+    pub max_outstanding_nonces: usize,
+    /// Largest request accepted, in bytes (a report and its certificates fit in 16 KiB).
+    pub max_request_bytes: usize,
+    /// Requests processed at once; more wait.
+    pub max_concurrent_requests: usize,
+    /// Verified VCEK chains kept (one per machine and TCB).
+    pub verified_chain_cache: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            nonce_ttl_secs: 60,
+            max_outstanding_nonces: 100_000,
+            max_request_bytes: 64 * 1024,
+            max_concurrent_requests: 256,
+            verified_chain_cache: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Loads `path` and applies `SNPKMS_NODE__*` overrides.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Load(format!("{} does not exist", path.display())));
+        }
+        Self::from_figment(Figment::new().merge(Toml::file(path)))
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<NodeConfig, ConfigError> {
+        let cfg: NodeConfig = figment
+            .merge(Env::prefixed("SNPKMS_NODE__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        cfg.chain.to_chain_config()?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML, for `snpkms dev` and documentation.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}

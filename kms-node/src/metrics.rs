@@ -1,0 +1,206 @@
+//! Prometheus metrics on their own listener. Labels never carry key material; the app label is
+//! the public app id.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use snpkms_chain_client::{ChainError, Decision};
+use snpkms_verifier::VerifyError;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters sampled at scrape time from the parts that keep their own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub chain_cache_hits: u64,
+    pub chain_cache_misses: u64,
+    pub chain_cache_invalidations: u64,
+    pub verified_chain_cache_hits: u64,
+    pub verified_chain_cache_misses: u64,
+    pub outstanding_nonces: u64,
+    pub audit_records: u64,
+}
+
+type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram>,
+    verify_failures: Family<Labels, Counter>,
+    verify_seconds: Histogram,
+    chain_seconds: Histogram,
+    chain_errors: Family<Labels, Counter>,
+    key_releases: Family<Labels, Counter>,
+    snapshot: Arc<OnceLock<SnapshotFn>>,
+}
+
+struct SnapshotCollector(Arc<OnceLock<SnapshotFn>>);
+
+impl std::fmt::Debug for SnapshotCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCollector")
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(f) = self.0.get() else {
+            return Ok(());
+        };
+        let s = f();
+        let counters = [
+            ("snpkms_chain_decision_cache_hits", "Authorization decisions served from the event-invalidated cache", s.chain_cache_hits),
+            ("snpkms_chain_decision_cache_misses", "Authorization decisions read from the chain", s.chain_cache_misses),
+            ("snpkms_chain_decision_cache_invalidations", "Cached decisions dropped by events or reorgs", s.chain_cache_invalidations),
+            ("snpkms_verified_chain_cache_hits", "Reports whose VCEK chain was already verified", s.verified_chain_cache_hits),
+            ("snpkms_verified_chain_cache_misses", "Reports whose VCEK chain had to be verified", s.verified_chain_cache_misses),
+        ];
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        for (name, help, value) in [
+            ("snpkms_outstanding_nonces", "Challenges issued and not yet used or expired", s.outstanding_nonces),
+            ("snpkms_audit_records", "Records in the key-release log", s.audit_records),
+        ] {
+            let metric = ConstGauge::new(value as i64);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~13 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let request_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let verify_failures = Family::<Labels, Counter>::default();
+        let verify_seconds = latency_histogram();
+        let chain_seconds = latency_histogram();
+        let chain_errors = Family::<Labels, Counter>::default();
+        let key_releases = Family::<Labels, Counter>::default();
+        registry.register("snpkms_requests", "gRPC requests by method and status code", requests.clone());
+        registry.register("snpkms_request_duration_seconds", "gRPC request latency by method", request_seconds.clone());
+        registry.register("snpkms_verification_failures", "Rejected evidence by failing check", verify_failures.clone());
+        registry.register("snpkms_verification_duration_seconds", "Evidence verification time", verify_seconds.clone());
+        registry.register("snpkms_chain_read_duration_seconds", "Authorization read time (cache hits included)", chain_seconds.clone());
+        registry.register("snpkms_chain_read_errors", "Authorization reads that gave no decision", chain_errors.clone());
+        registry.register("snpkms_key_releases", "Keys released by app", key_releases.clone());
+        let snapshot = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            request_seconds,
+            verify_failures,
+            verify_seconds,
+            chain_seconds,
+            chain_errors,
+            key_releases,
+            snapshot,
+        }
+    }
+
+    pub fn set_snapshot(&self, f: SnapshotFn) {
+        let _ = self.snapshot.set(f);
+    }
+
+    pub fn observe_request(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+        self.requests
+            .get_or_create(&vec![("method", method.to_string()), ("code", format!("{code:?}"))])
+            .inc();
+        self.request_seconds
+            .get_or_create(&vec![("method", method.to_string())])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_verify(&self, elapsed: Duration, error: Option<&VerifyError>) {
+        self.verify_seconds.observe(elapsed.as_secs_f64());
+        if let Some(e) = error {
+            self.verify_failures
+                .get_or_create(&vec![("reason", e.kind().to_string())])
+                .inc();
+        }
+    }
+
+    pub fn observe_chain(&self, elapsed: Duration, result: &Result<Decision, ChainError>) {
+        self.chain_seconds.observe(elapsed.as_secs_f64());
+        if let Err(e) = result {
+            let kind = match e {
+                ChainError::Unreachable { .. } => "unreachable",
+                ChainError::Timeout { .. } => "timeout",
+                ChainError::Stale { .. } => "stale",
+                ChainError::NoQuorum { .. } => "no_quorum",
+                ChainError::Disagreement { .. } | ChainError::BlockDisagreement { .. } => {
+                    "disagreement"
+                }
+                _ => "other",
+            };
+            self.chain_errors
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .inc();
+        }
+    }
+
+    pub fn key_released(&self, app_id: &[u8; 20]) {
+        self.key_releases
+            .get_or_create(&vec![("app", format!("0x{}", hex::encode(app_id)))])
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

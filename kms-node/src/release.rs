@@ -1,0 +1,227 @@
+//! GetAppKey, one step after the other, failing closed at each:
+//! verify evidence -> BootInfo (host_data binding) -> on-chain decision -> derive -> sign ->
+//! seal -> durable audit record -> respond.
+
+use crate::audit_log::{AuditLog, NewRecord};
+use crate::error::ReleaseError;
+use crate::evidence::EvidenceVerifier;
+use crate::keys::RootSecret;
+use crate::metrics::Metrics;
+use crate::nonces::NonceStore;
+use k256::ecdsa::SigningKey;
+use snpkms_api::pb;
+use snpkms_api::{app_key_signature, binding, seal};
+use snpkms_chain_client::{ChainClient, Decision};
+use snpkms_verifier::{BootInfo, UnixTime, VerifiedReport};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What the node knows of its on-chain identity, refreshed by the KMS info watcher.
+#[derive(Debug, Clone)]
+pub struct KmsState {
+    /// `Err(why)` while the node must not release keys (KMS info mismatch, not yet checked).
+    pub serving: Result<(), String>,
+    pub key_epoch: u32,
+    pub tls_public_key: Vec<u8>,
+}
+
+/// Everything a node needs to answer requests.
+pub struct Node {
+    pub(crate) evidence: Arc<EvidenceVerifier>,
+    pub(crate) chain: ChainClient,
+    pub(crate) nonces: NonceStore,
+    pub(crate) audit: AuditLog,
+    pub(crate) root: RootSecret,
+    pub(crate) root_signing_key: SigningKey,
+    pub(crate) root_address: [u8; 20],
+    pub(crate) state: RwLock<KmsState>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<[u8; N], ReleaseError> {
+    bytes.try_into().map_err(|_| {
+        ReleaseError::InvalidArgument(format!("{field} must be {N} bytes, got {}", bytes.len()))
+    })
+}
+
+impl Node {
+    pub fn root_address(&self) -> [u8; 20] {
+        self.root_address
+    }
+
+    pub fn state(&self) -> KmsState {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn chain(&self) -> &ChainClient {
+        &self.chain
+    }
+
+    pub fn evidence(&self) -> &EvidenceVerifier {
+        &self.evidence
+    }
+
+    pub fn challenge(&self) -> Result<pb::GetChallengeResponse, ReleaseError> {
+        let (nonce, expires_at) = self.nonces.issue(now_unix())?;
+        Ok(pb::GetChallengeResponse {
+            nonce: nonce.to_vec(),
+            expires_at,
+        })
+    }
+
+    /// Verifies evidence off the async executor: it is CPU work (ECDSA, and RSA on a cache miss).
+    pub(crate) async fn verify_evidence(
+        &self,
+        evidence: Option<pb::Evidence>,
+    ) -> Result<VerifiedReport, ReleaseError> {
+        let evidence = evidence
+            .ok_or_else(|| ReleaseError::InvalidArgument("evidence is missing".into()))?;
+        let verifier = self.evidence.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            verifier.verify(&evidence.report, &evidence.cert_table, UnixTime(now_unix()))
+        })
+        .await
+        .map_err(|e| ReleaseError::Internal(format!("verification task failed: {e}")))?;
+        self.metrics.observe_verify(started.elapsed(), result.as_ref().err());
+        Ok(result?)
+    }
+
+    pub async fn get_app_key(
+        &self,
+        req: pb::GetAppKeyRequest,
+    ) -> Result<pb::GetAppKeyResponse, ReleaseError> {
+        let state = self.state();
+        state.serving.clone().map_err(ReleaseError::NotServing)?;
+
+        let app_id: [u8; 20] = fixed(&req.app_id, "app_id")?;
+        let compose_hash: [u8; 32] = fixed(&req.compose_hash, "compose_hash")?;
+        let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
+        let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
+        if let Some(requested) = req.epoch {
+            if requested > state.key_epoch {
+                return Err(ReleaseError::EpochAhead {
+                    requested,
+                    current: state.key_epoch,
+                });
+            }
+        }
+        let epoch = req.epoch.unwrap_or(state.key_epoch);
+
+        // Consumed before the expensive checks: a nonce buys at most one verification.
+        self.nonces.consume(&nonce, now_unix())?;
+
+        let report = self.verify_evidence(req.evidence).await?;
+        // The report must be made for this request: this nonce (no replay) and this ephemeral
+        // key (only the requester can open the answer).
+        if report.report_data != binding::get_app_key_report_data(&nonce, &ephemeral) {
+            return Err(ReleaseError::ReportDataMismatch);
+        }
+        let boot = BootInfo::for_app(&report, app_id, compose_hash)?;
+
+        let started = Instant::now();
+        let decision = self.chain.is_app_allowed(&boot).await;
+        self.metrics.observe_chain(started.elapsed(), &decision);
+        let decision = decision?;
+        if !decision.allowed {
+            self.record(&boot, epoch, &decision).await?;
+            return Err(ReleaseError::Denied {
+                reason: decision.reason,
+                block: decision.block.to_string(),
+            });
+        }
+
+        let keys = self.root.app_keys(&app_id, epoch);
+        let app_signing_address = keys.signing_address();
+        let kms_signature =
+            app_key_signature::sign(&self.root_signing_key, &app_id, &app_signing_address, epoch)
+                .map_err(|e| ReleaseError::Internal(e.to_string()))?;
+        let plaintext = zeroize::Zeroizing::new(prost::Message::encode_to_vec(&pb::AppKeys {
+            disk_key: keys.disk.to_vec(),
+            env_secret_key: keys.env.to_vec(),
+            signing_key: keys.signing.to_bytes().to_vec(),
+        }));
+        let sealed = seal::seal(
+            &ephemeral,
+            seal::APP_KEYS_INFO,
+            &seal::app_keys_aad(&app_id, &compose_hash, epoch, &nonce),
+            &plaintext,
+        )
+        .map_err(|e| ReleaseError::InvalidArgument(e.to_string()))?;
+
+        // No key leaves before its record is on disk.
+        self.record(&boot, epoch, &decision).await?;
+        self.metrics.key_released(&app_id);
+        Ok(pb::GetAppKeyResponse {
+            encapsulated_key: sealed.encapsulated_key,
+            sealed_keys: sealed.ciphertext,
+            key_epoch: epoch,
+            app_signing_address: app_signing_address.to_vec(),
+            kms_signature: kms_signature.to_vec(),
+            kms_root_signing_address: self.root_address.to_vec(),
+            block_number: decision.block.number,
+            block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    async fn record(
+        &self,
+        boot: &BootInfo,
+        epoch: u32,
+        decision: &Decision,
+    ) -> Result<u64, ReleaseError> {
+        Ok(self
+            .audit
+            .append(NewRecord {
+                time: now_unix(),
+                kind: "app_key",
+                app_id: boot.app_id,
+                compose_hash: boot.compose_hash,
+                chip_id_hash: app_key_signature::keccak256(&boot.chip_id),
+                measurement: boot.measurement,
+                epoch,
+                block_number: decision.block.number,
+                block_hash: decision.block.hash.to_vec(),
+                allowed: decision.allowed,
+                reason: decision.reason.clone(),
+            })
+            .await?)
+    }
+
+    pub fn kms_info(&self) -> pb::GetKmsInfoResponse {
+        let state = self.state();
+        pb::GetKmsInfoResponse {
+            root_signing_address: self.root_address.to_vec(),
+            tls_public_key: state.tls_public_key,
+            key_epoch: state.key_epoch,
+            chain_id: self.chain.chain_id(),
+            registry_address: self.chain.registry().to_vec(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// Reads the on-chain KMS info and decides whether this node may serve.
+    pub async fn refresh_kms_state(&self) -> Result<KmsState, ReleaseError> {
+        let info = self.chain.kms_info().await?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.key_epoch = info.key_epoch;
+        state.serving = if info.root_signing_address.0 .0 == self.root_address {
+            Ok(())
+        } else {
+            Err(format!(
+                "the registry's KMS root signing address is {} but this node's is 0x{}; \
+                 register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
+                info.root_signing_address,
+                hex::encode(self.root_address)
+            ))
+        };
+        Ok(state.clone())
+    }
+}

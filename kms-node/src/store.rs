@@ -1,0 +1,91 @@
+//! The node's persistent state in sled: the sealed root secret, outstanding nonces and the
+//! key-release log. Opening never creates a root: a missing or unreadable store is an error
+//! for the operator, because silently starting over would change every app's keys.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no node store at {0}: run `snpkms node bootstrap` (first node) or `snpkms node onboard` (joining node)")]
+    Missing(PathBuf),
+    #[error("a node store already exists at {0}: refusing to overwrite its root secret")]
+    AlreadyExists(PathBuf),
+    #[error("the node store at {path} cannot be opened ({message}); it may be corrupted: restore it from backup or onboard again from a peer")]
+    Open { path: PathBuf, message: String },
+    #[error("the node store holds no sealed root secret: it is incomplete; restore it or onboard again")]
+    NoRoot,
+    #[error("the sealed root secret does not open with this platform's sealing key: wrong machine, changed image, or corrupted store")]
+    Unseal,
+    #[error("storage: {0}")]
+    Io(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+/// Handles to the node's trees.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: sled::Db,
+    pub(crate) root: sled::Tree,
+    pub(crate) nonces: sled::Tree,
+    pub(crate) audit: sled::Tree,
+}
+
+fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
+
+impl Store {
+    /// Opens an existing store; never creates one.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = db_path(data_dir);
+        if !path.join("conf").exists() {
+            return Err(StoreError::Missing(path));
+        }
+        Self::open_at(&path)
+    }
+
+    /// Creates a new, empty store; refuses if one exists.
+    pub fn create(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = db_path(data_dir);
+        if path.exists() {
+            return Err(StoreError::AlreadyExists(path));
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
+        Self::open_at(&path)
+    }
+
+    fn open_at(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            // Durability comes from explicit flushes before answering (see audit_log).
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        };
+        Ok(Store {
+            root: tree("root")?,
+            nonces: tree("nonces")?,
+            audit: tree("audit")?,
+            db,
+        })
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,556 @@
+//! Simulated evidence goes through exactly the same verifier: rejected under the AMD roots,
+//! accepted only when the simulator root is added explicitly, and every policy check bites.
+
+use snpkms_simulator::{
+    trust_simulator_root, AuthorityNames, DerivedKeyRequest, GuestLaunch, ReportFields,
+    SimAuthority, SimulatedGuest, SimulatedPlatform,
+};
+use snpkms_verifier::error::*;
+use snpkms_verifier::policy::Abi;
+use snpkms_verifier::tcb::TcbComponent;
+use snpkms_verifier::{
+    CertificateBundle, Crl, GuestPolicy, KeyInfo, PlatformInfo, Policy, Product, RootOrigin,
+    TcbVersion, TrustRoots, UnixTime, VerifiedReport, Verifier, VerifyError,
+};
+use std::sync::{Arc, OnceLock};
+
+const AT: UnixTime = UnixTime(1_780_272_000);
+
+fn authority() -> Arc<SimAuthority> {
+    static AUTHORITY: OnceLock<Arc<SimAuthority>> = OnceLock::new();
+    AUTHORITY
+        .get_or_init(|| Arc::new(SimAuthority::load()))
+        .clone()
+}
+
+fn platform(product: Product) -> SimulatedPlatform {
+    SimulatedPlatform::new(authority(), product, b"chip-A")
+}
+
+fn sim_verifier(policy: Policy) -> Verifier {
+    let mut roots = TrustRoots::amd();
+    trust_simulator_root(&mut roots).unwrap();
+    Verifier::new(roots, policy)
+}
+
+fn check(
+    p: &SimulatedPlatform,
+    fields: &ReportFields,
+    policy: Policy,
+) -> Result<VerifiedReport, VerifyError> {
+    let report = p.sign(fields);
+    sim_verifier(policy).verify(&report, &p.certificates(fields.reported_tcb), AT)
+}
+
+#[test]
+fn simulator_reports_need_the_simulator_root() {
+    for product in Product::ALL {
+        let p = platform(product);
+        let mut fields = p.default_fields();
+        fields.measurement = [0x42; 48];
+        let report = p.sign(&fields);
+        let certs = p.certificates(fields.reported_tcb);
+
+        let amd_only = Verifier::new(TrustRoots::amd(), Policy::default());
+        assert_eq!(
+            amd_only.verify(&report, &certs, AT),
+            Err(ChainError::UntrustedRoot { product }.into()),
+            "{product}"
+        );
+        // Without the ARK in the evidence, the simulator ASK is simply not signed by AMD.
+        let mut no_ark = certs.clone();
+        no_ark.ark = None;
+        assert_eq!(
+            amd_only.verify(&report, &no_ark, AT),
+            Err(ChainError::AskNotSignedByArk { product }.into())
+        );
+
+        let verified = sim_verifier(Policy::default())
+            .verify(&report, &certs, AT)
+            .unwrap_or_else(|e| panic!("{product}: {e}"));
+        assert_eq!(verified.product, product);
+        assert_eq!(verified.measurement, [0x42; 48]);
+        assert_eq!(verified.chip_id, p.chip_id());
+        assert_eq!(verified.reported_tcb, p.tcb());
+        assert_eq!(verified.root, RootOrigin::Extra("simulator".into()));
+    }
+}
+
+#[test]
+fn a_report_signed_by_another_chips_vcek_is_rejected() {
+    let a = platform(Product::Genoa);
+    let b = SimulatedPlatform::new(authority(), Product::Genoa, b"chip-B");
+    let fields = a.default_fields();
+    let report = a.sign(&fields);
+    // B's VCEK: a different chip, so the hwID does not match A's chip id.
+    assert_eq!(
+        sim_verifier(Policy::default()).verify(&report, &b.certificates(fields.reported_tcb), AT),
+        Err(BindingError::ChipIdMismatch.into())
+    );
+    // B signing a report that claims A's chip id: the hwID matches the claim, the key does not.
+    let forged = b.sign(&fields);
+    let mut certs = b.certificates(fields.reported_tcb);
+    certs.vcek = Some(a.vcek_der(fields.reported_tcb));
+    assert_eq!(
+        sim_verifier(Policy::default()).verify(&forged, &certs, AT),
+        Err(SignatureError::Invalid.into())
+    );
+}
+
+#[test]
+fn a_vcek_for_another_tcb_is_rejected() {
+    let p = platform(Product::Milan);
+    let fields = p.default_fields();
+    let report = p.sign(&fields);
+    let older = TcbVersion {
+        snp: fields.reported_tcb.snp - 1,
+        ..fields.reported_tcb
+    };
+    assert_eq!(
+        sim_verifier(Policy::default()).verify(&report, &p.certificates(older), AT),
+        Err(BindingError::TcbMismatch {
+            component: TcbComponent::Snp,
+            vcek: older.snp,
+            report: fields.reported_tcb.snp
+        }
+        .into())
+    );
+}
+
+#[test]
+fn turin_fmc_is_bound_too() {
+    let p = platform(Product::Turin);
+    let fields = p.default_fields();
+    let report = p.sign(&fields);
+    let other_fmc = TcbVersion {
+        fmc: fields.reported_tcb.fmc + 1,
+        ..fields.reported_tcb
+    };
+    assert_eq!(
+        sim_verifier(Policy::default()).verify(&report, &p.certificates(other_fmc), AT),
+        Err(BindingError::TcbMismatch {
+            component: TcbComponent::Fmc,
+            vcek: other_fmc.fmc,
+            report: fields.reported_tcb.fmc
+        }
+        .into())
+    );
+}
+
+#[test]
+fn a_forged_chain_with_amd_names_is_rejected() {
+    // Same structure and subject names as AMD's, but rooted in keys AMD never certified.
+    let forger = Arc::new(SimAuthority::with_names(AuthorityNames::amd_lookalike(
+        Product::Milan,
+    )));
+    let p = SimulatedPlatform::new(forger, Product::Milan, b"chip-A");
+    let fields = p.default_fields();
+    let report = p.sign(&fields);
+    let certs = p.certificates(fields.reported_tcb);
+    let amd = Verifier::new(TrustRoots::amd(), Policy::default());
+    assert_eq!(
+        amd.verify(&report, &certs, AT),
+        Err(ChainError::UntrustedRoot {
+            product: Product::Milan
+        }
+        .into())
+    );
+    let mut without_ark = certs;
+    without_ark.ark = None;
+    assert_eq!(
+        amd.verify(&report, &without_ark, AT),
+        Err(ChainError::AskNotSignedByArk {
+            product: Product::Milan
+        }
+        .into())
+    );
+}
+
+#[test]
+fn the_crl_revokes_and_must_be_signed_and_fresh() {
+    let p = platform(Product::Milan);
+    let fields = p.default_fields();
+    let report = p.sign(&fields);
+    let certs = p.certificates(fields.reported_tcb);
+    let auth = p.authority();
+    let ask_serial = auth.ask_serial(Product::Milan);
+    let day = 86_400;
+
+    let revoking = Crl::from_der(&auth.crl(AT.0 - day, AT.0 + day, &[&ask_serial])).unwrap();
+    assert_eq!(
+        sim_verifier(Policy::default())
+            .with_crl(revoking)
+            .verify(&report, &certs, AT),
+        Err(ChainError::Revoked {
+            which: "ASK",
+            serial: hex::encode(&ask_serial)
+        }
+        .into())
+    );
+
+    let clean = Crl::from_der(&auth.crl(AT.0 - day, AT.0 + day, &[&[0x77]])).unwrap();
+    assert!(sim_verifier(Policy::default())
+        .with_crl(clean)
+        .verify(&report, &certs, AT)
+        .is_ok());
+
+    let stale = Crl::from_der(&auth.crl(AT.0 - 3 * day, AT.0 - day, &[])).unwrap();
+    assert_eq!(
+        sim_verifier(Policy::default())
+            .with_crl(stale)
+            .verify(&report, &certs, AT),
+        Err(ChainError::CrlStale {
+            next_update: AT.0 - day,
+            at: AT.0
+        }
+        .into())
+    );
+
+    // A CRL naming the simulator ARK but signed by another key.
+    let mut forged = auth.crl(AT.0 - day, AT.0 + day, &[]);
+    let n = forged.len();
+    forged[n - 10] ^= 0xff;
+    let forged = Crl::from_der(&forged).unwrap();
+    assert_eq!(
+        sim_verifier(Policy::default())
+            .with_crl(forged)
+            .verify(&report, &certs, AT),
+        Err(ChainError::CrlSignature {
+            product: Product::Milan
+        }
+        .into())
+    );
+}
+
+fn policy_case(
+    mutate: impl FnOnce(&mut ReportFields),
+    policy: Policy,
+) -> Result<VerifiedReport, VerifyError> {
+    let p = platform(Product::Genoa);
+    let mut fields = p.default_fields();
+    mutate(&mut fields);
+    check(&p, &fields, policy)
+}
+
+#[test]
+fn each_policy_check_bites() {
+    let d = Policy::default;
+    let base = GuestPolicy::SMT | GuestPolicy::RESERVED_MBO;
+    assert!(policy_case(|_| {}, d()).is_ok());
+
+    assert_eq!(
+        policy_case(|f| f.policy = base | GuestPolicy::DEBUG, d()),
+        Err(PolicyError::DebugAllowed.into())
+    );
+    assert!(policy_case(
+        |f| f.policy = base | GuestPolicy::DEBUG,
+        Policy {
+            allow_debug: true,
+            ..d()
+        }
+    )
+    .is_ok());
+    assert_eq!(
+        policy_case(|f| f.policy = base | GuestPolicy::MIGRATE_MA, d()),
+        Err(PolicyError::MigrateAgentAllowed.into())
+    );
+    assert_eq!(
+        policy_case(|f| f.vmpl = 1, d()),
+        Err(PolicyError::Vmpl { vmpl: 1, max: 0 }.into())
+    );
+    assert!(policy_case(|f| f.vmpl = 2, Policy { max_vmpl: 2, ..d() }).is_ok());
+    let no_smt = || Policy {
+        allow_smt: false,
+        ..d()
+    };
+    assert_eq!(
+        policy_case(|_| {}, no_smt()),
+        Err(PolicyError::SmtNotAllowed.into())
+    );
+    assert!(policy_case(
+        |f| {
+            f.policy = GuestPolicy::RESERVED_MBO;
+            f.plat_info &= !PlatformInfo::SMT_EN;
+        },
+        no_smt()
+    )
+    .is_ok());
+    assert_eq!(
+        policy_case(
+            |_| {},
+            Policy {
+                require_single_socket: true,
+                ..d()
+            }
+        ),
+        Err(PolicyError::SingleSocketRequired.into())
+    );
+    assert!(policy_case(
+        |f| f.policy = base | GuestPolicy::SINGLE_SOCKET,
+        Policy {
+            require_single_socket: true,
+            ..d()
+        }
+    )
+    .is_ok());
+    assert_eq!(
+        policy_case(|f| f.policy = GuestPolicy::SMT, d()),
+        Err(PolicyError::ReservedBitNotSet.into())
+    );
+    assert_eq!(
+        policy_case(|f| f.policy = base | (1 << 40), d()),
+        Err(FormatError::ReservedBits {
+            field: "policy",
+            value: base | (1 << 40)
+        }
+        .into())
+    );
+    assert!(matches!(
+        policy_case(
+            |_| {},
+            Policy {
+                min_abi: Abi {
+                    major: 1,
+                    minor: 56
+                },
+                ..d()
+            }
+        ),
+        Err(VerifyError::Policy(PolicyError::AbiTooOld {
+            which: "current",
+            major: 1,
+            minor: 55,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        policy_case(
+            |f| f.committed_version.minor = 51,
+            Policy {
+                min_abi: Abi {
+                    major: 1,
+                    minor: 52
+                },
+                ..d()
+            }
+        ),
+        Err(VerifyError::Policy(PolicyError::AbiTooOld {
+            which: "committed",
+            ..
+        }))
+    ));
+    assert_eq!(
+        policy_case(
+            |f| f.guest_svn = 3,
+            Policy {
+                min_guest_svn: 4,
+                ..d()
+            }
+        ),
+        Err(PolicyError::GuestSvnTooLow { svn: 3, min: 4 }.into())
+    );
+}
+
+#[test]
+fn plat_info_must_agree_with_the_guest_policy() {
+    let d = Policy::default;
+    let base = GuestPolicy::RESERVED_MBO;
+    assert_eq!(
+        policy_case(|f| f.policy = base, d()),
+        Err(PolicyError::PlatInfoInconsistent(
+            "policy forbids SMT but plat_info says SMT is enabled"
+        )
+        .into())
+    );
+    assert!(matches!(
+        policy_case(|f| f.policy |= GuestPolicy::RAPL_DIS, d()),
+        Err(VerifyError::Policy(PolicyError::PlatInfoInconsistent(_)))
+    ));
+    assert!(policy_case(
+        |f| {
+            f.policy |= GuestPolicy::RAPL_DIS;
+            f.plat_info |= PlatformInfo::RAPL_DIS;
+        },
+        d()
+    )
+    .is_ok());
+    assert!(matches!(
+        policy_case(|f| f.policy |= GuestPolicy::CIPHERTEXT_HIDING, d()),
+        Err(VerifyError::Policy(PolicyError::PlatInfoInconsistent(_)))
+    ));
+}
+
+#[test]
+fn minimum_tcb_applies_to_reported_committed_and_launch() {
+    let p = platform(Product::Genoa);
+    let min = p.tcb();
+    let policy = || Policy {
+        min_tcb: [(Product::Genoa, min)].into(),
+        ..Policy::default()
+    };
+    assert!(check(&p, &p.default_fields(), policy()).is_ok());
+    let below = TcbVersion {
+        microcode: min.microcode - 1,
+        ..min
+    };
+    for which in ["committed_tcb", "launch_tcb"] {
+        let mut f = p.default_fields();
+        match which {
+            "committed_tcb" => f.committed_tcb = below,
+            _ => f.launch_tcb = below,
+        }
+        assert!(
+            matches!(
+                check(&p, &f, policy()),
+                Err(VerifyError::Policy(PolicyError::TcbBelowMinimum { which: w, component: TcbComponent::Microcode, .. })) if w == which
+            ),
+            "{which}"
+        );
+    }
+    // A platform whose reported TCB (and so its VCEK) is below the minimum.
+    let old = SimulatedPlatform::new(authority(), Product::Genoa, b"chip-A").with_tcb(below);
+    assert!(matches!(
+        check(&old, &old.default_fields(), policy()),
+        Err(VerifyError::Policy(PolicyError::TcbBelowMinimum {
+            which: "reported_tcb",
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn masked_chip_id_is_refused_by_default() {
+    let masked = |f: &mut ReportFields| {
+        f.key_info = KeyInfo::MASK_CHIP_KEY;
+        f.chip_id = [0; 64];
+    };
+    assert_eq!(
+        policy_case(masked, Policy::default()),
+        Err(BindingError::MaskedChipId.into())
+    );
+    let allowed = policy_case(
+        masked,
+        Policy {
+            allow_masked_chip_id: true,
+            ..Policy::default()
+        },
+    )
+    .unwrap();
+    assert!(allowed.chip_id_masked);
+}
+
+#[test]
+fn unknown_cpuid_and_signing_keys() {
+    assert_eq!(
+        policy_case(|f| f.cpuid = (0x17, 0x31, 0), Policy::default()),
+        Err(ProductError::UnknownCpuid {
+            family: 0x17,
+            model: 0x31
+        }
+        .into())
+    );
+    assert_eq!(
+        policy_case(|f| f.key_info = 7 << 2, Policy::default()),
+        Err(BindingError::UnsupportedSigningKey(7).into())
+    );
+    assert_eq!(
+        policy_case(
+            |_| {},
+            Policy {
+                allowed_products: vec![Product::Milan],
+                ..Policy::default()
+            }
+        ),
+        Err(ProductError::NotAllowed(Product::Genoa).into())
+    );
+}
+
+#[test]
+fn cached_chain_is_rechecked_for_validity_and_product() {
+    let v = sim_verifier(Policy::default());
+    let p = platform(Product::Milan);
+    let fields = p.default_fields();
+    let report = v.parse(&p.sign(&fields)).unwrap();
+    let chain = v
+        .verify_chain(
+            &p.certificates(fields.reported_tcb),
+            Some(Product::Milan),
+            AT,
+        )
+        .unwrap();
+    assert!(v.verify_parsed(&report, &chain, AT).is_ok());
+    assert!(matches!(
+        v.verify_parsed(
+            &report,
+            &chain,
+            UnixTime(snpkms_simulator::authority::NOT_AFTER + 1)
+        ),
+        Err(VerifyError::Chain(ChainError::Expired { .. }))
+    ));
+    // A Genoa report presented with the cached Milan chain.
+    let g = platform(Product::Genoa);
+    let genoa_report = v.parse(&g.sign(&g.default_fields())).unwrap();
+    assert_eq!(
+        v.verify_parsed(&genoa_report, &chain, AT),
+        Err(ProductError::Mismatch {
+            report: Product::Genoa,
+            certificate: Product::Milan
+        }
+        .into())
+    );
+}
+
+#[test]
+fn guest_evidence_round_trips_through_the_certificate_table() {
+    let guest = SimulatedGuest::new(
+        Arc::new(platform(Product::Milan)),
+        GuestLaunch {
+            measurement: [9; 48],
+            host_data: [8; 32],
+            ..GuestLaunch::default()
+        },
+    );
+    let evidence = guest.extended_report([7; 64], 0);
+    let certs = CertificateBundle::from_cert_table(&evidence.cert_table).unwrap();
+    let r = sim_verifier(Policy::default())
+        .verify(&evidence.report, &certs, AT)
+        .unwrap();
+    assert_eq!(
+        (r.report_data, r.host_data, r.measurement),
+        ([7; 64], [8; 32], [9; 48])
+    );
+}
+
+#[test]
+fn derived_keys_are_bound_to_chip_measurement_and_policy() {
+    let launch = GuestLaunch {
+        measurement: [1; 48],
+        ..GuestLaunch::default()
+    };
+    let guest = |seed: &[u8], launch: GuestLaunch| {
+        SimulatedGuest::new(
+            Arc::new(SimulatedPlatform::new(authority(), Product::Milan, seed)),
+            launch,
+        )
+    };
+    let req = DerivedKeyRequest::sealing();
+    let k = guest(b"chip-A", launch.clone()).derived_key(req);
+    assert_eq!(k, guest(b"chip-A", launch.clone()).derived_key(req));
+    assert_ne!(k, guest(b"chip-B", launch.clone()).derived_key(req));
+    let other_image = GuestLaunch {
+        measurement: [2; 48],
+        ..launch.clone()
+    };
+    assert_ne!(k, guest(b"chip-A", other_image.clone()).derived_key(req));
+    let other_policy = GuestLaunch {
+        policy: launch.policy | GuestPolicy::DEBUG,
+        ..launch.clone()
+    };
+    assert_ne!(k, guest(b"chip-A", other_policy).derived_key(req));
+    // Not mixing the measurement: the key no longer depends on it.
+    let unbound = DerivedKeyRequest::default();
+    assert_eq!(
+        guest(b"chip-A", launch).derived_key(unbound),
+        guest(b"chip-A", other_image).derived_key(unbound)
+    );
+}
