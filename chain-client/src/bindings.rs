@@ -80,3 +80,51 @@ pub fn sol_boot_info(info: &BootInfo) -> SolBootInfo {
 pub fn product_id(product: Product) -> u8 {
     product.chain_id()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolValue;
+
+    #[test]
+    fn boot_info_fields_map_one_to_one() {
+        let tcb = |n: u8| TcbVersion {
+            bootloader: n,
+            tee: n + 1,
+            snp: n + 2,
+            microcode: n + 3,
+            fmc: n + 4,
+        };
+        let info = BootInfo {
+            measurement: [1; 48],
+            chip_id: [2; 64],
+            app_id: [3; 20],
+            compose_hash: [4; 32],
+            product: Product::Turin,
+            reported_tcb: tcb(10),
+            committed_tcb: tcb(20),
+            launch_tcb: tcb(30),
+            host_data: [5; 32],
+            guest_svn: 0x01020304,
+        };
+        let s = sol_boot_info(&info);
+        assert_eq!(s.measurement.as_ref(), &[1; 48]);
+        assert_eq!(s.chipId.as_ref(), &[2; 64]);
+        assert_eq!(s.appId, Address::repeat_byte(3));
+        assert_eq!(s.composeHash, FixedBytes([4; 32]));
+        assert_eq!(s.product, 2);
+        assert_eq!(TcbVersion::from(s.reportedTcb.clone()), tcb(10));
+        assert_eq!(TcbVersion::from(s.committedTcb.clone()), tcb(20));
+        assert_eq!(TcbVersion::from(s.launchTcb.clone()), tcb(30));
+        assert_eq!(s.hostData, FixedBytes([5; 32]));
+        assert_eq!(s.guestSvn, 0x01020304);
+        // The product travels as the registry number in its own word: after the outer offset,
+        // the two dynamic-field offsets, appId and composeHash.
+        let encoded = s.abi_encode();
+        assert_eq!(encoded[5 * 32..6 * 32], {
+            let mut w = [0u8; 32];
+            w[31] = 2;
+            w
+        });
+    }
+}

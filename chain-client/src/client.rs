@@ -485,7 +485,7 @@ impl Inner {
         }
         // The k-th newest: fewer than k endpoints cannot make the chain look fresher or longer.
         let mut by_time = ok.clone();
-        by_time.sort_by(|a, b| b.1.timestamp.cmp(&a.1.timestamp));
+        by_time.sort_by_key(|(_, b)| std::cmp::Reverse(b.timestamp));
         let head = by_time[k - 1].1;
         let mut numbers: Vec<u64> = ok.iter().map(|(_, b)| b.number).collect();
         numbers.sort_unstable_by(|a, b| b.cmp(a));

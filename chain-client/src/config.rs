@@ -107,3 +107,35 @@ impl ChainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_at_parses() {
+        assert_eq!("safe".parse::<ReadAt>(), Ok(ReadAt::Safe));
+        assert_eq!("Finalized".parse::<ReadAt>(), Ok(ReadAt::Finalized));
+        assert_eq!("12".parse::<ReadAt>(), Ok(ReadAt::Confirmations(12)));
+        assert!("latest".parse::<ReadAt>().is_err());
+        assert!("-1".parse::<ReadAt>().is_err());
+    }
+
+    #[test]
+    fn impossible_configurations_are_refused() {
+        let ok = ChainConfig::new("http://127.0.0.1:8545", Address::repeat_byte(1));
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.quorum = 2;
+        assert!(c.validate().unwrap_err().contains("quorum 2"));
+        let mut c = ok.clone();
+        c.quorum = 0;
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.rpc_urls.clear();
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.registry = Address::ZERO;
+        assert!(c.validate().is_err());
+    }
+}

@@ -149,3 +149,36 @@ fn describe_registry_error(e: &KmsRegistry::KmsRegistryErrors) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::U256;
+
+    #[test]
+    fn custom_errors_are_named_with_their_arguments() {
+        let who = Address::repeat_byte(0xab);
+        let data = KmsRegistry::OwnableUnauthorizedAccount { account: who }.abi_encode();
+        let msg = decode_revert(&data);
+        assert!(msg.starts_with(&format!("OwnableUnauthorizedAccount({who})")), "{msg}");
+        let data = KmsRegistry::BadMeasurementLength {
+            length: U256::from(47),
+        }
+        .abi_encode();
+        assert!(decode_revert(&data).starts_with("BadMeasurementLength(47)"));
+        let data = KmsRegistry::FmcNotSupported { product: 1 }.abi_encode();
+        assert!(decode_revert(&data).starts_with("FmcNotSupported(1)"));
+        assert!(decode_revert(&KmsRegistry::AlreadyPresent {}.abi_encode()).starts_with("AlreadyPresent()"));
+        assert!(decode_revert(&AppAuth::ZeroRegistry {}.abi_encode()).starts_with("ZeroRegistry()"));
+    }
+
+    #[test]
+    fn standard_and_unknown_reverts() {
+        let data = Revert::from("nope").abi_encode();
+        assert_eq!(decode_revert(&data), "Error(\"nope\")");
+        let data = Panic::from(0x11).abi_encode();
+        assert_eq!(decode_revert(&data), "Panic(17)");
+        assert_eq!(decode_revert(&[]), "reverted without a reason");
+        assert_eq!(decode_revert(&[1, 2, 3, 4, 5]), "unknown error data 0x0102030405");
+    }
+}

@@ -116,7 +116,7 @@ impl Sender {
             from,
             receipt_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
-            receipt_poll: Duration::from_millis(200),
+            receipt_poll: Duration::from_millis(500),
             progress: None,
         })
     }
@@ -181,6 +181,8 @@ impl Sender {
             tx_hash,
         });
         let started = Instant::now();
+        // Short first waits: a dev chain mines at once, a public one in seconds.
+        let mut wait = Duration::from_millis(10);
         let receipt = loop {
             let r = self
                 .timed(
@@ -205,7 +207,8 @@ impl Sender {
                 tx_hash,
                 elapsed: started.elapsed(),
             });
-            tokio::time::sleep(self.receipt_poll).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.receipt_poll);
         };
         if !receipt.status() {
             return Err(ChainError::Contract(format!(
@@ -464,4 +467,46 @@ impl Owner {
 /// The registry's device id of a chip: `keccak256(chip_id)`.
 pub fn device_id(chip_id: &[u8]) -> B256 {
     alloy::primitives::keccak256(chip_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_ONE: &str = "0x0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[test]
+    fn keys_parse_with_or_without_prefix_and_whitespace() {
+        let want = Address::from_str("0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf").unwrap();
+        for text in [KEY_ONE, &format!("  {KEY_ONE}\n"), &KEY_ONE[2..]] {
+            assert_eq!(parse_key(text, "test").unwrap().address(), want);
+        }
+    }
+
+    #[test]
+    fn bad_keys_are_refused_without_echoing_them() {
+        let secret = "0x00000000000000000000000000000000000000000000000000000000000001";
+        for bad in [
+            secret,
+            "0xzz00000000000000000000000000000000000000000000000000000000000001",
+            "0x0000000000000000000000000000000000000000000000000000000000000000",
+            "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ] {
+            let err = parse_key(bad, "key file k").unwrap_err().to_string();
+            assert!(err.contains("key file k"), "{err}");
+            assert!(!err.contains(&bad[2..20]), "echoes the key: {err}");
+        }
+    }
+
+    #[test]
+    fn key_sources() {
+        let dir = std::env::temp_dir().join(format!("snpkms-key-{}", std::process::id()));
+        std::fs::write(&dir, format!("{KEY_ONE}\n")).unwrap();
+        assert!(signer_from_file(&dir).is_ok());
+        std::fs::remove_file(&dir).unwrap();
+        let err = signer_from_file(&dir).unwrap_err().to_string();
+        assert!(err.contains("cannot read key file"), "{err}");
+        let err = signer_from_env("SNPKMS_TEST_SURELY_UNSET_VAR").unwrap_err().to_string();
+        assert!(err.contains("SNPKMS_TEST_SURELY_UNSET_VAR is not set"), "{err}");
+    }
 }

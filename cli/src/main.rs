@@ -25,6 +25,10 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Compute the SNP launch measurement of an OVMF (+ kernel) guest image, to register it.
     Measure(cmd::measure::Args),
+    /// Get this guest's app keys from a KMS node (run inside the confidential VM).
+    GetKey(cmd::get_key::Args),
+    /// Run, bootstrap or inspect a KMS node (operators).
+    Node(cmd::node::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Measure(args) => cmd::measure::run(args),
+        Command::GetKey(args) => cmd::get_key::run(args),
+        Command::Node(args) => cmd::node::run(args),
     };
     match result {
         Ok(code) => code,

@@ -124,8 +124,12 @@ impl RunningNode {
     /// Stops serving and waits for the server to finish.
     pub async fn stop(self) -> Result<(), NodeError> {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        for t in &self.tasks {
             t.abort();
+        }
+        // Wait for the aborted tasks to drop what they hold (the store lock among it).
+        for t in self.tasks {
+            let _ = t.await;
         }
         self.server
             .await

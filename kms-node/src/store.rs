@@ -12,6 +12,8 @@ pub enum StoreError {
     AlreadyExists(PathBuf),
     #[error("the node store at {path} cannot be opened ({message}); it may be corrupted: restore it from backup or onboard again from a peer")]
     Open { path: PathBuf, message: String },
+    #[error("the node store at {0} is locked by another process: is a node already running on this data dir?")]
+    Locked(PathBuf),
     #[error("the node store holds no sealed root secret: it is incomplete; restore it or onboard again")]
     NoRoot,
     #[error("the sealed root secret does not open with this platform's sealing key: wrong machine, changed image, or corrupted store")]
@@ -65,9 +67,15 @@ impl Store {
             // Durability comes from explicit flushes before answering (see audit_log).
             .flush_every_ms(Some(200))
             .open()
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+            .map_err(|e| {
+                if e.to_string().contains("could not acquire lock") {
+                    StoreError::Locked(path.to_path_buf())
+                } else {
+                    StoreError::Open {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                }
             })?;
         let tree = |name: &str| {
             db.open_tree(name).map_err(|e| StoreError::Open {

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
+pub mod get_key;
+pub mod guest_source;
 pub mod measure;
+pub mod node;
 pub mod verify;
 
 /// Exit status for usage errors (bad arguments, unreadable files), as clap uses.

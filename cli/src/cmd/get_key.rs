@@ -1,0 +1,155 @@
+//! `snpkms get-key`: what a guest runs at boot to get its app's keys.
+
+use super::guest_source::{parse_hex, SourceArgs};
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+use snpkms_guest::{AppKeyGrant, GuestClient};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// KMS node URL, e.g. http://10.0.0.2:50051.
+    #[arg(long, env = "SNPKMS_KMS_URL")]
+    kms: String,
+    /// The app id (its AppAuth contract address).
+    #[arg(long)]
+    app_id: String,
+    /// The compose file this guest runs; its SHA-256 is the compose hash.
+    #[arg(long, conflicts_with = "compose_hash", required_unless_present = "compose_hash")]
+    compose: Option<PathBuf>,
+    /// The compose hash (32 bytes hex), instead of --compose.
+    #[arg(long)]
+    compose_hash: Option<String>,
+    /// Key epoch to ask for (default: the registry's current one).
+    #[arg(long)]
+    epoch: Option<u32>,
+    /// The KMS root signing address the grant must be signed by. Read from the chain when
+    /// --rpc-url and --registry are given.
+    #[arg(long)]
+    expected_root: Option<String>,
+    #[arg(long, env = "SNPKMS_RPC_URL")]
+    rpc_url: Option<String>,
+    #[arg(long, env = "SNPKMS_REGISTRY")]
+    registry: Option<String>,
+    /// Write disk.key, env.key and signing.key here (mode 0600).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Also print the secret keys to stdout. Off by default: terminals and logs keep things.
+    #[arg(long)]
+    print_secrets: bool,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+pub fn compose_hash_of(compose: Option<&Path>, hash: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    match (compose, hash) {
+        (Some(path), None) => Ok(Sha256::digest(super::read_file(path)?).into()),
+        (None, Some(hex)) => parse_hex::<32>(hex).context("--compose-hash"),
+        _ => bail!("give exactly one of --compose and --compose-hash"),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(get_key(args))
+}
+
+async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
+    if let Some(root) = &args.expected_root {
+        return Ok(Some(parse_hex::<20>(root).context("--expected-root")?));
+    }
+    let (Some(rpc), Some(registry)) = (&args.rpc_url, &args.registry) else {
+        eprintln!("warning: no --expected-root or --rpc-url/--registry: the grant is checked against the root the KMS names itself");
+        return Ok(None);
+    };
+    let registry = registry.parse().context("--registry")?;
+    let chain = snpkms_chain_client::ChainClient::connect(snpkms_chain_client::ChainConfig::new(
+        rpc.clone(),
+        registry,
+    ))
+    .await?;
+    let info = chain.kms_info().await?;
+    Ok(Some(info.root_signing_address.0 .0))
+}
+
+async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
+    let app_id = parse_hex::<20>(&args.app_id).context("--app-id")?;
+    let compose_hash = compose_hash_of(args.compose.as_deref(), args.compose_hash.as_deref())?;
+    let source = args
+        .source
+        .open(snpkms_verifier::app_host_data(&app_id, &compose_hash))?;
+    let expected = expected_root(&args).await?;
+    let mut client = GuestClient::connect(&args.kms).await?;
+    let grant = match client
+        .get_app_key(source.as_ref(), app_id, compose_hash, args.epoch, expected)
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(super::EXIT_REJECTED));
+        }
+    };
+    if let Some(dir) = &args.out_dir {
+        write_keys(dir, &grant)?;
+    }
+    print_grant(&grant, args.print_secrets, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_keys(dir: &Path, grant: &AppKeyGrant) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, key) in [
+        ("disk.key", grant.disk_key.as_slice()),
+        ("env.key", grant.env_secret_key.as_slice()),
+        ("signing.key", grant.signing_key.as_slice()),
+    ] {
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(key)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("keys written to {} (mode 0600)", dir.display());
+    Ok(())
+}
+
+fn print_grant(grant: &AppKeyGrant, secrets: bool, json: bool) -> anyhow::Result<()> {
+    let env_public = x25519_public(&grant.env_secret_key);
+    let mut out = serde_json::json!({
+        "key_epoch": grant.key_epoch,
+        "app_signing_address": format!("0x{}", hex::encode(grant.app_signing_address)),
+        "env_public_key": hex::encode(env_public),
+        "kms_signature": format!("0x{}", hex::encode(grant.kms_signature)),
+        "kms_root_signing_address": format!("0x{}", hex::encode(grant.kms_root_signing_address)),
+        "block_number": grant.block_number,
+        "block_hash": format!("0x{}", hex::encode(&grant.block_hash)),
+    });
+    if secrets {
+        out["disk_key"] = hex::encode(grant.disk_key.as_slice()).into();
+        out["env_secret_key"] = hex::encode(grant.env_secret_key.as_slice()).into();
+        out["signing_key"] = hex::encode(grant.signing_key.as_slice()).into();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if let Some(map) = out.as_object() {
+        for (k, v) in map {
+            println!("{k:<26} {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        }
+    }
+    Ok(())
+}
+
+fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*secret)).to_bytes()
+}

@@ -1,0 +1,124 @@
+//! `snpkms node run|bootstrap|audit-log`: for operators.
+
+use anyhow::Context;
+use snpkms_kms_node::config::NodeConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum NodeCommand {
+    /// Serve GetAppKey. Refuses to start without a bootstrapped or onboarded store.
+    Run {
+        /// Node configuration (TOML); `SNPKMS_NODE__*` environment variables override it.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate the deployment's root secret inside this node's TEE and seal it here. Prints
+    /// the KMS info to register on-chain, with evidence that binds it.
+    Bootstrap {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the key-release log and check its hash chain.
+    AuditLog {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        NodeCommand::Run { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(serve(cfg))
+        }
+        NodeCommand::Bootstrap { config } => {
+            let cfg = NodeConfig::load(&config)?;
+            let out = snpkms_kms_node::bootstrap::bootstrap(&cfg)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            eprintln!(
+                "root secret generated and sealed in {}; register it with:\n  snpkms gov set-kms-info --root-signing-address {}",
+                cfg.data_dir.display(),
+                out.root_signing_address
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::AuditLog { config, json } => {
+            let cfg = NodeConfig::load(&config)?;
+            match snpkms_kms_node::read_audit_log(&cfg) {
+                Ok(records) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&records)?);
+                    } else {
+                        println!(
+                            "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  reason",
+                            "seq", "time", "kind", "result", "app", "block"
+                        );
+                        for r in &records {
+                            println!(
+                                "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  {}",
+                                r.seq, r.time, r.kind, r.decision, r.app_id, r.block_number, r.reason
+                            );
+                        }
+                    }
+                    eprintln!("audit log: {} record(s), hash chain intact", records.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("audit log check FAILED: {e}");
+                    Ok(ExitCode::from(super::EXIT_REJECTED))
+                }
+            }
+        }
+    }
+}
+
+async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
+    let trusted = if cfg.trust.simulator_root {
+        "AMD roots + SIMULATOR ROOT (development only)"
+    } else if cfg.trust.extra_roots.is_empty() {
+        "AMD roots only"
+    } else {
+        "AMD roots + extra roots"
+    };
+    let mut node = snpkms_kms_node::start(cfg.clone()).await?;
+    let state = node.node.state();
+    eprintln!("snpkms node listening on {} (gRPC{})", node.addr, if cfg.tls.is_some() { ", TLS" } else { "" });
+    if let Some(m) = node.metrics_addr {
+        eprintln!("  metrics:      http://{m}/metrics");
+    }
+    eprintln!("  trust roots:  {trusted}");
+    eprintln!(
+        "  chain:        {} (chain id {}), registry {}, reads at {}",
+        cfg.chain.rpc_urls.join(", "),
+        node.node.chain().chain_id(),
+        node.node.chain().registry(),
+        cfg.chain.read_at
+    );
+    eprintln!(
+        "  root signer:  0x{}  epoch {}  {}",
+        hex::encode(node.node.root_address()),
+        state.key_epoch,
+        match &state.serving {
+            Ok(()) => "serving".to_string(),
+            Err(why) => format!("NOT SERVING: {why}"),
+        }
+    );
+    tokio::select! {
+        r = node.wait() => { r?; }
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("stopping");
+            node.stop().await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

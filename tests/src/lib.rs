@@ -1,0 +1,192 @@
+//! A whole snpkms deployment on loopback for tests: a real anvil with the registry deployed
+//! from the committed artifacts, KMS nodes started in-process on ephemeral ports with the
+//! simulator root trusted explicitly, and simulated guests. Panics on set-up failure: tests only.
+
+use snpkms_api::pb::kms_client::KmsClient;
+use snpkms_chain_client::testing::{deploy_fixture, Fixture, RpcProxy, KMS_MEASUREMENT};
+use snpkms_chain_client::{Address, B256};
+use snpkms_guest::{GuestClient, SimulatedSource};
+use snpkms_kms_node::config::{ChainSection, Limits, NodeConfig, PlatformConfig, TrustSection};
+use snpkms_kms_node::RunningNode;
+use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
+use snpkms_verifier::{app_host_data, Policy, Product};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The OS image the stack registers; simulated guests launch with it.
+pub const GUEST_IMAGE: [u8; 48] = [0x6a; 48];
+pub const GUEST_CHIP: &str = "e2e-guest-chip";
+
+pub fn authority() -> Arc<SimAuthority> {
+    static A: OnceLock<Arc<SimAuthority>> = OnceLock::new();
+    A.get_or_init(|| Arc::new(SimAuthority::load())).clone()
+}
+
+/// A simulated guest of `app` running `compose_hash` on `GUEST_IMAGE`, as a VMM would launch
+/// it (host_data bound to the app and compose).
+pub fn guest(app: Address, compose_hash: [u8; 32]) -> SimulatedSource {
+    guest_with(app, compose_hash, GUEST_IMAGE, GuestLaunch::default().policy)
+}
+
+pub fn guest_with(
+    app: Address,
+    compose_hash: [u8; 32],
+    measurement: [u8; 48],
+    policy: u64,
+) -> SimulatedSource {
+    let platform = SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes());
+    SimulatedSource::new(SimulatedGuest::new(
+        Arc::new(platform),
+        GuestLaunch {
+            measurement,
+            host_data: app_host_data(&app.0 .0, &compose_hash),
+            policy,
+            ..GuestLaunch::default()
+        },
+    ))
+}
+
+/// The chip id of the simulated guest machine (to allow it as a device).
+pub fn guest_chip_id() -> [u8; 64] {
+    SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes()).chip_id()
+}
+
+/// A node configuration for this stack: simulator platform and root, reads at `latest`,
+/// fast polling.
+pub fn node_config(rpc_url: &str, registry: Address, data_dir: &Path, chip_seed: &str) -> NodeConfig {
+    NodeConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        data_dir: data_dir.to_path_buf(),
+        tls: None,
+        chain: ChainSection {
+            rpc_urls: vec![rpc_url.to_string()],
+            quorum: 1,
+            registry,
+            chain_id: None,
+            read_at: "0".into(),
+            max_staleness_secs: 3600,
+            request_timeout_ms: 1000,
+            retries: 0,
+            cache_ttl_secs: 600,
+            poll_interval_ms: 50,
+        },
+        trust: TrustSection {
+            simulator_root: true,
+            extra_roots: vec![],
+            crls: vec![],
+        },
+        policy: Policy::default(),
+        platform: PlatformConfig::Simulator {
+            product: Product::Milan,
+            chip_seed: chip_seed.to_string(),
+            measurement: hex::encode(KMS_MEASUREMENT),
+        },
+        limits: Limits::default(),
+    }
+}
+
+/// The chain, the registry configured for simulated guests, and one bootstrapped node.
+pub struct Stack {
+    pub fixture: Fixture,
+    /// The node talks to the chain through this proxy, so tests can cut it off.
+    pub proxy: RpcProxy,
+    pub node: Option<RunningNode>,
+    pub config: NodeConfig,
+    pub data_dir: tempfile::TempDir,
+    pub compose_hash: [u8; 32],
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let fixture = deploy_fixture().await;
+        let compose_hash = snpkms_chain_client::testing::COMPOSE_HASH;
+        fixture
+            .governor
+            .add_os_image(&GUEST_IMAGE)
+            .await
+            .expect("addOsImage");
+        fixture
+            .app_owner
+            .add_device(fixture.app, snpkms_chain_client::device_id(&guest_chip_id()))
+            .await
+            .expect("addDevice");
+        let proxy = RpcProxy::start(&fixture.chain.url).await;
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let config = node_config(
+            &proxy.url,
+            fixture.deployment.registry,
+            data_dir.path(),
+            "e2e-kms-chip-1",
+        );
+        let boot = snpkms_kms_node::bootstrap::bootstrap(&config).expect("bootstrap");
+        let root: Address = boot.root_signing_address.parse().expect("address");
+        fixture
+            .governor
+            .set_kms_info(root, &[])
+            .await
+            .expect("setKmsInfo");
+        let mut stack = Stack {
+            fixture,
+            proxy,
+            node: None,
+            config,
+            data_dir,
+            compose_hash,
+        };
+        stack.start_node().await;
+        stack
+    }
+
+    /// (Re)starts the node on its store and waits until it serves.
+    pub async fn start_node(&mut self) {
+        let node = snpkms_kms_node::start(self.config.clone())
+            .await
+            .expect("start node");
+        for _ in 0..200 {
+            if node.node.state().serving.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            node.node.state().serving.is_ok(),
+            "node not serving: {:?}",
+            node.node.state().serving
+        );
+        self.node = Some(node);
+    }
+
+    pub async fn stop_node(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.stop().await.expect("stop node");
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.node.as_ref().expect("node running").addr)
+    }
+
+    pub fn app(&self) -> Address {
+        self.fixture.app
+    }
+
+    pub async fn client(&self) -> GuestClient {
+        GuestClient::connect(&self.url()).await.expect("connect")
+    }
+
+    pub async fn raw_client(&self) -> KmsClient<tonic::transport::Channel> {
+        KmsClient::connect(self.url()).await.expect("connect")
+    }
+
+    /// Mines enough blocks for changes to be read and waits for the node's follower.
+    pub async fn settle(&self) {
+        self.fixture.chain.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    pub fn compose(&self) -> B256 {
+        B256::from(self.compose_hash)
+    }
+}
