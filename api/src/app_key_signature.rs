@@ -130,11 +130,20 @@ mod tests {
     #[test]
     fn malformed_signatures_are_errors() {
         let (app, signer) = ([0x11u8; 20], [0x22u8; 20]);
-        assert_eq!(recover(&app, &signer, 7, &[0; 64]), Err(SignatureError::Length(64)));
+        assert_eq!(
+            recover(&app, &signer, 7, &[0; 64]),
+            Err(SignatureError::Length(64))
+        );
         let mut sig = [1u8; 65];
         sig[64] = 29;
-        assert_eq!(recover(&app, &signer, 7, &sig), Err(SignatureError::RecoveryId(29)));
+        assert_eq!(
+            recover(&app, &signer, 7, &sig),
+            Err(SignatureError::RecoveryId(29))
+        );
         sig[64] = 0;
-        assert_eq!(recover(&app, &signer, 7, &sig), Err(SignatureError::RecoveryId(0)));
+        assert_eq!(
+            recover(&app, &signer, 7, &sig),
+            Err(SignatureError::RecoveryId(0))
+        );
     }
 }

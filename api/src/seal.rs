@@ -54,8 +54,14 @@ impl EphemeralKeyPair {
         self.public
     }
 
-    pub fn open(&self, info: &[u8], aad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let sk = <KemT as Kem>::PrivateKey::from_bytes(&self.secret).map_err(|_| SealError::Open)?;
+    pub fn open(
+        &self,
+        info: &[u8],
+        aad: &[u8],
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        let sk =
+            <KemT as Kem>::PrivateKey::from_bytes(&self.secret).map_err(|_| SealError::Open)?;
         let enc = <KemT as Kem>::EncappedKey::from_bytes(&sealed.encapsulated_key)
             .map_err(|_| SealError::EncapsulatedKeyLength(sealed.encapsulated_key.len()))?;
         hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, KemT>(
@@ -119,22 +125,43 @@ mod tests {
         let guest = EphemeralKeyPair::generate();
         let sealed = seal(&guest.public_key(), APP_KEYS_INFO, b"aad", b"secret").unwrap();
         assert_eq!(
-            guest.open(APP_KEYS_INFO, b"aad", &sealed).unwrap().as_slice(),
+            guest
+                .open(APP_KEYS_INFO, b"aad", &sealed)
+                .unwrap()
+                .as_slice(),
             b"secret"
         );
-        assert_eq!(guest.open(APP_KEYS_INFO, b"other", &sealed), Err(SealError::Open));
-        assert_eq!(guest.open(ROOT_SECRET_INFO, b"aad", &sealed), Err(SealError::Open));
+        assert_eq!(
+            guest.open(APP_KEYS_INFO, b"other", &sealed),
+            Err(SealError::Open)
+        );
+        assert_eq!(
+            guest.open(ROOT_SECRET_INFO, b"aad", &sealed),
+            Err(SealError::Open)
+        );
         let other = EphemeralKeyPair::generate();
-        assert_eq!(other.open(APP_KEYS_INFO, b"aad", &sealed), Err(SealError::Open));
+        assert_eq!(
+            other.open(APP_KEYS_INFO, b"aad", &sealed),
+            Err(SealError::Open)
+        );
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
-        assert_eq!(guest.open(APP_KEYS_INFO, b"aad", &tampered), Err(SealError::Open));
+        assert_eq!(
+            guest.open(APP_KEYS_INFO, b"aad", &tampered),
+            Err(SealError::Open)
+        );
         assert!(!sealed.ciphertext.windows(6).any(|w| w == b"secret"));
     }
 
     #[test]
     fn bad_public_key_lengths_are_errors() {
-        assert_eq!(seal(&[0u8; 31], APP_KEYS_INFO, b"", b""), Err(SealError::PublicKeyLength(31)));
-        assert_eq!(seal(&[], APP_KEYS_INFO, b"", b""), Err(SealError::PublicKeyLength(0)));
+        assert_eq!(
+            seal(&[0u8; 31], APP_KEYS_INFO, b"", b""),
+            Err(SealError::PublicKeyLength(31))
+        );
+        assert_eq!(
+            seal(&[], APP_KEYS_INFO, b"", b""),
+            Err(SealError::PublicKeyLength(0))
+        );
     }
 }

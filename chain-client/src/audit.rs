@@ -36,30 +36,88 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", content = "args")]
 pub enum AuditKind {
-    AppRegistered { app: Address, owner: Address, salt: B256 },
-    ComposeHashAdded { app: Address, compose_hash: B256 },
-    ComposeHashRemoved { app: Address, compose_hash: B256 },
-    DeviceAdded { app: Address, device_id: B256 },
-    DeviceRemoved { app: Address, device_id: B256 },
-    AllowAnyDeviceSet { app: Address, allowed: bool },
-    AppEnabled { app: Address },
-    AppDisabled { app: Address },
-    OsImageAdded { measurement: Bytes },
-    OsImageRemoved { measurement: Bytes },
-    KmsMeasurementAdded { measurement: Bytes },
-    KmsMeasurementRemoved { measurement: Bytes },
-    KmsChipAdded { device_id: B256, chip_id: Bytes },
-    KmsChipRemoved { device_id: B256, chip_id: Bytes },
-    MinTcbSet { product: u8, tcb: TcbVersion },
-    KmsInfoSet { root_signing_address: Address, tls_public_key: Bytes, epoch: u32 },
-    KeyEpochBumped { epoch: u32 },
+    AppRegistered {
+        app: Address,
+        owner: Address,
+        salt: B256,
+    },
+    ComposeHashAdded {
+        app: Address,
+        compose_hash: B256,
+    },
+    ComposeHashRemoved {
+        app: Address,
+        compose_hash: B256,
+    },
+    DeviceAdded {
+        app: Address,
+        device_id: B256,
+    },
+    DeviceRemoved {
+        app: Address,
+        device_id: B256,
+    },
+    AllowAnyDeviceSet {
+        app: Address,
+        allowed: bool,
+    },
+    AppEnabled {
+        app: Address,
+    },
+    AppDisabled {
+        app: Address,
+    },
+    OsImageAdded {
+        measurement: Bytes,
+    },
+    OsImageRemoved {
+        measurement: Bytes,
+    },
+    KmsMeasurementAdded {
+        measurement: Bytes,
+    },
+    KmsMeasurementRemoved {
+        measurement: Bytes,
+    },
+    KmsChipAdded {
+        device_id: B256,
+        chip_id: Bytes,
+    },
+    KmsChipRemoved {
+        device_id: B256,
+        chip_id: Bytes,
+    },
+    MinTcbSet {
+        product: u8,
+        tcb: TcbVersion,
+    },
+    KmsInfoSet {
+        root_signing_address: Address,
+        tls_public_key: Bytes,
+        epoch: u32,
+    },
+    KeyEpochBumped {
+        epoch: u32,
+    },
     UpgradesDisabled,
-    Upgraded { implementation: Address },
-    OwnershipTransferStarted { previous_owner: Address, new_owner: Address },
-    OwnershipTransferred { previous_owner: Address, new_owner: Address },
-    Initialized { version: u64 },
+    Upgraded {
+        implementation: Address,
+    },
+    OwnershipTransferStarted {
+        previous_owner: Address,
+        new_owner: Address,
+    },
+    OwnershipTransferred {
+        previous_owner: Address,
+        new_owner: Address,
+    },
+    Initialized {
+        version: u64,
+    },
     /// A log of the watched contracts that our ABI does not know.
-    Unknown { topic0: B256 },
+    Unknown {
+        topic0: B256,
+    },
 }
 
 impl AuditKind {
@@ -102,7 +160,8 @@ impl AuditKind {
             | AuditKind::ComposeHashRemoved { compose_hash, .. } => {
                 format!("compose hash {compose_hash}")
             }
-            AuditKind::DeviceAdded { device_id, .. } | AuditKind::DeviceRemoved { device_id, .. } => {
+            AuditKind::DeviceAdded { device_id, .. }
+            | AuditKind::DeviceRemoved { device_id, .. } => {
                 format!("device {device_id}")
             }
             AuditKind::AllowAnyDeviceSet { allowed, .. } => format!("allowed {allowed}"),
@@ -110,8 +169,11 @@ impl AuditKind {
             AuditKind::OsImageAdded { measurement }
             | AuditKind::OsImageRemoved { measurement }
             | AuditKind::KmsMeasurementAdded { measurement }
-            | AuditKind::KmsMeasurementRemoved { measurement } => format!("measurement {measurement}"),
-            AuditKind::KmsChipAdded { device_id, .. } | AuditKind::KmsChipRemoved { device_id, .. } => {
+            | AuditKind::KmsMeasurementRemoved { measurement } => {
+                format!("measurement {measurement}")
+            }
+            AuditKind::KmsChipAdded { device_id, .. }
+            | AuditKind::KmsChipRemoved { device_id, .. } => {
                 format!("device {device_id}")
             }
             AuditKind::MinTcbSet { product, tcb } => {
@@ -355,7 +417,10 @@ impl AuditReader {
                     .event_signature(KmsRegistry::AppRegistered::SIGNATURE_HASH)
                     .topic1(app.into_word());
                 logs.extend(self.logs_chunked(registration, from, to).await?);
-                logs.extend(self.logs_chunked(Filter::new().address(app), from, to).await?);
+                logs.extend(
+                    self.logs_chunked(Filter::new().address(app), from, to)
+                        .await?,
+                );
             }
             None => {
                 // Apps registered before `from` still emit events in range, so the app set is
@@ -390,7 +455,12 @@ impl AuditReader {
         Ok(out)
     }
 
-    async fn logs_chunked(&self, filter: Filter, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+    async fn logs_chunked(
+        &self,
+        filter: Filter,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Log>, ChainError> {
         let mut out = Vec::new();
         let mut start = from;
         while start <= to {
@@ -405,7 +475,11 @@ impl AuditReader {
         Ok(out)
     }
 
-    async fn decode(&self, log: &Log, times: &mut HashMap<u64, u64>) -> Result<AuditEvent, ChainError> {
+    async fn decode(
+        &self,
+        log: &Log,
+        times: &mut HashMap<u64, u64>,
+    ) -> Result<AuditEvent, ChainError> {
         let missing = |what: &str| ChainError::BadResponse {
             url: self.endpoint.url.clone(),
             method: "eth_getLogs",
@@ -440,7 +514,9 @@ impl AuditReader {
         Ok(AuditEvent {
             block_number,
             block_timestamp,
-            tx_hash: log.transaction_hash.ok_or_else(|| missing("transaction hash"))?,
+            tx_hash: log
+                .transaction_hash
+                .ok_or_else(|| missing("transaction hash"))?,
             log_index: log.log_index.ok_or_else(|| missing("log index"))?,
             contract: log.address(),
             kind,

@@ -193,7 +193,9 @@ impl ChainClient {
         if let Some(expected) = cfg.chain_id {
             if expected != chain_id {
                 return Err(ChainError::ChainIdMismatch {
-                    detail: format!("configured chain id {expected}, the RPC endpoints serve chain {chain_id}"),
+                    detail: format!(
+                        "configured chain id {expected}, the RPC endpoints serve chain {chain_id}"
+                    ),
                 });
             }
         }
@@ -498,8 +500,7 @@ impl Inner {
                 } else {
                     BlockNumberOrTag::Finalized
                 };
-                let tagged =
-                    join_all(ok.iter().map(|&(i, _)| self.endpoints[i].block(tag))).await;
+                let tagged = join_all(ok.iter().map(|&(i, _)| self.endpoints[i].block(tag))).await;
                 let mut nums = Vec::new();
                 let mut errors = Vec::new();
                 for t in tagged {
@@ -520,7 +521,9 @@ impl Inner {
             if h.number == target {
                 Ok(h)
             } else {
-                self.endpoints[i].block(BlockNumberOrTag::Number(target)).await
+                self.endpoints[i]
+                    .block(BlockNumberOrTag::Number(target))
+                    .await
             }
         }))
         .await;
@@ -536,7 +539,10 @@ impl Inner {
             let detail = by_hash
                 .iter()
                 .map(|(h, (_, idx))| {
-                    let urls: Vec<&str> = idx.iter().map(|&i| self.endpoints[i].url.as_str()).collect();
+                    let urls: Vec<&str> = idx
+                        .iter()
+                        .map(|&i| self.endpoints[i].url.as_str())
+                        .collect();
                     format!("{} have {h}", urls.join(", "))
                 })
                 .collect::<Vec<_>>()
@@ -553,12 +559,7 @@ impl Inner {
                 agreeing,
                 at: Instant::now(),
             }),
-            other => Err(too_few(
-                k,
-                other.map_or(0, |(_, a)| a.len()),
-                errors,
-                n,
-            )),
+            other => Err(too_few(k, other.map_or(0, |(_, a)| a.len()), errors, n)),
         }
     }
 
@@ -581,11 +582,14 @@ impl Inner {
         let continuous = if new.number == prev.number + 1 {
             new.parent_hash == prev.hash
         } else {
-            let olds = join_all(view.agreeing.iter().map(|&i| {
-                self.endpoints[i].block(BlockNumberOrTag::Number(prev.number))
-            }))
+            let olds = join_all(
+                view.agreeing
+                    .iter()
+                    .map(|&i| self.endpoints[i].block(BlockNumberOrTag::Number(prev.number))),
+            )
             .await;
-            olds.iter().all(|b| matches!(b, Ok(b) if b.hash == prev.hash))
+            olds.iter()
+                .all(|b| matches!(b, Ok(b) if b.hash == prev.hash))
         };
         if !continuous {
             tracing::warn!(
@@ -676,7 +680,11 @@ impl Inner {
         let mut st = lock(&self.state);
         // Only if the follower has not moved on: the events between `block` and its new pinned
         // block were processed without this entry, so caching it now could outlive a removal.
-        if st.view.as_ref().is_some_and(|v| v.pinned.hash == block.hash) {
+        if st
+            .view
+            .as_ref()
+            .is_some_and(|v| v.pinned.hash == block.hash)
+        {
             if st.cache.len() >= MAX_CACHE_ENTRIES {
                 let ttl = self.cfg.cache_ttl;
                 st.cache.retain(|_, e| e.inserted.elapsed() <= ttl);
@@ -739,12 +747,7 @@ impl Inner {
     async fn quorum_call(&self, to: Address, data: Bytes) -> Result<(Bytes, BlockRef), ChainError> {
         let view = self.current_view().await?;
         let block = view.pinned.block_ref();
-        let results = join_all(
-            self.endpoints
-                .iter()
-                .map(|e| e.call(to, &data, block.hash)),
-        )
-        .await;
+        let results = join_all(self.endpoints.iter().map(|e| e.call(to, &data, block.hash))).await;
         let mut answers: BTreeMap<Bytes, Vec<&str>> = BTreeMap::new();
         let mut errors = Vec::new();
         for (e, r) in self.endpoints.iter().zip(results) {
@@ -757,7 +760,11 @@ impl Inner {
             let detail = answers
                 .iter()
                 .map(|(bytes, urls)| {
-                    format!("{} answered 0x{}", urls.join(", "), hex::encode(short(bytes)))
+                    format!(
+                        "{} answered 0x{}",
+                        urls.join(", "),
+                        hex::encode(short(bytes))
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -769,7 +776,10 @@ impl Inner {
             other => {
                 let answered = other.map_or(0, |(_, u)| u.len());
                 if answered == 0 {
-                    if let Some(pos) = errors.iter().position(|e| matches!(e, ChainError::Contract(_))) {
+                    if let Some(pos) = errors
+                        .iter()
+                        .position(|e| matches!(e, ChainError::Contract(_)))
+                    {
                         return Err(errors.swap_remove(pos));
                     }
                 }

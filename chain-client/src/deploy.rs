@@ -64,7 +64,9 @@ pub async fn deploy_registry_with_progress(
     progress: impl Fn(&Progress) + Send + Sync + 'static,
 ) -> Result<Deployment, ChainError> {
     if owner == Address::ZERO {
-        return Err(ChainError::Config("the registry owner must not be the zero address".into()));
+        return Err(ChainError::Config(
+            "the registry owner must not be the zero address".into(),
+        ));
     }
     let deployer = signer.address();
     let sender = Sender::new(rpc_url, signer)?.with_progress(progress);
@@ -100,7 +102,9 @@ pub async fn deploy_registry_with_progress(
     let raw = sender
         .call(
             implementation,
-            KmsRegistry::appAuthImplementationCall {}.abi_encode().into(),
+            KmsRegistry::appAuthImplementationCall {}
+                .abi_encode()
+                .into(),
         )
         .await?;
     let app_auth_implementation = KmsRegistry::appAuthImplementationCall::abi_decode_returns(&raw)

@@ -54,7 +54,9 @@ pub enum ChainError {
     #[error("chain id mismatch: {detail}; all RPC URLs must serve the chain the registry is on")]
     ChainIdMismatch { detail: String },
 
-    #[error("no contract at {address} on chain {chain_id}; check the registry address and the RPC URL")]
+    #[error(
+        "no contract at {address} on chain {chain_id}; check the registry address and the RPC URL"
+    )]
     NoContract { address: Address, chain_id: u64 },
 
     #[error("contract call reverted: {0}")]
@@ -93,7 +95,8 @@ pub fn decode_revert(data: &[u8]) -> String {
     if let Ok(ERC1967Proxy::ERC1967ProxyErrors::ERC1967ProxyUninitialized(_)) =
         ERC1967Proxy::ERC1967ProxyErrors::abi_decode(data)
     {
-        return "ERC1967ProxyUninitialized(): the proxy was deployed without initialization data".into();
+        return "ERC1967ProxyUninitialized(): the proxy was deployed without initialization data"
+            .into();
     }
     if let Ok(r) = Revert::abi_decode(data) {
         return format!("Error({:?})", r.reason);
@@ -145,7 +148,10 @@ fn describe_registry_error(e: &KmsRegistry::KmsRegistryErrors) -> String {
         E::FailedCall(_) => "FailedCall()".into(),
         E::FailedDeployment(_) => "FailedDeployment()".into(),
         E::InsufficientBalance(x) => {
-            format!("InsufficientBalance(balance {}, needed {})", x.balance, x.needed)
+            format!(
+                "InsufficientBalance(balance {}, needed {})",
+                x.balance, x.needed
+            )
         }
     }
 }
@@ -160,7 +166,10 @@ mod tests {
         let who = Address::repeat_byte(0xab);
         let data = KmsRegistry::OwnableUnauthorizedAccount { account: who }.abi_encode();
         let msg = decode_revert(&data);
-        assert!(msg.starts_with(&format!("OwnableUnauthorizedAccount({who})")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("OwnableUnauthorizedAccount({who})")),
+            "{msg}"
+        );
         let data = KmsRegistry::BadMeasurementLength {
             length: U256::from(47),
         }
@@ -168,7 +177,8 @@ mod tests {
         assert!(decode_revert(&data).starts_with("BadMeasurementLength(47)"));
         let data = KmsRegistry::FmcNotSupported { product: 1 }.abi_encode();
         assert!(decode_revert(&data).starts_with("FmcNotSupported(1)"));
-        assert!(decode_revert(&KmsRegistry::AlreadyPresent {}.abi_encode()).starts_with("AlreadyPresent()"));
+        assert!(decode_revert(&KmsRegistry::AlreadyPresent {}.abi_encode())
+            .starts_with("AlreadyPresent()"));
         assert!(decode_revert(&AppAuth::ZeroRegistry {}.abi_encode()).starts_with("ZeroRegistry()"));
     }
 
@@ -179,6 +189,9 @@ mod tests {
         let data = Panic::from(0x11).abi_encode();
         assert_eq!(decode_revert(&data), "Panic(17)");
         assert_eq!(decode_revert(&[]), "reverted without a reason");
-        assert_eq!(decode_revert(&[1, 2, 3, 4, 5]), "unknown error data 0x0102030405");
+        assert_eq!(
+            decode_revert(&[1, 2, 3, 4, 5]),
+            "unknown error data 0x0102030405"
+        );
     }
 }

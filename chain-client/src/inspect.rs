@@ -13,6 +13,7 @@ use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use serde::Serialize;
 use snpkms_verifier::{Product, TcbVersion};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// ERC-1967 implementation slot: `keccak256("eip1967.proxy.implementation") - 1`.
@@ -33,7 +34,7 @@ pub struct RegistryStatus {
     pub kms_tls_public_key: Bytes,
     pub key_epoch: u32,
     pub app_count: u64,
-    pub min_tcb: Vec<(Product, TcbVersion)>,
+    pub min_tcb: BTreeMap<Product, TcbVersion>,
     pub os_images: Vec<Bytes>,
     pub kms_measurements: Vec<Bytes>,
     /// Empty means any chip may run a KMS node.
@@ -72,7 +73,12 @@ impl Inspector {
         })
     }
 
-    async fn read<C: SolCall>(&self, to: Address, call: C, block: B256) -> Result<C::Return, ChainError> {
+    async fn read<C: SolCall>(
+        &self,
+        to: Address,
+        call: C,
+        block: B256,
+    ) -> Result<C::Return, ChainError> {
         let raw = self
             .endpoint
             .call_at(to, &call.abi_encode().into(), BlockId::hash(block))
@@ -96,12 +102,18 @@ impl Inspector {
         let r = self.registry;
         let h = head.hash;
         let info = self.read(r, KmsRegistry::kmsInfoCall {}, h).await?;
-        let mut min_tcb = Vec::new();
+        let mut min_tcb = BTreeMap::new();
         for p in Product::ALL {
             let t = self
-                .read(r, KmsRegistry::minTcbCall { product: p.chain_id() }, h)
+                .read(
+                    r,
+                    KmsRegistry::minTcbCall {
+                        product: p.chain_id(),
+                    },
+                    h,
+                )
                 .await?;
-            min_tcb.push((p, t.into()));
+            min_tcb.insert(p, t.into());
         }
         let slot = self
             .endpoint
@@ -109,7 +121,9 @@ impl Inspector {
             .get_storage_at(r, IMPLEMENTATION_SLOT.into())
             .block_id(BlockId::hash(h))
             .await
-            .map_err(|e| crate::rpc::map_transport_error(&self.endpoint.url, "eth_getStorageAt", e))?;
+            .map_err(|e| {
+                crate::rpc::map_transport_error(&self.endpoint.url, "eth_getStorageAt", e)
+            })?;
         let mut status = RegistryStatus {
             registry: r,
             chain_id,
@@ -123,7 +137,9 @@ impl Inspector {
             app_auth_implementation: self
                 .read(r, KmsRegistry::appAuthImplementationCall {}, h)
                 .await?,
-            upgrades_disabled: self.read(r, KmsRegistry::upgradesDisabledCall {}, h).await?,
+            upgrades_disabled: self
+                .read(r, KmsRegistry::upgradesDisabledCall {}, h)
+                .await?,
             kms_root_signing_address: info.rootSigningAddress,
             kms_tls_public_key: info.tlsPublicKey,
             key_epoch: info.keyEpoch_,
@@ -157,7 +173,9 @@ impl Inspector {
                     status.kms_measurements.retain(|m| *m != measurement)
                 }
                 AuditKind::KmsChipAdded { chip_id, .. } => status.kms_chips.push(chip_id),
-                AuditKind::KmsChipRemoved { chip_id, .. } => status.kms_chips.retain(|c| *c != chip_id),
+                AuditKind::KmsChipRemoved { chip_id, .. } => {
+                    status.kms_chips.retain(|c| *c != chip_id)
+                }
                 _ => {}
             }
         }

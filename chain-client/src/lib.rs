@@ -26,7 +26,8 @@ pub use error::{decode_revert, ChainError};
 pub use inspect::{AppStatus, Inspector, RegistryStatus};
 pub use owner::{device_id, signer_from_env, signer_from_file, Owner, Progress, TxOutcome};
 
-pub use alloy::primitives::{Address, B256};
+pub use alloy::primitives::{keccak256, Address, B256};
+pub use alloy::signers::local::PrivateKeySigner;
 
 use serde::Serialize;
 

@@ -66,8 +66,9 @@ fn parse_key(text: &str, source: &str) -> Result<PrivateKeySigner, ChainError> {
             t.len()
         )));
     }
-    let bytes = B256::from_str(t)
-        .map_err(|_| ChainError::Signer(format!("{source} does not hold a private key: not hex")))?;
+    let bytes = B256::from_str(t).map_err(|_| {
+        ChainError::Signer(format!("{source} does not hold a private key: not hex"))
+    })?;
     PrivateKeySigner::from_bytes(&bytes).map_err(|_| {
         ChainError::Signer(format!(
             "{source} does not hold a valid secp256k1 private key (zero or above the curve order)"
@@ -133,7 +134,8 @@ impl Sender {
     }
 
     pub(crate) async fn chain_id(&self) -> Result<u64, ChainError> {
-        self.timed("eth_chainId", self.provider.get_chain_id()).await
+        self.timed("eth_chainId", self.provider.get_chain_id())
+            .await
     }
 
     async fn timed<T>(
@@ -168,7 +170,10 @@ impl Sender {
     ) -> Result<TransactionReceipt, ChainError> {
         let tx = tx.with_from(self.from);
         let pending = self
-            .timed("eth_sendRawTransaction", self.provider.send_transaction(tx.clone()))
+            .timed(
+                "eth_sendRawTransaction",
+                self.provider.send_transaction(tx.clone()),
+            )
             .await
             .map_err(|e| match e {
                 ChainError::Contract(reason) => ChainError::Contract(format!("{what}: {reason}")),
@@ -233,14 +238,15 @@ impl Sender {
                 "eth_call",
                 self.provider
                     .call(replay)
-                    .block(BlockId::number(block.saturating_sub(1)))
-                    ,
+                    .block(BlockId::number(block.saturating_sub(1))),
             )
             .await;
         match result {
             Err(ChainError::Contract(reason)) => reason,
             Err(e) => format!("unknown reason (replay failed: {e})"),
-            Ok(_) => "unknown reason (the call succeeds when replayed on the previous block)".into(),
+            Ok(_) => {
+                "unknown reason (the call succeeds when replayed on the previous block)".into()
+            }
         }
     }
 }
@@ -274,7 +280,11 @@ impl std::fmt::Debug for Owner {
 
 impl Owner {
     /// No network access until the first transaction.
-    pub fn new(rpc_url: &str, signer: PrivateKeySigner, registry: Address) -> Result<Owner, ChainError> {
+    pub fn new(
+        rpc_url: &str,
+        signer: PrivateKeySigner,
+        registry: Address,
+    ) -> Result<Owner, ChainError> {
         Ok(Owner {
             sender: Sender::new(rpc_url, signer)?,
             registry,
@@ -418,7 +428,11 @@ impl Owner {
 
     // ---- app owner ----
 
-    pub async fn add_compose_hash(&self, app: Address, hash: B256) -> Result<TxOutcome, ChainError> {
+    pub async fn add_compose_hash(
+        &self,
+        app: Address,
+        hash: B256,
+    ) -> Result<TxOutcome, ChainError> {
         self.tx(app, AppAuth::addComposeHashCall { composeHash: hash })
             .await
     }
@@ -434,8 +448,13 @@ impl Owner {
 
     /// Allows a device (`keccak256(chip_id)`, see [`device_id`]).
     pub async fn add_device(&self, app: Address, device_id: B256) -> Result<TxOutcome, ChainError> {
-        self.tx(app, AppAuth::addDeviceCall { deviceId: device_id })
-            .await
+        self.tx(
+            app,
+            AppAuth::addDeviceCall {
+                deviceId: device_id,
+            },
+        )
+        .await
     }
 
     pub async fn remove_device(
@@ -443,8 +462,13 @@ impl Owner {
         app: Address,
         device_id: B256,
     ) -> Result<TxOutcome, ChainError> {
-        self.tx(app, AppAuth::removeDeviceCall { deviceId: device_id })
-            .await
+        self.tx(
+            app,
+            AppAuth::removeDeviceCall {
+                deviceId: device_id,
+            },
+        )
+        .await
     }
 
     pub async fn set_allow_any_device(
@@ -452,7 +476,8 @@ impl Owner {
         app: Address,
         allowed: bool,
     ) -> Result<TxOutcome, ChainError> {
-        self.tx(app, AppAuth::setAllowAnyDeviceCall { allowed }).await
+        self.tx(app, AppAuth::setAllowAnyDeviceCall { allowed })
+            .await
     }
 
     pub async fn enable_app(&self, app: Address) -> Result<TxOutcome, ChainError> {
@@ -506,7 +531,12 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         let err = signer_from_file(&dir).unwrap_err().to_string();
         assert!(err.contains("cannot read key file"), "{err}");
-        let err = signer_from_env("SNPKMS_TEST_SURELY_UNSET_VAR").unwrap_err().to_string();
-        assert!(err.contains("SNPKMS_TEST_SURELY_UNSET_VAR is not set"), "{err}");
+        let err = signer_from_env("SNPKMS_TEST_SURELY_UNSET_VAR")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SNPKMS_TEST_SURELY_UNSET_VAR is not set"),
+            "{err}"
+        );
     }
 }

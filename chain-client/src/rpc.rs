@@ -170,13 +170,19 @@ impl Endpoint {
     }
 
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
-        self.with_retry("eth_getLogs", || async { self.provider.get_logs(filter).await })
-            .await
+        self.with_retry("eth_getLogs", || async {
+            self.provider.get_logs(filter).await
+        })
+        .await
     }
 }
 
 /// Maps an alloy transport error to ours; revert data becomes [`ChainError::Contract`].
-pub(crate) fn map_transport_error(url: &str, method: &'static str, e: TransportError) -> ChainError {
+pub(crate) fn map_transport_error(
+    url: &str,
+    method: &'static str,
+    e: TransportError,
+) -> ChainError {
     match e {
         RpcError::ErrorResp(payload) => match payload.as_revert_data() {
             Some(data) => ChainError::Contract(decode_revert(&data)),

@@ -85,12 +85,18 @@ impl TestChain {
     }
 
     pub async fn head(&self) -> u64 {
-        self.provider.get_block_number().await.expect("eth_blockNumber")
+        self.provider
+            .get_block_number()
+            .await
+            .expect("eth_blockNumber")
     }
 
     /// Mines `n` empty blocks.
     pub async fn mine(&self, n: u64) {
-        self.provider.anvil_mine(Some(n), None).await.expect("anvil_mine");
+        self.provider
+            .anvil_mine(Some(n), None)
+            .await
+            .expect("anvil_mine");
     }
 
     pub async fn set_automine(&self, on: bool) {

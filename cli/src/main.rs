@@ -29,6 +29,14 @@ enum Command {
     GetKey(cmd::get_key::Args),
     /// Run, bootstrap or inspect a KMS node (operators).
     Node(cmd::node::Args),
+    /// Deploy and govern a registry: OS images, KMS images and chips, minimum TCB, KMS info.
+    Gov(cmd::gov::Args),
+    /// Register an app and choose which composes and devices may get its keys.
+    App(cmd::app::Args),
+    /// List the authorization events of a registry or an app.
+    Audit(cmd::audit::Args),
+    /// Start a local stack (chain, contracts, KMS node, simulated guest) and run the whole flow.
+    Dev(cmd::dev::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +47,10 @@ fn main() -> ExitCode {
         Command::Measure(args) => cmd::measure::run(args),
         Command::GetKey(args) => cmd::get_key::run(args),
         Command::Node(args) => cmd::node::run(args),
+        Command::Gov(args) => cmd::gov::run(args),
+        Command::App(args) => cmd::app::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Dev(args) => cmd::dev::run(args),
     };
     match result {
         Ok(code) => code,

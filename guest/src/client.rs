@@ -57,19 +57,20 @@ pub struct GuestClient {
 }
 
 fn array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], GuestClientError> {
-    bytes
-        .try_into()
-        .map_err(|_| GuestClientError::Malformed(format!("{what} is {} bytes, expected {N}", bytes.len())))
+    bytes.try_into().map_err(|_| {
+        GuestClientError::Malformed(format!("{what} is {} bytes, expected {N}", bytes.len()))
+    })
 }
 
 impl GuestClient {
     pub async fn connect(url: &str) -> Result<GuestClient, GuestClientError> {
-        let inner = KmsClient::connect(url.to_string())
-            .await
-            .map_err(|e| GuestClientError::Connect {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?;
+        let inner =
+            KmsClient::connect(url.to_string())
+                .await
+                .map_err(|e| GuestClientError::Connect {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                })?;
         Ok(GuestClient {
             url: url.to_string(),
             inner,
@@ -123,7 +124,14 @@ impl GuestClient {
             })
             .await?
             .into_inner();
-        open_grant(&ephemeral, &challenge.nonce, app_id, compose_hash, response, expected_root)
+        open_grant(
+            &ephemeral,
+            &challenge.nonce,
+            app_id,
+            compose_hash,
+            response,
+            expected_root,
+        )
     }
 }
 

@@ -35,21 +35,28 @@ impl ConfigFsTsm {
 
     fn read(&self, entry: &Path, name: &str) -> Result<Vec<u8>, GuestError> {
         fs::read(entry.join(name)).map_err(|e| {
-            device_err("configfs-tsm", format!("reading {}: {e}", entry.join(name).display()))
+            device_err(
+                "configfs-tsm",
+                format!("reading {}: {e}", entry.join(name).display()),
+            )
         })
     }
 
     fn write(&self, entry: &Path, name: &str, data: &[u8]) -> Result<(), GuestError> {
         fs::write(entry.join(name), data).map_err(|e| {
-            device_err("configfs-tsm", format!("writing {}: {e}", entry.join(name).display()))
+            device_err(
+                "configfs-tsm",
+                format!("writing {}: {e}", entry.join(name).display()),
+            )
         })
     }
 
     fn generation(&self, entry: &Path) -> Result<u64, GuestError> {
         let text = self.read(entry, "generation")?;
-        String::from_utf8_lossy(&text).trim().parse().map_err(|_| {
-            device_err("configfs-tsm", "generation is not a number".into())
-        })
+        String::from_utf8_lossy(&text)
+            .trim()
+            .parse()
+            .map_err(|_| device_err("configfs-tsm", "generation is not a number".into()))
     }
 
     fn attest_in(&self, entry: &Path, report_data: &[u8; 64]) -> Result<SnpEvidence, GuestError> {
@@ -140,7 +147,10 @@ impl SevGuestDevice {
         if self.path != Path::new(SEV_GUEST_DEVICE) {
             return Err(device_err(
                 "sev-guest",
-                format!("only {SEV_GUEST_DEVICE} is supported, not {}", self.path.display()),
+                format!(
+                    "only {SEV_GUEST_DEVICE} is supported, not {}",
+                    self.path.display()
+                ),
             ));
         }
         sev::firmware::guest::Firmware::open()

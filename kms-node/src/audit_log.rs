@@ -67,12 +67,18 @@ pub enum ChainBreak {
     Unreadable { seq: u64, reason: String },
     #[error("record {seq} is stored under key {key}")]
     Misplaced { seq: u64, key: u64 },
-    #[error("record {seq} does not chain to record {prev}: the log was edited, reordered or truncated")]
+    #[error(
+        "record {seq} does not chain to record {prev}: the log was edited, reordered or truncated"
+    )]
     Broken { seq: u64, prev: u64 },
 }
 
 fn link(prev: &[u8; 32], stored: &[u8]) -> [u8; 32] {
-    Sha256::new().chain_update(prev).chain_update(stored).finalize().into()
+    Sha256::new()
+        .chain_update(prev)
+        .chain_update(stored)
+        .finalize()
+        .into()
 }
 
 impl AuditLog {
@@ -86,8 +92,9 @@ impl AuditLog {
             Some((_, value)) => {
                 let record: ReleaseRecord = serde_json::from_slice(&value)
                     .map_err(|e| StoreError::Io(format!("last audit record is unreadable: {e}")))?;
-                let prev = decode_hash(&record.prev_hash)
-                    .ok_or_else(|| StoreError::Io("last audit record has a bad prev_hash".into()))?;
+                let prev = decode_hash(&record.prev_hash).ok_or_else(|| {
+                    StoreError::Io("last audit record has a bad prev_hash".into())
+                })?;
                 Head {
                     next_seq: record.seq + 1,
                     hash: link(&prev, &value),
@@ -122,7 +129,9 @@ impl AuditLog {
             let bytes = serde_json::to_vec(&record)
                 .map_err(|e| StoreError::Io(format!("encoding an audit record: {e}")))?;
             // Insert under the lock so sequence numbers and hashes stay in step.
-            self.store.audit.insert(record.seq.to_be_bytes(), bytes.as_slice())?;
+            self.store
+                .audit
+                .insert(record.seq.to_be_bytes(), bytes.as_slice())?;
             head.hash = link(&head.hash, &bytes);
             head.next_seq += 1;
             record.seq
@@ -151,12 +160,11 @@ impl AuditLog {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .unwrap_or(u64::MAX);
-            let record: ReleaseRecord = serde_json::from_slice(&value).map_err(|e| {
-                ChainBreak::Unreadable {
+            let record: ReleaseRecord =
+                serde_json::from_slice(&value).map_err(|e| ChainBreak::Unreadable {
                     seq: expected_seq,
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             if key != expected_seq || record.seq != expected_seq {
                 return Err(ChainBreak::Misplaced {
                     seq: record.seq,
@@ -248,7 +256,10 @@ mod tests {
         store2.audit.remove(1u64.to_be_bytes()).unwrap();
         assert!(matches!(
             AuditLog::verify(&store2),
-            Err(VerifyLogError::Chain(ChainBreak::Misplaced { seq: 2, key: 2 }))
+            Err(VerifyLogError::Chain(ChainBreak::Misplaced {
+                seq: 2,
+                key: 2
+            }))
         ));
     }
 }

@@ -35,7 +35,9 @@ pub struct BootstrapOutput {
 /// already exists: a second bootstrap would silently replace every app's keys.
 pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
     let platform = platform::open(&cfg.platform)?;
-    let sealing_key = platform.sealing_key().map_err(platform::PlatformError::from)?;
+    let sealing_key = platform
+        .sealing_key()
+        .map_err(platform::PlatformError::from)?;
     let tls_public_key = crate::tls_public_key(cfg)?;
     let store = Store::create(&cfg.data_dir)?;
     let root = RootSecret::generate();

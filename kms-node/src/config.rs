@@ -178,7 +178,10 @@ impl NodeConfig {
     /// Loads `path` and applies `SNPKMS_NODE__*` overrides.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         if !path.exists() {
-            return Err(ConfigError::Load(format!("{} does not exist", path.display())));
+            return Err(ConfigError::Load(format!(
+                "{} does not exist",
+                path.display()
+            )));
         }
         Self::from_figment(Figment::new().merge(Toml::file(path)))
     }

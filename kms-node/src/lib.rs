@@ -104,7 +104,8 @@ fn verifier(cfg: &NodeConfig) -> Result<Verifier, NodeError> {
     for path in &cfg.trust.crls {
         let der = std::fs::read(path)
             .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
-        let crl = Crl::from_der(&der).map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
+        let crl = Crl::from_der(&der)
+            .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
         verifier = verifier.with_crl(crl);
     }
     Ok(verifier)
@@ -147,7 +148,9 @@ impl RunningNode {
 /// Opens the store, unseals the root, connects to the chain and starts serving.
 pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let platform = platform::open(&cfg.platform)?;
-    let sealing_key = platform.sealing_key().map_err(platform::PlatformError::from)?;
+    let sealing_key = platform
+        .sealing_key()
+        .map_err(platform::PlatformError::from)?;
     let store = Store::open(&cfg.data_dir)?;
     let root = sealed_root::load_root(&store, &sealing_key)?;
     drop(sealing_key);
@@ -209,35 +212,45 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    // Checks that the chain still names this node's root, and follows the key epoch.
+    // Checks that the chain still names this node's root, and follows the key epoch. Logs
+    // only changes of verdict, not every poll.
     let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(200));
-    match node.refresh_kms_state().await {
-        Ok(KmsState { serving: Err(why), .. }) => tracing::error!("not serving: {why}"),
-        Err(e) => tracing::warn!("not serving until the chain answers: {e}"),
-        Ok(_) => {}
+    let initial = match node.refresh_kms_state().await {
+        Ok(state) => state.serving,
+        Err(e) => Err(format!("the chain did not answer: {e}")),
+    };
+    if let Err(why) = &initial {
+        tracing::warn!("not serving yet: {why}");
     }
     {
         let node = node.clone();
         let health = health_reporter.clone();
         tasks.push(tokio::spawn(async move {
+            let mut last: Option<bool> = None;
             loop {
                 let serving = match node.refresh_kms_state().await {
                     Ok(state) => {
-                        if let Err(why) = &state.serving {
-                            tracing::error!("not serving: {why}");
+                        if let (Err(why), Some(true)) = (&state.serving, last) {
+                            tracing::error!("stopped serving: {why}");
                         }
                         state.serving.is_ok()
                     }
                     // Keep the last verdict: reads fail closed on their own while the chain is away.
                     Err(e) => {
-                        tracing::warn!("KMS info refresh failed: {e}");
+                        tracing::debug!("KMS info refresh failed: {e}");
                         node.state().serving.is_ok()
                     }
                 };
-                if serving {
-                    health.set_serving::<KmsServer<service::KmsService>>().await;
-                } else {
-                    health.set_not_serving::<KmsServer<service::KmsService>>().await;
+                if last != Some(serving) {
+                    if serving {
+                        tracing::info!("serving: the registry names this node's root");
+                        health.set_serving::<KmsServer<service::KmsService>>().await;
+                    } else {
+                        health
+                            .set_not_serving::<KmsServer<service::KmsService>>()
+                            .await;
+                    }
+                    last = Some(serving);
                 }
                 tokio::time::sleep(poll).await;
             }
@@ -258,12 +271,13 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let metrics_addr = match cfg.metrics_listen {
         None => None,
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| NodeError::Listen {
-                    addr,
-                    message: e.to_string(),
-                })?;
+            let listener =
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| NodeError::Listen {
+                        addr,
+                        message: e.to_string(),
+                    })?;
             let local = listener.local_addr().map_err(|e| NodeError::Listen {
                 addr,
                 message: e.to_string(),
@@ -308,9 +322,10 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         let key = std::fs::read(&tls.key)
             .map_err(|e| NodeError::Tls(format!("{}: {e}", tls.key.display())))?;
         builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(
-                tonic::transport::Identity::from_pem(cert, key),
-            ))
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert, key)),
+            )
             .map_err(|e| NodeError::Tls(e.to_string()))?;
     }
     let router = builder
@@ -339,7 +354,9 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
 }
 
 /// `snpkms node audit-log`: every record, with the chain checked.
-pub fn read_audit_log(cfg: &NodeConfig) -> Result<Vec<audit_log::ReleaseRecord>, audit_log::VerifyLogError> {
+pub fn read_audit_log(
+    cfg: &NodeConfig,
+) -> Result<Vec<audit_log::ReleaseRecord>, audit_log::VerifyLogError> {
     let store = Store::open(&cfg.data_dir)?;
     AuditLog::verify(&store)
 }

@@ -56,19 +56,47 @@ impl Collector for SnapshotCollector {
         };
         let s = f();
         let counters = [
-            ("snpkms_chain_decision_cache_hits", "Authorization decisions served from the event-invalidated cache", s.chain_cache_hits),
-            ("snpkms_chain_decision_cache_misses", "Authorization decisions read from the chain", s.chain_cache_misses),
-            ("snpkms_chain_decision_cache_invalidations", "Cached decisions dropped by events or reorgs", s.chain_cache_invalidations),
-            ("snpkms_verified_chain_cache_hits", "Reports whose VCEK chain was already verified", s.verified_chain_cache_hits),
-            ("snpkms_verified_chain_cache_misses", "Reports whose VCEK chain had to be verified", s.verified_chain_cache_misses),
+            (
+                "snpkms_chain_decision_cache_hits",
+                "Authorization decisions served from the event-invalidated cache",
+                s.chain_cache_hits,
+            ),
+            (
+                "snpkms_chain_decision_cache_misses",
+                "Authorization decisions read from the chain",
+                s.chain_cache_misses,
+            ),
+            (
+                "snpkms_chain_decision_cache_invalidations",
+                "Cached decisions dropped by events or reorgs",
+                s.chain_cache_invalidations,
+            ),
+            (
+                "snpkms_verified_chain_cache_hits",
+                "Reports whose VCEK chain was already verified",
+                s.verified_chain_cache_hits,
+            ),
+            (
+                "snpkms_verified_chain_cache_misses",
+                "Reports whose VCEK chain had to be verified",
+                s.verified_chain_cache_misses,
+            ),
         ];
         for (name, help, value) in counters {
             let metric = ConstCounter::new(value);
             metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
         }
         for (name, help, value) in [
-            ("snpkms_outstanding_nonces", "Challenges issued and not yet used or expired", s.outstanding_nonces),
-            ("snpkms_audit_records", "Records in the key-release log", s.audit_records),
+            (
+                "snpkms_outstanding_nonces",
+                "Challenges issued and not yet used or expired",
+                s.outstanding_nonces,
+            ),
+            (
+                "snpkms_audit_records",
+                "Records in the key-release log",
+                s.audit_records,
+            ),
         ] {
             let metric = ConstGauge::new(value as i64);
             metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
@@ -92,20 +120,49 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<Labels, Counter>::default();
-        let request_seconds =
-            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let request_seconds = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let verify_failures = Family::<Labels, Counter>::default();
         let verify_seconds = latency_histogram();
         let chain_seconds = latency_histogram();
         let chain_errors = Family::<Labels, Counter>::default();
         let key_releases = Family::<Labels, Counter>::default();
-        registry.register("snpkms_requests", "gRPC requests by method and status code", requests.clone());
-        registry.register("snpkms_request_duration_seconds", "gRPC request latency by method", request_seconds.clone());
-        registry.register("snpkms_verification_failures", "Rejected evidence by failing check", verify_failures.clone());
-        registry.register("snpkms_verification_duration_seconds", "Evidence verification time", verify_seconds.clone());
-        registry.register("snpkms_chain_read_duration_seconds", "Authorization read time (cache hits included)", chain_seconds.clone());
-        registry.register("snpkms_chain_read_errors", "Authorization reads that gave no decision", chain_errors.clone());
-        registry.register("snpkms_key_releases", "Keys released by app", key_releases.clone());
+        registry.register(
+            "snpkms_requests",
+            "gRPC requests by method and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "snpkms_request_duration_seconds",
+            "gRPC request latency by method",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "snpkms_verification_failures",
+            "Rejected evidence by failing check",
+            verify_failures.clone(),
+        );
+        registry.register(
+            "snpkms_verification_duration_seconds",
+            "Evidence verification time",
+            verify_seconds.clone(),
+        );
+        registry.register(
+            "snpkms_chain_read_duration_seconds",
+            "Authorization read time (cache hits included)",
+            chain_seconds.clone(),
+        );
+        registry.register(
+            "snpkms_chain_read_errors",
+            "Authorization reads that gave no decision",
+            chain_errors.clone(),
+        );
+        registry.register(
+            "snpkms_key_releases",
+            "Keys released by app",
+            key_releases.clone(),
+        );
         let snapshot = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
         Metrics {
@@ -127,7 +184,10 @@ impl Metrics {
 
     pub fn observe_request(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
         self.requests
-            .get_or_create(&vec![("method", method.to_string()), ("code", format!("{code:?}"))])
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("code", format!("{code:?}")),
+            ])
             .inc();
         self.request_seconds
             .get_or_create(&vec![("method", method.to_string())])

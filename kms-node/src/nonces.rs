@@ -110,7 +110,11 @@ mod tests {
 
     fn store(max: usize) -> (tempfile::TempDir, NonceStore) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().temporary(true).path(dir.path()).open().unwrap();
+        let db = sled::Config::new()
+            .temporary(true)
+            .path(dir.path())
+            .open()
+            .unwrap();
         let tree = db.open_tree("nonces").unwrap();
         (dir, NonceStore::new(tree, 60, max))
     }
@@ -132,7 +136,10 @@ mod tests {
         let (n, _) = s.issue(1000).unwrap();
         assert_eq!(
             nonce_err(s.consume(&n, 1061)),
-            NonceError::Expired { expired_at: 1060, now: 1061 }
+            NonceError::Expired {
+                expired_at: 1060,
+                now: 1061
+            }
         );
         assert_eq!(nonce_err(s.consume(&[0; 32], 1000)), NonceError::Unknown);
         assert_eq!(nonce_err(s.consume(&[0; 31], 1000)), NonceError::Length(31));
@@ -143,7 +150,10 @@ mod tests {
         let (_d, s) = store(2);
         s.issue(1000).unwrap();
         s.issue(1000).unwrap();
-        assert!(matches!(s.issue(1000), Err(NonceStoreError::Nonce(NonceError::TooMany(2)))));
+        assert!(matches!(
+            s.issue(1000),
+            Err(NonceStoreError::Nonce(NonceError::TooMany(2)))
+        ));
         assert_eq!(s.sweep(1061).unwrap(), 2);
         assert_eq!(s.outstanding(), 0);
         s.issue(1061).unwrap();

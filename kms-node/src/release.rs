@@ -60,6 +60,11 @@ impl Node {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Records in the key-release log.
+    pub fn audit_len(&self) -> u64 {
+        self.audit.len()
+    }
+
     pub fn chain(&self) -> &ChainClient {
         &self.chain
     }
@@ -81,8 +86,8 @@ impl Node {
         &self,
         evidence: Option<pb::Evidence>,
     ) -> Result<VerifiedReport, ReleaseError> {
-        let evidence = evidence
-            .ok_or_else(|| ReleaseError::InvalidArgument("evidence is missing".into()))?;
+        let evidence =
+            evidence.ok_or_else(|| ReleaseError::InvalidArgument("evidence is missing".into()))?;
         let verifier = self.evidence.clone();
         let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
@@ -90,7 +95,8 @@ impl Node {
         })
         .await
         .map_err(|e| ReleaseError::Internal(format!("verification task failed: {e}")))?;
-        self.metrics.observe_verify(started.elapsed(), result.as_ref().err());
+        self.metrics
+            .observe_verify(started.elapsed(), result.as_ref().err());
         Ok(result?)
     }
 

@@ -29,9 +29,15 @@ fn aad(root_address: &[u8; 20]) -> Vec<u8> {
 
 /// Seals `root` and stores it; the record also names the root signing address so operators
 /// can tell which root a store holds without unsealing it.
-pub fn store_root(store: &Store, sealing_key: &[u8; 32], root: &RootSecret) -> Result<(), StoreError> {
+pub fn store_root(
+    store: &Store,
+    sealing_key: &[u8; 32],
+    root: &RootSecret,
+) -> Result<(), StoreError> {
     if store.root.contains_key(KEY)? {
-        return Err(StoreError::Io("a sealed root secret is already stored".into()));
+        return Err(StoreError::Io(
+            "a sealed root secret is already stored".into(),
+        ));
     }
     let address = root.root_signing_address();
     let mut nonce = [0u8; 12];
@@ -57,10 +63,17 @@ pub fn store_root(store: &Store, sealing_key: &[u8; 32], root: &RootSecret) -> R
 /// The root signing address recorded next to the sealed root, without unsealing.
 pub fn stored_root_address(store: &Store) -> Result<[u8; 20], StoreError> {
     let record = store.root.get(KEY)?.ok_or(StoreError::NoRoot)?;
-    parse(&record).map(|(_, address, _)| address)
+    parse(&record).map(|r| r.address)
 }
 
-fn parse(record: &[u8]) -> Result<([u8; 12], [u8; 20], &[u8]), StoreError> {
+/// A stored record: format byte, AES-GCM nonce, root signing address, ciphertext.
+struct SealedRecord<'a> {
+    nonce: [u8; 12],
+    address: [u8; 20],
+    ciphertext: &'a [u8],
+}
+
+fn parse(record: &[u8]) -> Result<SealedRecord<'_>, StoreError> {
     if record.len() != 1 + 12 + 20 + ROOT_SECRET_LEN + 16 || record[0] != FORMAT_V1 {
         return Err(StoreError::Unseal);
     }
@@ -68,12 +81,20 @@ fn parse(record: &[u8]) -> Result<([u8; 12], [u8; 20], &[u8]), StoreError> {
     nonce.copy_from_slice(&record[1..13]);
     let mut address = [0u8; 20];
     address.copy_from_slice(&record[13..33]);
-    Ok((nonce, address, &record[33..]))
+    Ok(SealedRecord {
+        nonce,
+        address,
+        ciphertext: &record[33..],
+    })
 }
 
 pub fn load_root(store: &Store, sealing_key: &[u8; 32]) -> Result<RootSecret, StoreError> {
     let record = store.root.get(KEY)?.ok_or(StoreError::NoRoot)?;
-    let (nonce, address, ciphertext) = parse(&record)?;
+    let SealedRecord {
+        nonce,
+        address,
+        ciphertext,
+    } = parse(&record)?;
     let plaintext = Zeroizing::new(
         cipher(sealing_key)
             .decrypt(
@@ -105,9 +126,15 @@ mod tests {
         let root = RootSecret::generate();
         store_root(&store, &[7; 32], &root).unwrap();
         assert!(store_root(&store, &[7; 32], &RootSecret::generate()).is_err());
-        assert_eq!(stored_root_address(&store).unwrap(), root.root_signing_address());
+        assert_eq!(
+            stored_root_address(&store).unwrap(),
+            root.root_signing_address()
+        );
         assert_eq!(load_root(&store, &[7; 32]).unwrap().expose(), root.expose());
-        assert!(matches!(load_root(&store, &[8; 32]), Err(StoreError::Unseal)));
+        assert!(matches!(
+            load_root(&store, &[8; 32]),
+            Err(StoreError::Unseal)
+        ));
         // No plaintext root on disk.
         let raw = store.root.get(KEY).unwrap().unwrap();
         assert!(!raw.windows(32).any(|w| w == root.expose()));
@@ -116,10 +143,19 @@ mod tests {
     #[test]
     fn never_creates_or_overwrites() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Missing(_))));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Missing(_))
+        ));
         drop(Store::create(dir.path()).unwrap());
-        assert!(matches!(Store::create(dir.path()), Err(StoreError::AlreadyExists(_))));
+        assert!(matches!(
+            Store::create(dir.path()),
+            Err(StoreError::AlreadyExists(_))
+        ));
         let store = Store::open(dir.path()).unwrap();
-        assert!(matches!(load_root(&store, &[7; 32]), Err(StoreError::NoRoot)));
+        assert!(matches!(
+            load_root(&store, &[7; 32]),
+            Err(StoreError::NoRoot)
+        ));
     }
 }

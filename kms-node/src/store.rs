@@ -14,7 +14,9 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("the node store at {0} is locked by another process: is a node already running on this data dir?")]
     Locked(PathBuf),
-    #[error("the node store holds no sealed root secret: it is incomplete; restore it or onboard again")]
+    #[error(
+        "the node store holds no sealed root secret: it is incomplete; restore it or onboard again"
+    )]
     NoRoot,
     #[error("the sealed root secret does not open with this platform's sealing key: wrong machine, changed image, or corrupted store")]
     Unseal,
@@ -57,7 +59,8 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
         Self::open_at(&path)
     }
 

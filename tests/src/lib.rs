@@ -26,7 +26,12 @@ pub fn authority() -> Arc<SimAuthority> {
 /// A simulated guest of `app` running `compose_hash` on `GUEST_IMAGE`, as a VMM would launch
 /// it (host_data bound to the app and compose).
 pub fn guest(app: Address, compose_hash: [u8; 32]) -> SimulatedSource {
-    guest_with(app, compose_hash, GUEST_IMAGE, GuestLaunch::default().policy)
+    guest_with(
+        app,
+        compose_hash,
+        GUEST_IMAGE,
+        GuestLaunch::default().policy,
+    )
 }
 
 pub fn guest_with(
@@ -54,7 +59,12 @@ pub fn guest_chip_id() -> [u8; 64] {
 
 /// A node configuration for this stack: simulator platform and root, reads at `latest`,
 /// fast polling.
-pub fn node_config(rpc_url: &str, registry: Address, data_dir: &Path, chip_seed: &str) -> NodeConfig {
+pub fn node_config(
+    rpc_url: &str,
+    registry: Address,
+    data_dir: &Path,
+    chip_seed: &str,
+) -> NodeConfig {
     NodeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
@@ -109,7 +119,10 @@ impl Stack {
             .expect("addOsImage");
         fixture
             .app_owner
-            .add_device(fixture.app, snpkms_chain_client::device_id(&guest_chip_id()))
+            .add_device(
+                fixture.app,
+                snpkms_chain_client::device_id(&guest_chip_id()),
+            )
             .await
             .expect("addDevice");
         let proxy = RpcProxy::start(&fixture.chain.url).await;

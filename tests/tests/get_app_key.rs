@@ -46,16 +46,31 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
     // The registry itself accepts the KMS signature for this app and signing key.
     let chain = stack.node.as_ref().unwrap().node.chain().clone();
     assert!(chain
-        .verify_app_key(app, Address::from(a.app_signing_address), a.key_epoch, &a.kms_signature)
+        .verify_app_key(
+            app,
+            Address::from(a.app_signing_address),
+            a.key_epoch,
+            &a.kms_signature
+        )
         .await
         .unwrap());
     // ... and not for another epoch or another app.
     assert!(!chain
-        .verify_app_key(app, Address::from(a.app_signing_address), 1, &a.kms_signature)
+        .verify_app_key(
+            app,
+            Address::from(a.app_signing_address),
+            1,
+            &a.kms_signature
+        )
         .await
         .unwrap());
     assert!(!chain
-        .verify_app_key(Address::ZERO, Address::from(a.app_signing_address), 0, &a.kms_signature)
+        .verify_app_key(
+            Address::ZERO,
+            Address::from(a.app_signing_address),
+            0,
+            &a.kms_signature
+        )
         .await
         .unwrap());
 
@@ -80,7 +95,13 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
         .unwrap();
     stack.settle().await;
     let other = client
-        .get_app_key(&guest_for(other_app, stack.compose_hash), other_app.0 .0, stack.compose_hash, None, Some(root))
+        .get_app_key(
+            &guest_for(other_app, stack.compose_hash),
+            other_app.0 .0,
+            stack.compose_hash,
+            None,
+            Some(root),
+        )
         .await
         .expect("other app keys");
     assert_ne!(*other.disk_key, *a.disk_key);
@@ -105,7 +126,10 @@ async fn the_response_opens_only_with_the_guests_ephemeral_key() {
         .nonce;
     let ephemeral = EphemeralKeyPair::generate();
     let evidence = guest
-        .attest(binding::get_app_key_report_data(&nonce, &ephemeral.public_key()))
+        .attest(binding::get_app_key_report_data(
+            &nonce,
+            &ephemeral.public_key(),
+        ))
         .unwrap();
     let response = raw
         .get_app_key(pb::GetAppKeyRequest {
@@ -129,7 +153,9 @@ async fn the_response_opens_only_with_the_guests_ephemeral_key() {
     let aad = seal::app_keys_aad(&app.0 .0, &stack.compose_hash, response.key_epoch, &nonce);
     assert!(ephemeral.open(seal::APP_KEYS_INFO, &aad, &sealed).is_ok());
     let eavesdropper = EphemeralKeyPair::generate();
-    assert!(eavesdropper.open(seal::APP_KEYS_INFO, &aad, &sealed).is_err());
+    assert!(eavesdropper
+        .open(seal::APP_KEYS_INFO, &aad, &sealed)
+        .is_err());
     // The signature recovers to the node's root address.
     let signer = app_key_signature::recover(
         &app.0 .0,
@@ -166,8 +192,17 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     let mut client = stack.client().await;
 
     // An OS image the registry never allowed.
-    let rogue = guest_with(app, stack.compose_hash, [0x01; 48], GuestPolicy::SMT | GuestPolicy::RESERVED_MBO);
-    let (code, msg) = refused(client.get_app_key(&rogue, app.0 .0, stack.compose_hash, None, None).await);
+    let rogue = guest_with(
+        app,
+        stack.compose_hash,
+        [0x01; 48],
+        GuestPolicy::SMT | GuestPolicy::RESERVED_MBO,
+    );
+    let (code, msg) = refused(
+        client
+            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, None)
+            .await,
+    );
     assert_eq!(code, Code::PermissionDenied);
     assert!(msg.contains("os image not allowed"), "{msg}");
 
@@ -178,18 +213,30 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
         GUEST_IMAGE,
         GuestPolicy::SMT | GuestPolicy::RESERVED_MBO | GuestPolicy::DEBUG,
     );
-    let (code, msg) = refused(client.get_app_key(&debug, app.0 .0, stack.compose_hash, None, None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&debug, app.0 .0, stack.compose_hash, None, None)
+            .await,
+    );
     assert_eq!(code, Code::Unauthenticated);
     assert!(msg.contains("debug"), "{msg}");
 
     // A guest claiming another compose than the one its host_data binds.
     let g = guest(app, stack.compose_hash);
-    let (code, msg) = refused(client.get_app_key(&g, app.0 .0, [0x77; 32], None, None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&g, app.0 .0, [0x77; 32], None, None)
+            .await,
+    );
     assert_eq!(code, Code::Unauthenticated);
     assert!(msg.contains("host_data"), "{msg}");
 
     // An epoch the registry has not reached.
-    let (code, msg) = refused(client.get_app_key(&g, app.0 .0, stack.compose_hash, Some(5), None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&g, app.0 .0, stack.compose_hash, Some(5), None)
+            .await,
+    );
     assert_eq!(code, Code::InvalidArgument);
     assert!(msg.contains("ahead"), "{msg}");
 
@@ -205,7 +252,11 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
         .await
         .unwrap();
     stack.settle().await;
-    let (code, msg) = refused(client.get_app_key(&g, app.0 .0, stack.compose_hash, None, None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+            .await,
+    );
     assert_eq!(code, Code::PermissionDenied);
     assert!(msg.contains("compose hash not allowed"), "{msg}");
 }
@@ -224,7 +275,12 @@ async fn chain_down_is_unavailable_and_service_recovers() {
     stack.proxy.set_hang(true);
     // Another compose (allowed on-chain) so that no cached decision applies.
     let second = [0x45; 32];
-    stack.fixture.app_owner.add_compose_hash(app, B256::from(second)).await.unwrap();
+    stack
+        .fixture
+        .app_owner
+        .add_compose_hash(app, B256::from(second))
+        .await
+        .unwrap();
     let g2 = guest(app, second);
     let (code, msg) = refused(client.get_app_key(&g2, app.0 .0, second, None, None).await);
     assert_eq!(code, Code::Unavailable, "{msg}");
@@ -240,7 +296,10 @@ async fn chain_down_is_unavailable_and_service_recovers() {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
-    assert!(ok.is_some(), "the node did not recover after the chain came back");
+    assert!(
+        ok.is_some(),
+        "the node did not recover after the chain came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,7 +316,10 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
     let root_before = stack.node.as_ref().unwrap().node.root_address();
     stack.stop_node().await;
     stack.start_node().await;
-    assert_eq!(stack.node.as_ref().unwrap().node.root_address(), root_before);
+    assert_eq!(
+        stack.node.as_ref().unwrap().node.root_address(),
+        root_before
+    );
     let after = stack
         .client()
         .await
@@ -289,7 +351,11 @@ async fn a_node_whose_root_is_not_registered_does_not_serve() {
     let url = format!("http://{}", node.addr);
     let mut client = snpkms_guest::GuestClient::connect(&url).await.unwrap();
     let g = guest(stack.app(), stack.compose_hash);
-    let (code, msg) = refused(client.get_app_key(&g, stack.app().0 .0, stack.compose_hash, None, None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&g, stack.app().0 .0, stack.compose_hash, None, None)
+            .await,
+    );
     assert_eq!(code, Code::Unavailable);
     assert!(msg.contains("KMS root signing address"), "{msg}");
     node.stop().await.unwrap();

@@ -31,18 +31,80 @@ async fn audit_lists_exactly_the_events_in_order() {
             expected.push(($op.await.unwrap(), $contract, $kind))
         };
     }
-    step!(f.app_owner.add_compose_hash(app, h2), app, AuditKind::ComposeHashAdded { app, compose_hash: h2 });
-    step!(f.app_owner.add_device(app, d2), app, AuditKind::DeviceAdded { app, device_id: d2 });
-    step!(f.governor.add_os_image(&m2), reg, AuditKind::OsImageAdded { measurement: Bytes::from(m2.to_vec()) });
-    step!(f.app_owner.set_allow_any_device(app, true), app, AuditKind::AllowAnyDeviceSet { app, allowed: true });
-    step!(f.app_owner.disable_app(app), app, AuditKind::AppDisabled { app });
-    step!(f.governor.set_min_tcb(Product::Genoa, tcb), reg, AuditKind::MinTcbSet { product: 1, tcb });
-    step!(f.app_owner.enable_app(app), app, AuditKind::AppEnabled { app });
-    step!(f.governor.set_kms_info(root, &[1, 2, 3]), reg, AuditKind::KmsInfoSet { root_signing_address: root, tls_public_key: Bytes::from(vec![1, 2, 3]), epoch: 0 });
-    step!(f.governor.bump_key_epoch(), reg, AuditKind::KeyEpochBumped { epoch: 1 });
-    step!(f.app_owner.remove_compose_hash(app, h2), app, AuditKind::ComposeHashRemoved { app, compose_hash: h2 });
-    step!(f.app_owner.remove_device(app, d2), app, AuditKind::DeviceRemoved { app, device_id: d2 });
-    step!(f.governor.remove_os_image(&m2), reg, AuditKind::OsImageRemoved { measurement: Bytes::from(m2.to_vec()) });
+    step!(
+        f.app_owner.add_compose_hash(app, h2),
+        app,
+        AuditKind::ComposeHashAdded {
+            app,
+            compose_hash: h2
+        }
+    );
+    step!(
+        f.app_owner.add_device(app, d2),
+        app,
+        AuditKind::DeviceAdded { app, device_id: d2 }
+    );
+    step!(
+        f.governor.add_os_image(&m2),
+        reg,
+        AuditKind::OsImageAdded {
+            measurement: Bytes::from(m2.to_vec())
+        }
+    );
+    step!(
+        f.app_owner.set_allow_any_device(app, true),
+        app,
+        AuditKind::AllowAnyDeviceSet { app, allowed: true }
+    );
+    step!(
+        f.app_owner.disable_app(app),
+        app,
+        AuditKind::AppDisabled { app }
+    );
+    step!(
+        f.governor.set_min_tcb(Product::Genoa, tcb),
+        reg,
+        AuditKind::MinTcbSet { product: 1, tcb }
+    );
+    step!(
+        f.app_owner.enable_app(app),
+        app,
+        AuditKind::AppEnabled { app }
+    );
+    step!(
+        f.governor.set_kms_info(root, &[1, 2, 3]),
+        reg,
+        AuditKind::KmsInfoSet {
+            root_signing_address: root,
+            tls_public_key: Bytes::from(vec![1, 2, 3]),
+            epoch: 0
+        }
+    );
+    step!(
+        f.governor.bump_key_epoch(),
+        reg,
+        AuditKind::KeyEpochBumped { epoch: 1 }
+    );
+    step!(
+        f.app_owner.remove_compose_hash(app, h2),
+        app,
+        AuditKind::ComposeHashRemoved {
+            app,
+            compose_hash: h2
+        }
+    );
+    step!(
+        f.app_owner.remove_device(app, d2),
+        app,
+        AuditKind::DeviceRemoved { app, device_id: d2 }
+    );
+    step!(
+        f.governor.remove_os_image(&m2),
+        reg,
+        AuditKind::OsImageRemoved {
+            measurement: Bytes::from(m2.to_vec())
+        }
+    );
     // Failed operations leave no trace.
     assert!(f.stranger.add_os_image(&m2).await.is_err());
 
@@ -66,21 +128,47 @@ async fn audit_lists_exactly_the_events_in_order() {
 
     // One app: its events only.
     let mine = reader.events(Some(app), from, None).await.unwrap();
-    let want: Vec<&AuditKind> = expected.iter().filter(|(_, c, _)| *c == app).map(|(_, _, k)| k).collect();
+    let want: Vec<&AuditKind> = expected
+        .iter()
+        .filter(|(_, c, _)| *c == app)
+        .map(|(_, _, k)| k)
+        .collect();
     assert_eq!(mine.iter().map(|e| &e.kind).collect::<Vec<_>>(), want);
 
     // A sub-range, bounded on both ends.
     let (first, last) = (expected[2].0.block, expected[4].0.block);
     let some = reader.events(None, first, Some(last)).await.unwrap();
-    assert_eq!(some.iter().map(|e| &e.kind).collect::<Vec<_>>(), expected[2..=4].iter().map(|(_, _, k)| k).collect::<Vec<_>>());
+    assert_eq!(
+        some.iter().map(|e| &e.kind).collect::<Vec<_>>(),
+        expected[2..=4]
+            .iter()
+            .map(|(_, _, k)| k)
+            .collect::<Vec<_>>()
+    );
 
     // The whole history of the app starts with its registration.
-    let history = reader.events(Some(app), f.deployment.block, None).await.unwrap();
+    let history = reader
+        .events(Some(app), f.deployment.block, None)
+        .await
+        .unwrap();
     let names: Vec<&str> = history.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(&names[..5], ["OwnershipTransferred", "Initialized", "AppRegistered", "ComposeHashAdded", "DeviceAdded"]);
+    assert_eq!(
+        &names[..5],
+        [
+            "OwnershipTransferred",
+            "Initialized",
+            "AppRegistered",
+            "ComposeHashAdded",
+            "DeviceAdded"
+        ]
+    );
     assert_eq!(
         history[2].kind,
-        AuditKind::AppRegistered { app, owner: f.app_owner.address(), salt: B256::from(APP_SALT) }
+        AuditKind::AppRegistered {
+            app,
+            owner: f.app_owner.address(),
+            salt: B256::from(APP_SALT)
+        }
     );
 
     // JSON: the event name and its arguments.
@@ -109,9 +197,19 @@ async fn audit_follow_streams_new_events() {
         got.push(e);
     }
     let names: Vec<&str> = got.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(names, ["OwnershipTransferred", "Initialized", "AppRegistered", "AppDisabled"]);
+    assert_eq!(
+        names,
+        [
+            "OwnershipTransferred",
+            "Initialized",
+            "AppRegistered",
+            "AppDisabled"
+        ]
+    );
     assert_eq!(got[3].tx_hash, tx.tx_hash);
     assert_eq!(got[3].contract, other);
     // Nothing more arrives.
-    assert!(tokio::time::timeout(Duration::from_millis(200), rx.recv()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(200), rx.recv())
+        .await
+        .is_err());
 }

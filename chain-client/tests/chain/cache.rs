@@ -18,7 +18,11 @@ async fn a_warm_decision_costs_no_rpc_call() {
 
     let cold = c.is_app_allowed(&info).await.unwrap();
     assert!(!cold.cached);
-    assert_eq!(proxy.count("eth_call"), 1, "a cold decision is one eth_call");
+    assert_eq!(
+        proxy.count("eth_call"),
+        1,
+        "a cold decision is one eth_call"
+    );
     let requests = proxy.total();
     let warm = c.is_app_allowed(&info).await.unwrap();
     assert!(warm.cached);
@@ -93,7 +97,10 @@ async fn only_the_affected_entries_are_dropped() {
     assert_eq!(c.cache_stats().invalidations, 0);
 
     // This app's change drops its entry only.
-    f.app_owner.set_allow_any_device(f.app, false).await.unwrap();
+    f.app_owner
+        .set_allow_any_device(f.app, false)
+        .await
+        .unwrap();
     c.refresh().await.unwrap();
     assert!(!c.is_app_allowed(&info).await.unwrap().cached);
     assert!(c.is_kms_allowed(&kms).await.unwrap().cached);

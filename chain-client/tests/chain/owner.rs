@@ -21,11 +21,15 @@ async fn operations_by_a_non_owner_fail_with_the_decoded_reason() {
     for r in [
         f.stranger.add_os_image(&[1; 48]).await,
         f.stranger.remove_kms_measurement(&KMS_MEASUREMENT).await,
-        f.stranger.set_min_tcb(Product::Milan, TcbVersion::default()).await,
+        f.stranger
+            .set_min_tcb(Product::Milan, TcbVersion::default())
+            .await,
         f.stranger.bump_key_epoch().await,
         f.stranger.set_kms_info(Address::repeat_byte(1), b"k").await,
         f.stranger.add_kms_chip(&CHIP_ID).await,
-        f.stranger.remove_compose_hash(f.app, COMPOSE_HASH.into()).await,
+        f.stranger
+            .remove_compose_hash(f.app, COMPOSE_HASH.into())
+            .await,
         f.stranger.add_device(f.app, B256::ZERO).await,
         f.stranger.set_allow_any_device(f.app, true).await,
         f.stranger.disable_app(f.app).await,
@@ -51,10 +55,17 @@ async fn contract_errors_are_decoded() {
     assert!(msg.contains("AlreadyPresent()"), "{msg}");
     let msg = reason(f.governor.remove_os_image(&[2; 48]).await);
     assert!(msg.contains("NotPresent()"), "{msg}");
-    let tcb = TcbVersion { fmc: 1, ..TcbVersion::default() };
+    let tcb = TcbVersion {
+        fmc: 1,
+        ..TcbVersion::default()
+    };
     let msg = reason(f.governor.set_min_tcb(Product::Genoa, tcb).await);
     assert!(msg.contains("FmcNotSupported(1)"), "{msg}");
-    let msg = reason(f.app_owner.add_compose_hash(f.app, COMPOSE_HASH.into()).await);
+    let msg = reason(
+        f.app_owner
+            .add_compose_hash(f.app, COMPOSE_HASH.into())
+            .await,
+    );
     assert!(msg.contains("AlreadyPresent()"), "{msg}");
     match f.app_owner.register_app(B256::from(APP_SALT)).await {
         Err(ChainError::Contract(msg)) => assert!(msg.contains("AlreadyPresent()"), "{msg}"),
@@ -85,7 +96,10 @@ async fn an_operation_reports_its_receipt() {
     assert_eq!(receipt.gas_used, out.gas_used);
     assert_eq!(receipt.block_number, Some(out.block));
     assert!(out.gas_used > 21_000);
-    assert_eq!(*seen.lock().unwrap(), vec![(out.tx_hash, "addKmsMeasurement".to_string())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(out.tx_hash, "addKmsMeasurement".to_string())]
+    );
 }
 
 #[tokio::test]
@@ -97,10 +111,16 @@ async fn deploy_writes_a_deployment_with_a_separate_owner() {
         .await
         .unwrap();
     assert_eq!(d.chain_id, 31337);
-    assert_eq!((d.owner, d.deployer), (owner_key.address(), deployer.address()));
+    assert_eq!(
+        (d.owner, d.deployer),
+        (owner_key.address(), deployer.address())
+    );
     assert_eq!(Deployment::from_json(&d.to_json()).unwrap(), d);
     for a in [d.registry, d.implementation, d.app_auth_implementation] {
-        assert!(!chain.provider().get_code_at(a).await.unwrap().is_empty(), "{a} has code");
+        assert!(
+            !chain.provider().get_code_at(a).await.unwrap().is_empty(),
+            "{a} has code"
+        );
     }
     let status = Inspector::new(&chain.url, d.registry, d.block)
         .unwrap()
@@ -122,7 +142,10 @@ async fn deploy_writes_a_deployment_with_a_separate_owner() {
         .registry()
         .await
         .unwrap();
-    assert_eq!(status.os_images, vec![alloy::primitives::Bytes::from(vec![1u8; 48])]);
+    assert_eq!(
+        status.os_images,
+        vec![alloy::primitives::Bytes::from(vec![1u8; 48])]
+    );
     assert_eq!(status.kms_chips.len(), 1);
 }
 
@@ -131,7 +154,10 @@ async fn app_status_replays_the_lists() {
     let f = deploy_fixture().await;
     let extra = B256::repeat_byte(0xe1);
     f.app_owner.add_compose_hash(f.app, extra).await.unwrap();
-    f.app_owner.remove_compose_hash(f.app, COMPOSE_HASH.into()).await.unwrap();
+    f.app_owner
+        .remove_compose_hash(f.app, COMPOSE_HASH.into())
+        .await
+        .unwrap();
     let s = Inspector::new(&f.chain.url, f.deployment.registry, 0)
         .unwrap()
         .app(f.app)

@@ -8,7 +8,10 @@ use snpkms_chain_client::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
@@ -32,7 +35,11 @@ async fn a_change_is_invisible_until_deep_enough() {
         // The removal is 0, 1, 2 blocks deep: still invisible, cached or not.
         c.refresh().await.unwrap();
         let d = c.is_app_allowed(&info).await.unwrap();
-        assert!(d.allowed, "visible too early at head {}", f.chain.head().await);
+        assert!(
+            d.allowed,
+            "visible too early at head {}",
+            f.chain.head().await
+        );
         assert!(d.block.number < removal.block);
         f.chain.mine(1).await;
     }
@@ -40,7 +47,10 @@ async fn a_change_is_invisible_until_deep_enough() {
     let pinned = c.refresh().await.unwrap();
     assert_eq!(pinned.number, removal.block);
     let d = c.is_app_allowed(&info).await.unwrap();
-    assert_eq!((d.allowed, d.reason.as_str()), (false, "compose hash not allowed"));
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "compose hash not allowed")
+    );
     assert_eq!(d.block, pinned);
 }
 
@@ -66,7 +76,10 @@ async fn safe_and_finalized_tags_follow_the_node() {
         assert!(d.allowed);
         assert_eq!(d.block.number, node.header.inner.number, "{read_at}");
         assert_eq!(d.block.hash, node.header.hash);
-        assert!(d.block.number < f.chain.head().await, "{read_at} is behind latest");
+        assert!(
+            d.block.number < f.chain.head().await,
+            "{read_at} is behind latest"
+        );
     }
 }
 
@@ -110,7 +123,10 @@ async fn a_chain_that_stops_mining_goes_stale_and_the_cache_is_not_served() {
         async move { c.is_app_allowed(&info).await.err() }
     })
     .await;
-    assert!(matches!(err, ChainError::Stale { max_secs: 1, .. }), "{err}");
+    assert!(
+        matches!(err, ChainError::Stale { max_secs: 1, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +156,10 @@ async fn unreachable_rpc_is_a_typed_error() {
     assert!(c.is_app_allowed(&info).await.unwrap().cached);
     let Fixture { chain, .. } = f;
     drop(chain);
-    assert!(matches!(c.refresh().await, Err(ChainError::Unreachable { .. })));
+    assert!(matches!(
+        c.refresh().await,
+        Err(ChainError::Unreachable { .. })
+    ));
     match c.is_app_allowed(&info).await {
         Err(ChainError::Unreachable { url, .. }) => assert!(url.starts_with("http://127.0.0.1:")),
         other => panic!("expected Unreachable, got {other:?}"),
@@ -172,6 +191,10 @@ async fn a_hung_rpc_times_out_after_bounded_retries() {
         }
         other => panic!("expected Timeout, got {other:?}"),
     }
-    assert_eq!(proxy.count("eth_getBlockByNumber") - before, 3, "1 try + 2 retries");
+    assert_eq!(
+        proxy.count("eth_getBlockByNumber") - before,
+        3,
+        "1 try + 2 retries"
+    );
     assert!(c.is_app_allowed(&f.app_boot_info()).await.is_err());
 }

@@ -121,7 +121,11 @@ async fn too_few_answers_is_no_quorum() {
     cfg.request_timeout = Duration::from_millis(200);
     assert!(matches!(
         ChainClient::connect(cfg).await,
-        Err(ChainError::NoQuorum { needed: 2, answered: 1, .. })
+        Err(ChainError::NoQuorum {
+            needed: 2,
+            answered: 1,
+            ..
+        })
     ));
 }
 

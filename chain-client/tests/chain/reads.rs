@@ -90,11 +90,17 @@ async fn kms_decision_paths() {
 
     // An app OS image is not a KMS image, and the other way round.
     let d = c.is_kms_allowed(&f.app_boot_info()).await.unwrap();
-    assert_eq!((d.allowed, d.reason.as_str()), (false, "kms measurement not allowed"));
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "kms measurement not allowed")
+    );
     let mut as_app = f.app_boot_info();
     as_app.measurement = KMS_MEASUREMENT;
     let d = c.is_app_allowed(&as_app).await.unwrap();
-    assert_eq!((d.allowed, d.reason.as_str()), (false, "os image not allowed"));
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "os image not allowed")
+    );
 
     let mut info = allowed.clone();
     info.launch_tcb.tee = 0;
@@ -107,7 +113,10 @@ async fn kms_decision_paths() {
     f.governor.add_kms_chip(&other_chip).await.unwrap();
     c.refresh().await.unwrap();
     let d = c.is_kms_allowed(&allowed).await.unwrap();
-    assert_eq!((d.allowed, d.reason.as_str()), (false, "kms chip not allowed"));
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "kms chip not allowed")
+    );
     f.governor.add_kms_chip(&CHIP_ID).await.unwrap();
     c.refresh().await.unwrap();
     assert!(c.is_kms_allowed(&allowed).await.unwrap().allowed);
@@ -125,9 +134,16 @@ async fn product_is_mapped_to_the_registry_number() {
         microcode: 250,
         fmc: 0,
     };
-    f.governor.set_min_tcb(Product::Genoa, genoa_min).await.unwrap();
+    f.governor
+        .set_min_tcb(Product::Genoa, genoa_min)
+        .await
+        .unwrap();
     c.refresh().await.unwrap();
-    for (product, allowed) in [(Product::Milan, true), (Product::Genoa, false), (Product::Turin, true)] {
+    for (product, allowed) in [
+        (Product::Milan, true),
+        (Product::Genoa, false),
+        (Product::Turin, true),
+    ] {
         let mut info = f.app_boot_info();
         info.product = product;
         let d = c.is_app_allowed(&info).await.unwrap();
@@ -135,17 +151,30 @@ async fn product_is_mapped_to_the_registry_number() {
     }
     assert_eq!(c.min_tcb(Product::Genoa).await.unwrap(), genoa_min);
     assert_eq!(c.min_tcb(Product::Milan).await.unwrap(), MIN_TCB);
-    assert_eq!(c.min_tcb(Product::Turin).await.unwrap(), TcbVersion::default());
+    assert_eq!(
+        c.min_tcb(Product::Turin).await.unwrap(),
+        TcbVersion::default()
+    );
 
     // fmc is a Turin component: it counts there.
-    let turin_min = TcbVersion { fmc: 5, ..TcbVersion::default() };
-    f.governor.set_min_tcb(Product::Turin, turin_min).await.unwrap();
+    let turin_min = TcbVersion {
+        fmc: 5,
+        ..TcbVersion::default()
+    };
+    f.governor
+        .set_min_tcb(Product::Turin, turin_min)
+        .await
+        .unwrap();
     c.refresh().await.unwrap();
     let mut info = f.app_boot_info();
     info.product = Product::Turin;
     let d = c.is_app_allowed(&info).await.unwrap();
     assert_eq!((d.allowed, d.reason.as_str()), (false, "tcb below minimum"));
-    for t in [&mut info.reported_tcb, &mut info.committed_tcb, &mut info.launch_tcb] {
+    for t in [
+        &mut info.reported_tcb,
+        &mut info.committed_tcb,
+        &mut info.launch_tcb,
+    ] {
         t.fmc = 5;
     }
     assert!(c.is_app_allowed(&info).await.unwrap().allowed);
@@ -177,7 +206,16 @@ async fn kms_info_epoch_and_app_key_signature() {
     let signer = Address::repeat_byte(0x22);
     let sig = hex::decode("7dbeadf2427e35090903b403571ff8b2e882ac8f541afe90a44897bab3a7e9da4d87d1aacb7c98fdc1019cd6ecb54d6d418d6ff29a940570868773e45cc873181c").unwrap();
     assert!(c.verify_app_key(app, signer, 7, &sig).await.unwrap());
-    assert!(!c.verify_app_key(app, signer, 8, &sig).await.unwrap(), "other epoch");
-    assert!(!c.verify_app_key(app, Address::repeat_byte(0x23), 7, &sig).await.unwrap());
-    assert!(!c.verify_app_key(app, signer, 7, &sig[..64]).await.unwrap(), "64-byte sig");
+    assert!(
+        !c.verify_app_key(app, signer, 8, &sig).await.unwrap(),
+        "other epoch"
+    );
+    assert!(!c
+        .verify_app_key(app, Address::repeat_byte(0x23), 7, &sig)
+        .await
+        .unwrap());
+    assert!(
+        !c.verify_app_key(app, signer, 7, &sig[..64]).await.unwrap(),
+        "64-byte sig"
+    );
 }

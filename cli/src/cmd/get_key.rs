@@ -18,7 +18,11 @@ pub struct Args {
     #[arg(long)]
     app_id: String,
     /// The compose file this guest runs; its SHA-256 is the compose hash.
-    #[arg(long, conflicts_with = "compose_hash", required_unless_present = "compose_hash")]
+    #[arg(
+        long,
+        conflicts_with = "compose_hash",
+        required_unless_present = "compose_hash"
+    )]
     compose: Option<PathBuf>,
     /// The compose hash (32 bytes hex), instead of --compose.
     #[arg(long)]
@@ -144,7 +148,10 @@ fn print_grant(grant: &AppKeyGrant, secrets: bool, json: bool) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if let Some(map) = out.as_object() {
         for (k, v) in map {
-            println!("{k:<26} {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            println!(
+                "{k:<26} {}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            );
         }
     }
     Ok(())

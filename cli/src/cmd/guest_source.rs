@@ -37,14 +37,16 @@ impl SourceArgs {
                     self.sim_product,
                     self.sim_chip_seed.as_bytes(),
                 );
-                Ok(Arc::new(snpkms_guest::SimulatedSource::new(SimulatedGuest::new(
-                    Arc::new(platform),
-                    GuestLaunch {
-                        measurement,
-                        host_data,
-                        ..GuestLaunch::default()
-                    },
-                ))))
+                Ok(Arc::new(snpkms_guest::SimulatedSource::new(
+                    SimulatedGuest::new(
+                        Arc::new(platform),
+                        GuestLaunch {
+                            measurement,
+                            host_data,
+                            ..GuestLaunch::default()
+                        },
+                    ),
+                )))
             }
             _ => {
                 let source = snpkms_guest::hardware::detect()?;

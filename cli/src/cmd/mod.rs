@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
+pub mod app;
+pub mod audit;
+pub mod chain_args;
+pub mod dev;
 pub mod get_key;
+pub mod gov;
 pub mod guest_source;
 pub mod measure;
 pub mod node;

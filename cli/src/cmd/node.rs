@@ -66,7 +66,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         for r in &records {
                             println!(
                                 "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  {}",
-                                r.seq, r.time, r.kind, r.decision, r.app_id, r.block_number, r.reason
+                                r.seq,
+                                r.time,
+                                r.kind,
+                                r.decision,
+                                r.app_id,
+                                r.block_number,
+                                r.reason
                             );
                         }
                     }
@@ -92,7 +98,11 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
     };
     let mut node = snpkms_kms_node::start(cfg.clone()).await?;
     let state = node.node.state();
-    eprintln!("snpkms node listening on {} (gRPC{})", node.addr, if cfg.tls.is_some() { ", TLS" } else { "" });
+    eprintln!(
+        "snpkms node listening on {} (gRPC{})",
+        node.addr,
+        if cfg.tls.is_some() { ", TLS" } else { "" }
+    );
     if let Some(m) = node.metrics_addr {
         eprintln!("  metrics:      http://{m}/metrics");
     }

@@ -1,0 +1,291 @@
+//! `snpkms gov`: deploy a registry and govern it (registry owner).
+
+use super::chain_args::{
+    hex_bytes, print_outcome, progress_line, run_async, Output, Registry, Rpc, Signer,
+};
+use anyhow::Context;
+use snpkms_chain_client::{deploy_registry_with_progress, Address, Inspector, Owner, TxOutcome};
+use snpkms_verifier::{Product, TcbVersion};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Deploy a registry (implementation + proxy) and write its addresses as JSON.
+    Deploy {
+        #[command(flatten)]
+        rpc: Rpc,
+        #[command(flatten)]
+        signer: Signer,
+        /// Registry owner (default: the signer).
+        #[arg(long, value_name = "ADDRESS")]
+        owner: Option<Address>,
+        /// Also write the deployment JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Allow an app OS image (48-byte launch measurement, hex).
+    AddOsImage(MeasurementArgs),
+    /// Remove an allowed app OS image.
+    RemoveOsImage(MeasurementArgs),
+    /// Allow a KMS node image (48-byte launch measurement, hex).
+    AddKmsMeasurement(MeasurementArgs),
+    /// Remove an allowed KMS node image.
+    RemoveKmsMeasurement(MeasurementArgs),
+    /// List a chip allowed to run KMS nodes (while the list is empty, any chip may).
+    AddKmsChip(ChipArgs),
+    /// Remove a listed KMS chip.
+    RemoveKmsChip(ChipArgs),
+    /// Set the minimum TCB of a product (every component must be at least this).
+    SetMinTcb {
+        #[command(flatten)]
+        tx: TxArgs,
+        /// milan, genoa or turin.
+        #[arg(long)]
+        product: Product,
+        #[arg(long)]
+        bootloader: u8,
+        #[arg(long)]
+        tee: u8,
+        #[arg(long)]
+        snp: u8,
+        #[arg(long)]
+        microcode: u8,
+        /// Turin only.
+        #[arg(long, default_value_t = 0)]
+        fmc: u8,
+    },
+    /// Publish the KMS root signing address and TLS public key.
+    SetKmsInfo {
+        #[command(flatten)]
+        tx: TxArgs,
+        #[arg(long, value_name = "ADDRESS")]
+        root_signing_address: Address,
+        /// TLS public key, hex.
+        #[arg(
+            long,
+            value_name = "HEX",
+            conflicts_with = "tls_public_key_file",
+            required_unless_present = "tls_public_key_file"
+        )]
+        tls_public_key: Option<String>,
+        /// TLS public key from a file (raw bytes).
+        #[arg(long, value_name = "FILE")]
+        tls_public_key_file: Option<PathBuf>,
+    },
+    /// Add 1 to the key epoch (rotates every app key derived for the epoch).
+    BumpEpoch {
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Show the registry: owner, implementation, KMS info, minimum TCBs, allowed images.
+    Show {
+        #[command(flatten)]
+        rpc: Rpc,
+        #[command(flatten)]
+        registry: Registry,
+        /// First block of the registry's history (its deployment block) for the lists.
+        #[arg(long, default_value_t = 0, value_name = "BLOCK")]
+        from_block: u64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// What every transaction needs.
+#[derive(clap::Args)]
+pub struct TxArgs {
+    #[command(flatten)]
+    pub rpc: Rpc,
+    #[command(flatten)]
+    pub registry: Registry,
+    #[command(flatten)]
+    pub signer: Signer,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+impl TxArgs {
+    pub fn owner(&self) -> anyhow::Result<Owner> {
+        Ok(Owner::new(
+            &self.rpc.rpc_url,
+            self.signer.load()?,
+            self.registry.registry,
+        )?
+        .with_progress(progress_line()))
+    }
+}
+
+#[derive(clap::Args)]
+struct MeasurementArgs {
+    #[command(flatten)]
+    tx: TxArgs,
+    /// 48-byte launch measurement, hex (as `snpkms measure` prints it).
+    #[arg(long, value_name = "HEX")]
+    measurement: String,
+}
+
+#[derive(clap::Args)]
+struct ChipArgs {
+    #[command(flatten)]
+    tx: TxArgs,
+    /// 64-byte chip id, hex (as `snpkms verify` prints it).
+    #[arg(long, value_name = "HEX")]
+    chip_id: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    run_async(exec(args.command))
+}
+
+async fn exec(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Deploy {
+            rpc,
+            signer,
+            owner,
+            out,
+        } => {
+            let signer = signer.load()?;
+            let owner = owner.unwrap_or(signer.address());
+            let d =
+                deploy_registry_with_progress(&rpc.rpc_url, signer, owner, progress_line()).await?;
+            super::chain_args::end_progress_line();
+            let json = d.to_json();
+            if let Some(path) = out {
+                std::fs::write(&path, format!("{json}\n"))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("deployment written to {}", path.display());
+            }
+            println!("{json}");
+            Ok(())
+        }
+        Command::AddOsImage(a) => {
+            let m = hex_bytes(&a.measurement, 48, "--measurement")?;
+            let tx = a.tx.owner()?.add_os_image(&m).await?;
+            done(&a.tx, "addOsImage", tx)
+        }
+        Command::RemoveOsImage(a) => {
+            let m = hex_bytes(&a.measurement, 48, "--measurement")?;
+            let tx = a.tx.owner()?.remove_os_image(&m).await?;
+            done(&a.tx, "removeOsImage", tx)
+        }
+        Command::AddKmsMeasurement(a) => {
+            let m = hex_bytes(&a.measurement, 48, "--measurement")?;
+            let tx = a.tx.owner()?.add_kms_measurement(&m).await?;
+            done(&a.tx, "addKmsMeasurement", tx)
+        }
+        Command::RemoveKmsMeasurement(a) => {
+            let m = hex_bytes(&a.measurement, 48, "--measurement")?;
+            let tx = a.tx.owner()?.remove_kms_measurement(&m).await?;
+            done(&a.tx, "removeKmsMeasurement", tx)
+        }
+        Command::AddKmsChip(a) => {
+            let c = hex_bytes(&a.chip_id, 64, "--chip-id")?;
+            let tx = a.tx.owner()?.add_kms_chip(&c).await?;
+            done(&a.tx, "addKmsChip", tx)
+        }
+        Command::RemoveKmsChip(a) => {
+            let c = hex_bytes(&a.chip_id, 64, "--chip-id")?;
+            let tx = a.tx.owner()?.remove_kms_chip(&c).await?;
+            done(&a.tx, "removeKmsChip", tx)
+        }
+        Command::SetMinTcb {
+            tx,
+            product,
+            bootloader,
+            tee,
+            snp,
+            microcode,
+            fmc,
+        } => {
+            let tcb = TcbVersion {
+                bootloader,
+                tee,
+                snp,
+                microcode,
+                fmc,
+            };
+            let out = tx.owner()?.set_min_tcb(product, tcb).await?;
+            done(&tx, "setMinTcb", out)
+        }
+        Command::SetKmsInfo {
+            tx,
+            root_signing_address,
+            tls_public_key,
+            tls_public_key_file,
+        } => {
+            let key = match (tls_public_key, tls_public_key_file) {
+                (Some(h), None) => hex::decode(h.trim().trim_start_matches("0x"))
+                    .context("--tls-public-key is not hex")?,
+                (None, Some(path)) => super::read_file(&path)?,
+                _ => {
+                    anyhow::bail!("give exactly one of --tls-public-key and --tls-public-key-file")
+                }
+            };
+            let out = tx.owner()?.set_kms_info(root_signing_address, &key).await?;
+            done(&tx, "setKmsInfo", out)
+        }
+        Command::BumpEpoch { tx } => {
+            let out = tx.owner()?.bump_key_epoch().await?;
+            done(&tx, "bumpKeyEpoch", out)
+        }
+        Command::Show {
+            rpc,
+            registry,
+            from_block,
+            out,
+        } => {
+            let s = Inspector::new(&rpc.rpc_url, registry.registry, from_block)?
+                .registry()
+                .await?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                return Ok(());
+            }
+            println!(
+                "registry              {} (chain {}, block {})",
+                s.registry, s.chain_id, s.block.number
+            );
+            println!("owner                 {}", s.owner);
+            if s.pending_owner != Address::ZERO {
+                println!("pending owner         {}", s.pending_owner);
+            }
+            println!("implementation        {}", s.implementation);
+            println!("appAuth impl.         {}", s.app_auth_implementation);
+            println!("upgrades disabled     {}", s.upgrades_disabled);
+            println!("kms root signing addr {}", s.kms_root_signing_address);
+            println!("kms tls public key    {}", s.kms_tls_public_key);
+            println!("key epoch             {}", s.key_epoch);
+            println!("apps                  {}", s.app_count);
+            for (p, t) in &s.min_tcb {
+                println!("min tcb {:<13} {t}", p.to_string());
+            }
+            list("os images", &s.os_images);
+            list("kms measurements", &s.kms_measurements);
+            if s.kms_chips.is_empty() {
+                println!("kms chips             any");
+            } else {
+                list("kms chips", &s.kms_chips);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list(title: &str, items: &[impl std::fmt::Display]) {
+    println!("{title:<21} {}", items.len());
+    for i in items {
+        println!("  {i}");
+    }
+}
+
+fn done(tx: &TxArgs, what: &str, out: TxOutcome) -> anyhow::Result<()> {
+    print_outcome(&tx.out, what, &out, serde_json::json!({}))
+}
