@@ -116,6 +116,11 @@ pub fn app_keys_aad(app_id: &[u8], compose_hash: &[u8], epoch: u32, nonce: &[u8]
     aad
 }
 
+/// The associated data of an Onboard response: bound to the request and to the root it claims.
+pub fn root_secret_aad(nonce: &[u8], root_signing_address: &[u8]) -> Vec<u8> {
+    [nonce, root_signing_address].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

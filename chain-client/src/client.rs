@@ -429,13 +429,22 @@ impl Inner {
     /// One follower step; the caller holds `poll_lock`.
     async fn poll_locked(&self) -> Result<View, ChainError> {
         let prev = lock(&self.state).view.clone();
-        let view = match self.observe().await {
+        let mut view = match self.observe().await {
             Ok(v) => v,
             Err(e) => {
                 lock(&self.state).view_ok = false;
                 return Err(e);
             }
         };
+        if let Some(prev) = &prev {
+            if view.pinned.number < prev.pinned.number
+                && self.still_canonical(&prev.pinned, &view).await
+            {
+                // A lagging answer (a load-balanced provider, a restarted node), not a reorg:
+                // never move the pin back, or a removal already seen could be undone.
+                view.pinned = prev.pinned;
+            }
+        }
         let invalidation = match &prev {
             None => Invalidation::Nothing,
             Some(prev) => self.changes_between(&prev.pinned, &view).await,
@@ -563,6 +572,19 @@ impl Inner {
         }
     }
 
+    /// Do all endpoints that agreed on the new view still have `block` at its height?
+    async fn still_canonical(&self, block: &BlockMeta, view: &View) -> bool {
+        let found = join_all(
+            view.agreeing
+                .iter()
+                .map(|&i| self.endpoints[i].block(BlockNumberOrTag::Number(block.number))),
+        )
+        .await;
+        found
+            .iter()
+            .all(|b| matches!(b, Ok(b) if b.hash == block.hash))
+    }
+
     /// What may have changed between the previously processed pinned block and the new one.
     async fn changes_between(&self, prev: &BlockMeta, view: &View) -> Invalidation {
         let new = &view.pinned;
@@ -582,14 +604,7 @@ impl Inner {
         let continuous = if new.number == prev.number + 1 {
             new.parent_hash == prev.hash
         } else {
-            let olds = join_all(
-                view.agreeing
-                    .iter()
-                    .map(|&i| self.endpoints[i].block(BlockNumberOrTag::Number(prev.number))),
-            )
-            .await;
-            olds.iter()
-                .all(|b| matches!(b, Ok(b) if b.hash == prev.hash))
+            self.still_canonical(prev, view).await
         };
         if !continuous {
             tracing::warn!(

@@ -45,7 +45,7 @@ impl std::fmt::Display for ReadAt {
 /// Configuration of a [`crate::ChainClient`]. Start from [`ChainConfig::new`] and change fields.
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoints (http). Ideally run by different operators.
+    /// JSON-RPC endpoints (`http://`; this build has no TLS). Ideally run by different operators.
     pub rpc_urls: Vec<String>,
     /// How many endpoints must return the same answer at the same block hash (k of n).
     pub quorum: usize,

@@ -103,9 +103,7 @@ pub(crate) struct Sender {
 
 impl Sender {
     pub(crate) fn new(rpc_url: &str, signer: PrivateKeySigner) -> Result<Sender, ChainError> {
-        let url: alloy::transports::http::reqwest::Url = rpc_url
-            .parse()
-            .map_err(|e| ChainError::Config(format!("RPC URL {rpc_url:?} is not a URL: {e}")))?;
+        let url = crate::rpc::parse_rpc_url(rpc_url)?;
         let from = signer.address();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))

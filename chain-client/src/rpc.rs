@@ -36,14 +36,7 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     pub fn new(url: &str, timeout: Duration, retries: u32) -> Result<Endpoint, ChainError> {
-        let parsed: alloy::transports::http::reqwest::Url = url
-            .parse()
-            .map_err(|e| ChainError::Config(format!("RPC URL {url:?} is not a URL: {e}")))?;
-        if parsed.scheme() != "http" && parsed.scheme() != "https" {
-            return Err(ChainError::Config(format!(
-                "RPC URL {url:?}: only http(s) endpoints are supported"
-            )));
-        }
+        let parsed = parse_rpc_url(url)?;
         // No fillers: reads need none, and each of them would add RPC calls we do not count on.
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
@@ -214,6 +207,25 @@ pub(crate) fn map_transport_error(
     }
 }
 
+/// An http URL. This build has no TLS (see the README), so https is refused here, with the
+/// reason, rather than failing later with a transport error.
+pub(crate) fn parse_rpc_url(
+    url: &str,
+) -> Result<alloy::transports::http::reqwest::Url, ChainError> {
+    let parsed: alloy::transports::http::reqwest::Url = url
+        .parse()
+        .map_err(|e| ChainError::Config(format!("RPC URL {url:?} is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "http" => Ok(parsed),
+        "https" => Err(ChainError::Config(format!(
+            "RPC URL {url:?}: https is not supported by this build (no TLS); use an http endpoint, e.g. a local node or a TLS tunnel"
+        ))),
+        other => Err(ChainError::Config(format!(
+            "RPC URL {url:?}: scheme {other:?} is not supported; use http://"
+        ))),
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.min(5))
 }
@@ -245,4 +257,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls() {
+        assert!(parse_rpc_url("http://127.0.0.1:8545").is_ok());
+        let e = parse_rpc_url("https://rpc.example")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https is not supported"), "{e}");
+        assert!(parse_rpc_url("ws://127.0.0.1:8546").is_err());
+        assert!(parse_rpc_url("127.0.0.1:8545").is_err());
+    }
 }

@@ -235,10 +235,12 @@ pub fn boot_info(app_id: [u8; 20], compose_hash: [u8; 32], measurement: [u8; 48]
 }
 
 type Tamper = Box<dyn Fn(&serde_json::Value, &mut serde_json::Value) + Send + Sync>;
+type Rewrite = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 struct ProxyState {
     counts: HashMap<String, u64>,
     tamper: Option<Tamper>,
+    rewrite: Option<Rewrite>,
     hang: bool,
 }
 
@@ -257,6 +259,7 @@ impl RpcProxy {
         let state = Arc::new(Mutex::new(ProxyState {
             counts: HashMap::new(),
             tamper: None,
+            rewrite: None,
             hang: false,
         }));
         let client = alloy::transports::http::reqwest::Client::new();
@@ -288,6 +291,12 @@ impl RpcProxy {
         self.lock().tamper = Some(Box::new(f));
     }
 
+    /// Rewrites every request before it goes upstream (e.g. `latest` -> an older block: a
+    /// lagging node).
+    pub fn set_request_rewrite(&self, f: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
+        self.lock().rewrite = Some(Box::new(f));
+    }
+
     /// Stops answering (requests hang) while `true`.
     pub fn set_hang(&self, hang: bool) {
         self.lock().hang = hang;
@@ -311,8 +320,8 @@ async fn serve(
         };
         let body: Vec<u8> = buf[header_len..header_len + body_len].to_vec();
         buf.drain(..header_len + body_len);
-        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let hang = {
+        let mut request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (hang, body) = {
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
             let methods: Vec<String> = match &request {
                 serde_json::Value::Array(a) => a.iter().map(method_of).collect(),
@@ -321,7 +330,14 @@ async fn serve(
             for m in methods {
                 *st.counts.entry(m).or_default() += 1;
             }
-            st.hang
+            let body = match &st.rewrite {
+                Some(f) => {
+                    f(&mut request);
+                    serde_json::to_vec(&request).unwrap_or(body)
+                }
+                None => body,
+            };
+            (st.hang, body)
         };
         if hang {
             tokio::time::sleep(Duration::from_secs(3600)).await;

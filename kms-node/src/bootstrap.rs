@@ -39,9 +39,10 @@ pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
         .sealing_key()
         .map_err(platform::PlatformError::from)?;
     let tls_public_key = crate::tls_public_key(cfg)?;
-    let store = Store::create(&cfg.data_dir)?;
     let root = RootSecret::generate();
-    sealed_root::store_root(&store, &sealing_key, &root)?;
+    Store::create_with(&cfg.data_dir, |store| {
+        sealed_root::store_root(store, &sealing_key, &root)
+    })?;
     let address = root.root_signing_address();
     let evidence = platform
         .attest(kms_info_report_data(&address, &tls_public_key))

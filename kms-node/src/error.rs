@@ -12,8 +12,8 @@ pub enum ReleaseError {
     InvalidArgument(String),
     #[error("{0}")]
     Nonce(#[from] NonceError),
-    #[error("report_data does not bind this request: it must be SHA-512(\"snpkms/get-app-key/v1\" || nonce || ephemeral_public_key)")]
-    ReportDataMismatch,
+    #[error("report_data does not bind this request: it must be SHA-512(\"{domain}\" || nonce || ephemeral_public_key)")]
+    ReportDataMismatch { domain: &'static str },
     #[error("evidence rejected: {0}")]
     Evidence(#[from] VerifyError),
     #[error("evidence does not bind the claimed app: {0}")]
@@ -42,7 +42,9 @@ impl ReleaseError {
                 Code::ResourceExhausted
             }
             ReleaseError::Nonce(NonceError::Length(_)) => Code::InvalidArgument,
-            ReleaseError::Nonce(_) | ReleaseError::ReportDataMismatch => Code::FailedPrecondition,
+            ReleaseError::Nonce(_) | ReleaseError::ReportDataMismatch { .. } => {
+                Code::FailedPrecondition
+            }
             ReleaseError::Evidence(_) | ReleaseError::AppBinding(_) => Code::Unauthenticated,
             ReleaseError::Denied { .. } => Code::PermissionDenied,
             ReleaseError::Chain(ChainError::Contract(_)) => Code::Internal,
@@ -56,7 +58,7 @@ impl ReleaseError {
         match self {
             ReleaseError::InvalidArgument(_) => "invalid_argument",
             ReleaseError::Nonce(_) => "nonce",
-            ReleaseError::ReportDataMismatch => "report_data",
+            ReleaseError::ReportDataMismatch { .. } => "report_data",
             ReleaseError::Evidence(e) => e.kind(),
             ReleaseError::AppBinding(_) => "host_data",
             ReleaseError::Denied { .. } => "denied",

@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod keys;
 pub mod metrics;
 pub mod nonces;
+pub mod onboard;
 pub mod platform;
 pub mod release;
 pub mod sealed_root;
@@ -51,6 +52,8 @@ pub enum NodeError {
     Listen { addr: SocketAddr, message: String },
     #[error("server: {0}")]
     Serve(String),
+    #[error("onboarding failed: {0}")]
+    Onboard(String),
 }
 
 /// The public key of the node's TLS certificate (SPKI DER), registered on chain so guests can
@@ -111,6 +114,25 @@ fn verifier(cfg: &NodeConfig) -> Result<Verifier, NodeError> {
     Ok(verifier)
 }
 
+/// This node's own evidence, verified with its own verifier: what it presents to the registry
+/// as a KMS before onboarding others.
+fn attest_self(
+    platform: &dyn snpkms_guest::EvidenceSource,
+    evidence: &EvidenceVerifier,
+    root_address: &[u8; 20],
+) -> Result<snpkms_verifier::BootInfo, String> {
+    let report_data = snpkms_api::binding::report_data(b"snpkms/self-check/v1", root_address, &[]);
+    let own = platform.attest(report_data).map_err(|e| e.to_string())?;
+    let verified = evidence
+        .verify(
+            &own.report,
+            &own.cert_table,
+            snpkms_verifier::UnixTime(now_unix()),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(snpkms_verifier::BootInfo::for_kms(&verified))
+}
+
 /// A started node: its addresses, its state, and a way to stop it.
 pub struct RunningNode {
     pub node: Arc<Node>,
@@ -161,6 +183,10 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         verifier(&cfg)?,
         cfg.limits.verified_chain_cache,
     ));
+    let self_boot = attest_self(platform.as_ref(), &evidence, &root_address);
+    if let Err(why) = &self_boot {
+        tracing::error!("this node cannot attest itself, so it will not onboard others: {why}");
+    }
     let chain = ChainClient::connect(cfg.chain.to_chain_config()?).await?;
     let metrics = Arc::new(Metrics::new());
     let node = Arc::new(Node {
@@ -181,6 +207,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
             tls_public_key,
         }),
         metrics: metrics.clone(),
+        self_boot,
     });
     {
         let weak = Arc::downgrade(&node);

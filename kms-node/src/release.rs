@@ -43,6 +43,9 @@ pub struct Node {
     pub(crate) root_address: [u8; 20],
     pub(crate) state: RwLock<KmsState>,
     pub(crate) metrics: Arc<Metrics>,
+    /// This node's own verified BootInfo, to check before onboarding others that the registry
+    /// still allows this node; `Err` says why the node could not attest itself.
+    pub(crate) self_boot: Result<BootInfo, String>,
 }
 
 fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<[u8; N], ReleaseError> {
@@ -128,7 +131,9 @@ impl Node {
         // The report must be made for this request: this nonce (no replay) and this ephemeral
         // key (only the requester can open the answer).
         if report.report_data != binding::get_app_key_report_data(&nonce, &ephemeral) {
-            return Err(ReleaseError::ReportDataMismatch);
+            return Err(ReleaseError::ReportDataMismatch {
+                domain: "snpkms/get-app-key/v1",
+            });
         }
         let boot = BootInfo::for_app(&report, app_id, compose_hash)?;
 
@@ -183,11 +188,21 @@ impl Node {
         epoch: u32,
         decision: &Decision,
     ) -> Result<u64, ReleaseError> {
+        self.record_kind("app_key", boot, epoch, decision).await
+    }
+
+    pub(crate) async fn record_kind(
+        &self,
+        kind: &'static str,
+        boot: &BootInfo,
+        epoch: u32,
+        decision: &Decision,
+    ) -> Result<u64, ReleaseError> {
         Ok(self
             .audit
             .append(NewRecord {
                 time: now_unix(),
-                kind: "app_key",
+                kind,
                 app_id: boot.app_id,
                 compose_hash: boot.compose_hash,
                 chip_id_hash: app_key_signature::keccak256(&boot.chip_id),

@@ -67,6 +67,15 @@ impl pb::kms_server::Kms for KmsService {
         self.finish("GetAppKey", started, result)
     }
 
+    async fn onboard(
+        &self,
+        request: Request<pb::OnboardRequest>,
+    ) -> Result<Response<pb::OnboardResponse>, Status> {
+        let started = Instant::now();
+        let result = self.node.onboard(request.into_inner()).await;
+        self.finish("Onboard", started, result)
+    }
+
     async fn get_kms_info(
         &self,
         _request: Request<pb::GetKmsInfoRequest>,

@@ -53,15 +53,42 @@ impl Store {
         Self::open_at(&path)
     }
 
-    /// Creates a new, empty store; refuses if one exists.
+    /// Creates a new, empty store and opens it; refuses if one exists.
     pub fn create(data_dir: &Path) -> Result<Store, StoreError> {
+        Self::create_with(data_dir, |_| Ok(()))?;
+        Self::open(data_dir)
+    }
+
+    /// Creates a store atomically: what `init` writes goes to a staging directory that becomes
+    /// the store only once complete and on disk. A crash half-way (during bootstrap or
+    /// onboarding) leaves no half-made store, and the next attempt starts clean.
+    pub fn create_with<T>(
+        data_dir: &Path,
+        init: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let path = db_path(data_dir);
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
-        Self::open_at(&path)
+        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", data_dir.display()));
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let staging = data_dir.join("store.staging");
+        if staging.exists() {
+            tracing::warn!(
+                "removing {} left by an interrupted attempt",
+                staging.display()
+            );
+            std::fs::remove_dir_all(&staging).map_err(io)?;
+        }
+        let store = Self::open_at(&staging)?;
+        let out = init(&store)?;
+        store.db.flush()?;
+        drop(store);
+        std::fs::rename(&staging, &path).map_err(io)?;
+        std::fs::File::open(data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        Ok(out)
     }
 
     fn open_at(path: &Path) -> Result<Store, StoreError> {

@@ -199,6 +199,41 @@ impl Stack {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    /// Starts an extra node: onboards it from `peers` with its own chip and `measurement`,
+    /// then serves. Returns the onboarding error if the peers refused it.
+    pub async fn join(
+        &self,
+        chip_seed: &str,
+        measurement: [u8; 48],
+        peers: &[String],
+    ) -> Result<(RunningNode, NodeConfig, tempfile::TempDir), String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = node_config(
+            &self.proxy.url,
+            self.fixture.deployment.registry,
+            dir.path(),
+            chip_seed,
+        );
+        cfg.platform = PlatformConfig::Simulator {
+            product: Product::Milan,
+            chip_seed: chip_seed.to_string(),
+            measurement: hex::encode(measurement),
+        };
+        snpkms_kms_node::onboard::join(&cfg, peers)
+            .await
+            .map_err(|e| e.to_string())?;
+        let node = snpkms_kms_node::start(cfg.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        for _ in 0..200 {
+            if node.node.state().serving.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Ok((node, cfg, dir))
+    }
+
     pub fn compose(&self) -> B256 {
         B256::from(self.compose_hash)
     }

@@ -148,3 +148,21 @@ async fn a_reorg_drops_the_cache() {
     assert_eq!(d.block, after);
     assert!(c.cache_stats().invalidations >= 1);
 }
+
+#[tokio::test]
+async fn a_shortened_chain_moves_the_pin_back_and_drops_the_cache() {
+    let f = deploy_fixture().await;
+    f.chain.mine(2).await;
+    let c = connect(f.config()).await;
+    let info = f.app_boot_info();
+    let before = c.is_app_allowed(&info).await.unwrap();
+    assert!(c.is_app_allowed(&info).await.unwrap().cached);
+    // The pinned block is gone and nothing replaced it yet.
+    f.chain.provider().anvil_rollback(Some(1)).await.unwrap();
+    let after = c.refresh().await.unwrap();
+    assert_eq!(after.number, before.block.number - 1);
+    let d = c.is_app_allowed(&info).await.unwrap();
+    assert!(!d.cached);
+    assert_eq!(d.block, after);
+    assert_eq!(c.cache_stats().invalidations, 1);
+}

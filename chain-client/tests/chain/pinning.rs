@@ -198,3 +198,26 @@ async fn a_hung_rpc_times_out_after_bounded_retries() {
     );
     assert!(c.is_app_allowed(&f.app_boot_info()).await.is_err());
 }
+
+#[tokio::test]
+async fn a_lagging_answer_never_moves_the_pin_back() {
+    let f = deploy_fixture().await;
+    let proxy = RpcProxy::start(&f.chain.url).await;
+    let mut cfg = f.config();
+    cfg.rpc_urls = vec![proxy.url.clone()];
+    cfg.poll_interval = Duration::from_secs(60);
+    let c = connect(cfg).await;
+    let info = f.app_boot_info();
+    let d = c.is_app_allowed(&info).await.unwrap();
+    // From now on the node answers `latest` with the block before: a lagging backend.
+    let older = format!("{:#x}", d.block.number - 1);
+    proxy.set_request_rewrite(move |req| {
+        if req["method"] == "eth_getBlockByNumber" && req["params"][0] == "latest" {
+            req["params"][0] = older.clone().into();
+        }
+    });
+    assert_eq!(c.refresh().await.unwrap(), d.block);
+    let again = c.is_app_allowed(&info).await.unwrap();
+    assert!(again.cached);
+    assert_eq!(again.block, d.block);
+}

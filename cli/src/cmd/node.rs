@@ -25,6 +25,16 @@ enum NodeCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Join a deployment: get the root secret from a running node (tried in order) after it
+    /// checks this node's SNP evidence against the registry, check it against the registry's
+    /// KMS root signing address, and seal it here.
+    Onboard {
+        #[arg(long)]
+        config: PathBuf,
+        /// A serving node's URL; repeat to give fallbacks.
+        #[arg(long = "peer", required = true)]
+        peers: Vec<String>,
+    },
     /// Print the key-release log and check its hash chain.
     AuditLog {
         #[arg(long)]
@@ -51,6 +61,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out.root_signing_address
             );
             Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Onboard { config, peers } => {
+            let cfg = NodeConfig::load(&config)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            match runtime.block_on(snpkms_kms_node::onboard::join(&cfg, &peers)) {
+                Ok(outcome) => {
+                    println!("{}", serde_json::to_string_pretty(&outcome)?);
+                    eprintln!(
+                        "onboarded from {}: root secret sealed in {}",
+                        outcome.peer,
+                        cfg.data_dir.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(super::EXIT_REJECTED))
+                }
+            }
         }
         NodeCommand::AuditLog { config, json } => {
             let cfg = NodeConfig::load(&config)?;
