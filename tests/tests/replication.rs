@@ -14,7 +14,11 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
     let g = guest(app, stack.compose_hash);
     let url1 = stack.url();
     let (node2, _, _d2) = stack
-        .join("e2e-kms-chip-2", KMS_MEASUREMENT, &[url1.clone()])
+        .join(
+            "e2e-kms-chip-2",
+            KMS_MEASUREMENT,
+            std::slice::from_ref(&url1),
+        )
         .await
         .expect("node 2 onboarded");
     let url2 = format!("http://{}", node2.addr);
@@ -176,7 +180,11 @@ async fn a_peer_handing_out_another_secret_is_refused() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let err = stack
-        .join("e2e-kms-chip-4", KMS_MEASUREMENT, &[liar.clone()])
+        .join(
+            "e2e-kms-chip-4",
+            KMS_MEASUREMENT,
+            std::slice::from_ref(&liar),
+        )
         .await
         .err()
         .expect("refused");
