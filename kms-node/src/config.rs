@@ -152,6 +152,12 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Verified VCEK chains kept (one per machine and TCB).
     pub verified_chain_cache: usize,
+    /// Requests per second per client IP address (token bucket); 0 disables.
+    pub per_client_rate: f64,
+    pub per_client_burst: u32,
+    /// GetAppKey requests per second per app id; 0 disables.
+    pub per_app_rate: f64,
+    pub per_app_burst: u32,
 }
 
 impl Default for Limits {
@@ -162,6 +168,10 @@ impl Default for Limits {
             max_request_bytes: 64 * 1024,
             max_concurrent_requests: 256,
             verified_chain_cache: 4096,
+            per_client_rate: 200.0,
+            per_client_burst: 400,
+            per_app_rate: 500.0,
+            per_app_burst: 1000,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod nonces;
 pub mod onboard;
 pub mod platform;
+pub mod ratelimit;
 pub mod release;
 pub mod sealed_root;
 pub mod service;
@@ -338,7 +339,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
-    let kms = KmsServer::new(service::KmsService::new(node.clone()))
+    let kms = KmsServer::new(service::KmsService::new(node.clone(), &cfg.limits))
         .max_decoding_message_size(cfg.limits.max_request_bytes);
     let mut builder = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests)

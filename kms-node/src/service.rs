@@ -1,19 +1,55 @@
 //! The gRPC face of [`Node`]: decode, call, map errors to statuses, count.
 
+use crate::config::Limits;
 use crate::error::ReleaseError;
+use crate::ratelimit::RateLimiter;
 use crate::release::Node;
 use snpkms_api::pb;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 pub struct KmsService {
     node: Arc<Node>,
+    per_client: RateLimiter<IpAddr>,
+    per_app: RateLimiter<[u8; 20]>,
 }
 
 impl KmsService {
-    pub fn new(node: Arc<Node>) -> KmsService {
-        KmsService { node }
+    pub fn new(node: Arc<Node>, limits: &Limits) -> KmsService {
+        KmsService {
+            node,
+            per_client: RateLimiter::new(limits.per_client_rate, limits.per_client_burst),
+            per_app: RateLimiter::new(limits.per_app_rate, limits.per_app_burst),
+        }
+    }
+
+    /// Per-client limit, by the peer's IP address (behind a proxy, that is the proxy's).
+    fn limit_client<T>(&self, request: &Request<T>) -> Result<(), ReleaseError> {
+        let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
+            return Ok(());
+        };
+        self.per_client.check(&ip, Instant::now()).map_err(|wait| {
+            ReleaseError::RateLimited(format!(
+                "too many requests from {ip}; retry in {:.0} ms",
+                wait * 1000.0
+            ))
+        })
+    }
+
+    fn limit_app(&self, app_id: &[u8]) -> Result<(), ReleaseError> {
+        // A malformed id is refused later, with its own message.
+        let Ok(app) = <[u8; 20]>::try_from(app_id) else {
+            return Ok(());
+        };
+        self.per_app.check(&app, Instant::now()).map_err(|wait| {
+            ReleaseError::RateLimited(format!(
+                "too many key requests for app 0x{}; retry in {:.0} ms",
+                hex::encode(app),
+                wait * 1000.0
+            ))
+        })
     }
 
     fn finish<T>(
@@ -44,10 +80,13 @@ impl KmsService {
 impl pb::kms_server::Kms for KmsService {
     async fn get_challenge(
         &self,
-        _request: Request<pb::GetChallengeRequest>,
+        request: Request<pb::GetChallengeRequest>,
     ) -> Result<Response<pb::GetChallengeResponse>, Status> {
         let started = Instant::now();
-        self.finish("GetChallenge", started, self.node.challenge())
+        let result = self
+            .limit_client(&request)
+            .and_then(|()| self.node.challenge());
+        self.finish("GetChallenge", started, result)
     }
 
     async fn get_app_key(
@@ -55,7 +94,16 @@ impl pb::kms_server::Kms for KmsService {
         request: Request<pb::GetAppKeyRequest>,
     ) -> Result<Response<pb::GetAppKeyResponse>, Status> {
         let started = Instant::now();
-        let result = self.node.get_app_key(request.into_inner()).await;
+        let result = match self.limit_client(&request) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let request = request.into_inner();
+                match self.limit_app(&request.app_id) {
+                    Err(e) => Err(e),
+                    Ok(()) => self.node.get_app_key(request).await,
+                }
+            }
+        };
         if let Ok(r) = &result {
             tracing::info!(
                 epoch = r.key_epoch,
@@ -72,7 +120,10 @@ impl pb::kms_server::Kms for KmsService {
         request: Request<pb::OnboardRequest>,
     ) -> Result<Response<pb::OnboardResponse>, Status> {
         let started = Instant::now();
-        let result = self.node.onboard(request.into_inner()).await;
+        let result = match self.limit_client(&request) {
+            Err(e) => Err(e),
+            Ok(()) => self.node.onboard(request.into_inner()).await,
+        };
         self.finish("Onboard", started, result)
     }
 

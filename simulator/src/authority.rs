@@ -108,6 +108,15 @@ impl SimAuthority {
     pub fn with_names(names: AuthorityNames) -> SimAuthority {
         let ark_key = RsaPrivateKey::from_pkcs8_pem(ARK_KEY_PEM).expect("ARK fixture key");
         let ask_key = RsaPrivateKey::from_pkcs8_pem(ASK_KEY_PEM).expect("ASK fixture key");
+        Self::from_keys(names, ark_key, ask_key)
+    }
+
+    /// An authority with its own keys: a forger's PKI, for tests that no trust root covers.
+    pub fn from_keys(
+        names: AuthorityNames,
+        ark_key: RsaPrivateKey,
+        ask_key: RsaPrivateKey,
+    ) -> SimAuthority {
         let ark_name = AuthorityNames::name(&names.ark, None);
         let ark_der = sign_certificate(
             CertSpec {

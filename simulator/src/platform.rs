@@ -26,6 +26,8 @@ pub struct SimulatedPlatform {
     tcb: TcbVersion,
     plat_info: u64,
     firmware: FirmwareVersion,
+    /// VCEK certificate validity (unix seconds).
+    vcek_validity: (u64, u64),
     vceks: Mutex<HashMap<[u8; 8], Arc<Vcek>>>,
 }
 
@@ -85,12 +87,19 @@ impl SimulatedPlatform {
                 minor: 55,
                 build: 21,
             },
+            vcek_validity: (NOT_BEFORE, NOT_AFTER),
             vceks: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn with_tcb(mut self, tcb: TcbVersion) -> SimulatedPlatform {
         self.tcb = tcb;
+        self
+    }
+
+    /// VCEK certificates valid only between these unix times (to test expiry).
+    pub fn with_vcek_validity(mut self, not_before: u64, not_after: u64) -> SimulatedPlatform {
+        self.vcek_validity = (not_before, not_after);
         self
     }
 
@@ -249,8 +258,8 @@ impl SimulatedPlatform {
                 serial: &serial,
                 issuer: &self.authority.ask_name(self.product),
                 subject: &self.authority.vcek_name(),
-                not_before: NOT_BEFORE,
-                not_after: NOT_AFTER,
+                not_before: self.vcek_validity.0,
+                not_after: self.vcek_validity.1,
                 extensions,
             },
             spki,

@@ -166,3 +166,34 @@ async fn a_shortened_chain_moves_the_pin_back_and_drops_the_cache() {
     assert_eq!(d.block, after);
     assert_eq!(c.cache_stats().invalidations, 1);
 }
+
+#[tokio::test]
+async fn the_follower_stops_with_the_last_clone() {
+    let f = deploy_fixture().await;
+    let proxy = RpcProxy::start(&f.chain.url).await;
+    let mut cfg = f.config();
+    cfg.rpc_urls = vec![proxy.url.clone()];
+    cfg.poll_interval = Duration::from_millis(20);
+    let c = connect(cfg).await;
+    let other = c.clone();
+    drop(c);
+    let polls = proxy.count("eth_getBlockByNumber");
+    eventually(
+        Duration::from_secs(5),
+        "the follower to keep polling",
+        || {
+            let proxy = proxy.clone();
+            async move { (proxy.count("eth_getBlockByNumber") > polls + 2).then_some(()) }
+        },
+    )
+    .await;
+    drop(other);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let stopped = proxy.count("eth_getBlockByNumber");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        proxy.count("eth_getBlockByNumber"),
+        stopped,
+        "no polls after the last drop"
+    );
+}
