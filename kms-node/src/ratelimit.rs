@@ -40,9 +40,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst
-            });
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
         }
         let bucket = buckets.entry(key.clone()).or_insert(Bucket {
             tokens: self.burst,

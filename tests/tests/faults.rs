@@ -1,0 +1,58 @@
+//! A lying RPC provider cannot make the node release a key.
+
+use snpkms_chain_client::testing::RpcProxy;
+use snpkms_e2e::*;
+use snpkms_guest::{GuestClient, GuestClientError};
+use snpkms_verifier::GuestPolicy;
+use tonic::Code;
+
+/// ABI encoding of `(true, "")`: what `isAppAllowed` returns when it allows.
+const ALLOWED: &str = "0x\
+0000000000000000000000000000000000000000000000000000000000000001\
+0000000000000000000000000000000000000000000000000000000000000040\
+0000000000000000000000000000000000000000000000000000000000000000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_lying_rpc_of_three_cannot_authorize() {
+    let mut stack = Stack::start().await;
+    stack.stop_node().await;
+    let upstream = stack.fixture.chain.url.clone();
+    let honest_a = RpcProxy::start(&upstream).await;
+    let honest_b = RpcProxy::start(&upstream).await;
+    let liar = RpcProxy::start(&upstream).await;
+    stack.config.chain.rpc_urls =
+        vec![honest_a.url.clone(), honest_b.url.clone(), liar.url.clone()];
+    stack.config.chain.quorum = 2;
+    stack.start_node().await;
+
+    // The liar answers every eth_call with "allowed" (its kmsInfo answers become garbage too,
+    // which only makes the node keep its last verdict on its own identity).
+    liar.set_tamper(|req, resp| {
+        if req.get("method").and_then(|m| m.as_str()) == Some("eth_call") {
+            resp["result"] = serde_json::Value::String(ALLOWED.into());
+        }
+    });
+
+    let app = stack.app();
+    let rogue = guest_with(
+        app,
+        stack.compose_hash,
+        [0x02; 48], // an OS image governance never allowed
+        GuestPolicy::SMT | GuestPolicy::RESERVED_MBO,
+    );
+    let mut client = GuestClient::connect(&stack.url()).await.unwrap();
+    for _ in 0..5 {
+        match client
+            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, None)
+            .await
+        {
+            Ok(_) => panic!("a lying RPC made the node release keys"),
+            Err(GuestClientError::Refused { code, message }) => {
+                assert_eq!(code, Code::Unavailable, "{message}");
+                assert!(message.contains("disagree"), "{message}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(liar.count("eth_call") > 0, "the liar was asked");
+}
