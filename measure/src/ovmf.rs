@@ -93,7 +93,7 @@ impl<'a> Ovmf<'a> {
             });
         }
         // Measured as whole pages mapped to end at 4 GiB; anything else has no defined GPA.
-        if data.len() % PAGE_SIZE != 0 || data.len() as u64 > FOUR_GIB {
+        if !data.len().is_multiple_of(PAGE_SIZE) || data.len() as u64 > FOUR_GIB {
             return Err(MeasureError::OvmfSize { len: data.len() });
         }
         let table = parse_footer_table(data)?;
@@ -286,7 +286,7 @@ fn section(index: usize, gpa: u32, size: u32, section_type: u32) -> Result<Secti
     })?;
     // KVM takes a page frame number: QEMU would silently round an unaligned base down while
     // sev-snp-measure hashes the unaligned GPA, so no tool would agree with the hardware.
-    if gpa as usize % PAGE_SIZE != 0 {
+    if !(gpa as usize).is_multiple_of(PAGE_SIZE) {
         return Err(MeasureError::SectionMisaligned {
             index,
             kind: kind.name(),
@@ -295,7 +295,7 @@ fn section(index: usize, gpa: u32, size: u32, section_type: u32) -> Result<Secti
     }
     let size_ok = match kind {
         SectionKind::SecMem | SectionKind::SvsmCaa | SectionKind::KernelHashes => {
-            size as usize % PAGE_SIZE == 0
+            (size as usize).is_multiple_of(PAGE_SIZE)
         }
         // QEMU launch-updates `size` bytes of these, sev-snp-measure always exactly one page:
         // they only agree on a single page.
