@@ -213,7 +213,7 @@ mod tests {
             epoch: 0,
             block_number: i as u64,
             block_hash: vec![i; 32],
-            allowed: i % 2 == 0,
+            allowed: i.is_multiple_of(2),
             reason: String::new(),
         }
     }
