@@ -19,17 +19,20 @@ use snpkms_verifier::{
 use std::sync::Arc;
 use tonic::Code;
 
+type Edit<T> = Option<Box<dyn Fn(&mut T)>>;
+type CertEdit = Option<Box<dyn Fn(&mut Vec<u8>, &Ctx)>>;
+
 /// What a case may change on the way to a request.
 #[derive(Default)]
 struct Mutation {
     /// Before signing: change the fields the firmware would write.
-    fields: Option<Box<dyn Fn(&mut ReportFields)>>,
+    fields: Edit<ReportFields>,
     /// After signing: change the report bytes (breaks the signature where it is covered).
-    report: Option<Box<dyn Fn(&mut Vec<u8>)>>,
+    report: Edit<Vec<u8>>,
     /// Change the certificate table.
-    certs: Option<Box<dyn Fn(&mut Vec<u8>, &Ctx)>>,
+    certs: CertEdit,
     /// Change the request itself.
-    request: Option<Box<dyn Fn(&mut pb::GetAppKeyRequest)>>,
+    request: Edit<pb::GetAppKeyRequest>,
     /// Sign with another platform.
     platform: Option<Arc<SimulatedPlatform>>,
     /// report_data computed over another nonce.
