@@ -2,6 +2,7 @@
 //! Each subcommand is a thin layer over library calls that the tests use too.
 
 mod cmd;
+mod stack;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Audit(cmd::audit::Args),
     /// Start a local stack (chain, contracts, KMS node, simulated guest) and run the whole flow.
     Dev(cmd::dev::Args),
+    /// Measure GetAppKey throughput, latency, memory and revocation delay on a local stack.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::App(args) => cmd::app::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Dev(args) => cmd::dev::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,14 +2,19 @@
 //! chain) and per onboarding, each carrying the SHA-256 of its predecessor. Deleting, editing
 //! or reordering a record breaks the chain, which `snpkms node audit-log` checks.
 //!
-//! Durability: a record is appended and flushed to disk before the response leaves the node,
-//! so no key is released without its record surviving a crash. Concurrent requests share
-//! flushes (sled group-commits), which is how the log keeps up under load.
+//! Durability: a record is appended and flushed to disk (fsync) before the response leaves the
+//! node, so no key is released without its record surviving a crash. Concurrent requests share
+//! flushes: one flusher task syncs everything appended so far, then wakes every request whose
+//! record it covered (group commit). A failed flush fails the requests it covered; they release
+//! nothing. (sled's own `flush_async` deadlocks under many concurrent callers, hence our own.)
 
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 /// What was decided for whom, on which chain view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +64,77 @@ struct Head {
 pub struct AuditLog {
     store: Store,
     head: Mutex<Head>,
+    commit: Arc<GroupCommit>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the flusher has made durable: records `0..upto`, and the last failure.
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    upto: u64,
+    failed_upto: u64,
+    error: Option<String>,
+}
+
+struct GroupCommit {
+    /// Records `0..appended` are in sled (not necessarily on disk).
+    appended: AtomicU64,
+    durable: watch::Sender<Durable>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl GroupCommit {
+    async fn run(self: Arc<Self>, db: sled::Db) {
+        loop {
+            self.wake.notified().await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let target = self.appended.load(Ordering::Acquire);
+            if target <= self.durable.borrow().upto {
+                continue;
+            }
+            let db = db.clone();
+            let result = tokio::task::spawn_blocking(move || db.flush()).await;
+            self.durable.send_modify(|d| match result {
+                Ok(Ok(_)) => d.upto = d.upto.max(target),
+                Ok(Err(e)) => {
+                    d.failed_upto = target;
+                    d.error = Some(e.to_string());
+                }
+                Err(e) => {
+                    d.failed_upto = target;
+                    d.error = Some(e.to_string());
+                }
+            });
+        }
+    }
+
+    /// Waits until record `count - 1` is on disk.
+    async fn wait(&self, count: u64) -> Result<(), StoreError> {
+        let mut rx = self.durable.subscribe();
+        self.wake.notify_one();
+        loop {
+            {
+                let d = rx.borrow_and_update();
+                if d.upto >= count {
+                    return Ok(());
+                }
+                if d.failed_upto >= count {
+                    return Err(StoreError::Io(format!(
+                        "the key-release log could not be written to disk: {}",
+                        d.error.as_deref().unwrap_or("unknown error")
+                    )));
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::Io("the key-release log is closed".into()));
+            }
+            // Another flush may be needed for records appended after the last one started.
+            self.wake.notify_one();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,7 +158,8 @@ fn link(prev: &[u8; 32], stored: &[u8]) -> [u8; 32] {
 }
 
 impl AuditLog {
-    /// Opens the log, recomputing the head from the last record.
+    /// Opens the log, recomputing the head from the last record, and starts its flusher (so it
+    /// must be called inside a tokio runtime).
     pub fn open(store: Store) -> Result<AuditLog, StoreError> {
         let head = match store.audit.last()? {
             None => Head {
@@ -101,15 +178,44 @@ impl AuditLog {
                 }
             }
         };
+        let commit = Arc::new(GroupCommit {
+            appended: AtomicU64::new(head.next_seq),
+            durable: watch::channel(Durable {
+                upto: head.next_seq,
+                ..Durable::default()
+            })
+            .0,
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        let flusher = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::Io("the audit log needs a tokio runtime".into()))?
+            .spawn(commit.clone().run(store.db.clone()));
         Ok(AuditLog {
             store,
             head: Mutex::new(head),
+            commit,
+            flusher: Mutex::new(Some(flusher)),
         })
+    }
+
+    /// Stops the flusher and waits for it, releasing its handle on the store.
+    pub async fn close(&self) {
+        self.commit.closed.store(true, Ordering::Release);
+        self.commit.wake.notify_one();
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
     }
 
     /// Appends and makes the record durable; returns its sequence number.
     pub async fn append(&self, new: NewRecord) -> Result<u64, StoreError> {
-        let seq = {
+        let seq: u64 = {
             let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
             let record = ReleaseRecord {
                 seq: head.next_seq,
@@ -134,9 +240,10 @@ impl AuditLog {
                 .insert(record.seq.to_be_bytes(), bytes.as_slice())?;
             head.hash = link(&head.hash, &bytes);
             head.next_seq += 1;
+            self.commit.appended.store(head.next_seq, Ordering::Release);
             record.seq
         };
-        self.store.flush().await?;
+        self.commit.wait(seq + 1).await?;
         Ok(seq)
     }
 
@@ -183,6 +290,13 @@ impl AuditLog {
             records.push(record);
         }
         Ok(records)
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.commit.closed.store(true, Ordering::Release);
+        self.commit.wake.notify_one();
     }
 }
 

@@ -155,9 +155,12 @@ impl RunningNode {
         for t in self.tasks {
             let _ = t.await;
         }
-        self.server
+        let served = self
+            .server
             .await
-            .map_err(|e| NodeError::Serve(e.to_string()))?
+            .map_err(|e| NodeError::Serve(e.to_string()))?;
+        self.node.audit.close().await;
+        served
     }
 
     /// Waits until the server ends on its own (an error) or is stopped.
@@ -342,6 +345,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let kms = KmsServer::new(service::KmsService::new(node.clone(), &cfg.limits))
         .max_decoding_message_size(cfg.limits.max_request_bytes);
     let mut builder = tonic::transport::Server::builder()
+        // Small request/response exchanges: no Nagle delay.
+        .tcp_nodelay(true)
         .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests)
         .timeout(Duration::from_secs(30));
     if let Some(tls) = &cfg.tls {

@@ -54,6 +54,42 @@ fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<[u8; N], ReleaseEr
     })
 }
 
+/// The fixed-size fields of a GetAppKey request, length-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatedRequest {
+    pub app_id: [u8; 20],
+    pub compose_hash: [u8; 32],
+    pub ephemeral_public_key: [u8; 32],
+    pub nonce: [u8; 32],
+}
+
+/// GetAppKey's first, stateless step: every field has its exact length, so nothing later
+/// truncates or pads what the peer sent. Pure, so the fuzzer can run it on decoded bytes.
+pub fn validate_request(req: &pb::GetAppKeyRequest) -> Result<ValidatedRequest, ReleaseError> {
+    Ok(ValidatedRequest {
+        app_id: fixed(&req.app_id, "app_id")?,
+        compose_hash: fixed(&req.compose_hash, "compose_hash")?,
+        ephemeral_public_key: fixed(&req.ephemeral_public_key, "ephemeral_public_key")?,
+        nonce: fixed(&req.nonce, "nonce")?,
+    })
+}
+
+impl ValidatedRequest {
+    /// Ties verified evidence to this request (pure): the report must be made for this nonce
+    /// (no replay) and this ephemeral key (only the requester can open the answer), and its
+    /// host_data must commit to the claimed app and compose (no asking for another app's keys).
+    pub fn boot_info(&self, report: &VerifiedReport) -> Result<BootInfo, ReleaseError> {
+        if report.report_data
+            != binding::get_app_key_report_data(&self.nonce, &self.ephemeral_public_key)
+        {
+            return Err(ReleaseError::ReportDataMismatch {
+                domain: "snpkms/get-app-key/v1",
+            });
+        }
+        Ok(BootInfo::for_app(report, self.app_id, self.compose_hash)?)
+    }
+}
+
 impl Node {
     pub fn root_address(&self) -> [u8; 20] {
         self.root_address
@@ -110,10 +146,13 @@ impl Node {
         let state = self.state();
         state.serving.clone().map_err(ReleaseError::NotServing)?;
 
-        let app_id: [u8; 20] = fixed(&req.app_id, "app_id")?;
-        let compose_hash: [u8; 32] = fixed(&req.compose_hash, "compose_hash")?;
-        let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
-        let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
+        let request = validate_request(&req)?;
+        let ValidatedRequest {
+            app_id,
+            compose_hash,
+            ephemeral_public_key: ephemeral,
+            nonce,
+        } = request;
         if let Some(requested) = req.epoch {
             if requested > state.key_epoch {
                 return Err(ReleaseError::EpochAhead {
@@ -128,14 +167,7 @@ impl Node {
         self.nonces.consume(&nonce, now_unix())?;
 
         let report = self.verify_evidence(req.evidence).await?;
-        // The report must be made for this request: this nonce (no replay) and this ephemeral
-        // key (only the requester can open the answer).
-        if report.report_data != binding::get_app_key_report_data(&nonce, &ephemeral) {
-            return Err(ReleaseError::ReportDataMismatch {
-                domain: "snpkms/get-app-key/v1",
-            });
-        }
-        let boot = BootInfo::for_app(&report, app_id, compose_hash)?;
+        let boot = request.boot_info(&report)?;
 
         let started = Instant::now();
         let decision = self.chain.is_app_allowed(&boot).await;

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod chain_args;
+pub mod bench;
 pub mod dev;
 pub mod get_key;
 pub mod gov;

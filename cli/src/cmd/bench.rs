@@ -1,0 +1,513 @@
+//! `snpkms bench`: GetAppKey throughput and latency against a real node process, beside the bare
+//! P-384 verification rate of the same machine.
+//!
+//! Evidence is pre-generated: challenges are fetched and simulated reports signed *before* the
+//! timed phase, so the simulator's signing (client work, as costly as a verification) does not
+//! eat the server's CPU budget. The timed phase only sends requests; the node does everything
+//! it does for a real guest (verify, bind, authorize, derive, seal, durable audit record).
+
+use crate::stack::{default_anvil, LocalStack, StackOptions};
+use anyhow::{bail, Context};
+use p384::ecdsa::signature::{Signer, Verifier};
+use snpkms_api::pb;
+use snpkms_api::pb::kms_client::KmsClient;
+use snpkms_api::{binding, seal::EphemeralKeyPair};
+use snpkms_kms_node::config::Limits;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Concurrent simulated guests in the throughput phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Requests in the throughput phase (each with its own challenge and report).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Requests in the concurrency-1 latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    latency_requests: usize,
+    /// Where the stack keeps its state (wiped at start).
+    #[arg(long, default_value = ".bench")]
+    dir: PathBuf,
+    #[arg(long, env = "SNPKMS_ANVIL")]
+    anvil: Option<PathBuf>,
+    /// Confirmations the node reads at (anvil mines one block per second).
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
+    /// Skip the revocation measurement.
+    #[arg(long)]
+    no_revocation: bool,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(bench(args))
+}
+
+/// Pre-generated evidence for one request.
+struct Prepared {
+    nonce: Vec<u8>,
+    ephemeral: [u8; 32],
+    report: Vec<u8>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Latency {
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn percentiles(mut micros: Vec<u64>) -> Latency {
+    if micros.is_empty() {
+        return Latency::default();
+    }
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] as f64 / 1000.0;
+    Latency {
+        p50_ms: at(0.50),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+        max_ms: *micros.last().unwrap_or(&0) as f64 / 1000.0,
+    }
+}
+
+/// Bare P-384 verifications per second on `threads` threads for `secs` seconds, and the mean
+/// time of one verification.
+fn bare_verify_rate(threads: usize, secs: f64) -> (f64, f64) {
+    let key = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).expect("fixed key");
+    let msg = [0x5au8; 0x2A0];
+    let sig: p384::ecdsa::Signature = key.sign(&msg);
+    let vk = *key.verifying_key();
+    let count = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                while start.elapsed().as_secs_f64() < secs {
+                    vk.verify(&msg, &sig).expect("valid");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    let n = count.load(Ordering::Relaxed) as f64;
+    let elapsed = start.elapsed().as_secs_f64();
+    (n / elapsed, elapsed * threads as f64 / n * 1000.0)
+}
+
+fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn metric(metrics_url: &str, name: &str) -> f64 {
+    let Ok(stream) = tokio::net::TcpStream::connect(metrics_url).await else {
+        return f64::NAN;
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    let req = format!("GET /metrics HTTP/1.0\r\nHost: {metrics_url}\r\n\r\n");
+    if stream.write_all(req.as_bytes()).await.is_err() {
+        return f64::NAN;
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+async fn prepare(
+    client: &KmsClient<Channel>,
+    stack: &LocalStack,
+    n: usize,
+) -> anyhow::Result<Vec<Prepared>> {
+    // Challenges, fetched concurrently.
+    let mut nonces = Vec::with_capacity(n);
+    let per_task = n.div_ceil(16);
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let mut c = client.clone();
+        let count = per_task.min(n.saturating_sub(t * per_task));
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                out.push(c.get_challenge(pb::GetChallengeRequest {}).await?.into_inner().nonce);
+            }
+            Ok::<_, tonic::Status>(out)
+        }));
+    }
+    for t in tasks {
+        nonces.extend(t.await??);
+    }
+    // Reports, signed on every core.
+    let guest = Arc::new(stack.guest());
+    let chunks: Vec<Vec<Vec<u8>>> = nonces
+        .chunks(n.div_ceil(2).max(1))
+        .map(|c| c.to_vec())
+        .collect();
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let guest = guest.clone();
+            std::thread::spawn(move || {
+                chunk
+                    .into_iter()
+                    .map(|nonce| {
+                        let ephemeral = EphemeralKeyPair::generate().public_key();
+                        let data = binding::get_app_key_report_data(&nonce, &ephemeral);
+                        let report = snpkms_guest::EvidenceSource::attest(guest.as_ref(), data)
+                            .expect("simulated evidence")
+                            .report;
+                        Prepared {
+                            nonce,
+                            ephemeral,
+                            report,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.extend(h.join().map_err(|_| anyhow::anyhow!("a signing thread panicked"))?);
+    }
+    Ok(out)
+}
+
+struct PhaseResult {
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latencies: Vec<u64>,
+}
+
+async fn fire(
+    client: &KmsClient<Channel>,
+    stack: &LocalStack,
+    cert_table: Arc<Vec<u8>>,
+    prepared: Vec<Prepared>,
+    concurrency: usize,
+) -> PhaseResult {
+    let queue = Arc::new(std::sync::Mutex::new(prepared));
+    let app = stack.app.to_vec();
+    let compose = stack.compose_hash.to_vec();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let queue = queue.clone();
+        let mut c = client.clone();
+        let (app, compose, table) = (app.clone(), compose.clone(), cert_table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let (mut ok, mut errors, mut first_error) = (0, 0, None);
+            loop {
+                let Some(p) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                    break;
+                };
+                let req = pb::GetAppKeyRequest {
+                    evidence: Some(pb::Evidence {
+                        report: p.report,
+                        cert_table: table.as_ref().clone(),
+                    }),
+                    nonce: p.nonce,
+                    app_id: app.clone(),
+                    compose_hash: compose.clone(),
+                    ephemeral_public_key: p.ephemeral.to_vec(),
+                    epoch: None,
+                };
+                let t = Instant::now();
+                match c.get_app_key(req).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{:?}: {}", e.code(), e.message()));
+                    }
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            (ok, errors, first_error, lat)
+        }));
+    }
+    let mut result = PhaseResult {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for t in tasks {
+        if let Ok((ok, errors, first, lat)) = t.await {
+            result.ok += ok;
+            result.errors += errors;
+            if result.first_error.is_none() {
+                result.first_error = first;
+            }
+            result.latencies.extend(lat);
+        }
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+async fn bench(args: Args) -> anyhow::Result<ExitCode> {
+    let limits = Limits {
+        // The benchmark is one client at full speed: rate limits off, room for every nonce.
+        per_client_rate: 0.0,
+        per_app_rate: 0.0,
+        nonce_ttl_secs: 3600,
+        max_outstanding_nonces: args.requests + args.latency_requests + 10_000,
+        ..Limits::default()
+    };
+    let stack = LocalStack::build(
+        StackOptions {
+            dir: args.dir.clone(),
+            anvil: args.anvil.clone().unwrap_or_else(default_anvil),
+            block_time: 1,
+            read_at: args.confirmations.to_string(),
+            limits,
+        },
+        |n, text| eprintln!("[setup {n}/6] {text}"),
+    )
+    .await?;
+
+    // The node as its own process, so its memory is measured alone.
+    let exe = std::env::current_exe()?;
+    let mut node = tokio::process::Command::new(exe)
+        .args(["node", "run", "--config"])
+        .arg(&stack.config_path)
+        .kill_on_drop(true)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the node")?;
+    let pid = node.id().context("node pid")?;
+    let stderr = node.stderr.take().context("node stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        let Ok(fd) = stderr.into_owned_fd() else {
+            return;
+        };
+        for line in BufReader::new(std::fs::File::from(fd))
+            .lines()
+        .map_while(Result::ok)
+        {
+            if !sent {
+                if let Some(rest) = line.strip_prefix("snpkms node listening on ") {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await?
+        .context("the node did not start")?;
+    let url = format!("http://{addr}");
+    let metrics_addr = stack
+        .node_config
+        .metrics_listen
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let client = KmsClient::connect(url.clone()).await?;
+    let table = Arc::new(
+        snpkms_guest::EvidenceSource::attest(&stack.guest(), [0; 64])?.cert_table,
+    );
+
+    // Wait until the node serves (the chain must show its KMS info at the configured depth).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe = prepare(&client, &stack, 1).await?;
+        let r = fire(&client, &stack, table.clone(), probe, 1).await;
+        if r.ok == 1 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the node does not serve: {:?}", r.first_error);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("[bench] node serving at {url} (pid {pid})");
+
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let (verify_rate, verify_ms) = bare_verify_rate(threads, 3.0);
+    eprintln!("[bench] bare P-384 verify: {verify_rate:.0}/s on {threads} thread(s), {verify_ms:.3} ms each");
+
+    // Concurrency 1: latency.
+    let prepared = prepare(&client, &stack, args.latency_requests).await?;
+    let single = fire(&client, &stack, table.clone(), prepared, 1).await;
+    let single_latency = percentiles(single.latencies.clone());
+    eprintln!(
+        "[bench] concurrency 1: {} ok, {} errors, p99 {:.2} ms",
+        single.ok, single.errors, single_latency.p99_ms
+    );
+
+    // Throughput at the requested concurrency, with the server's memory sampled.
+    eprintln!("[bench] preparing {} requests (challenges + signed reports)", args.requests);
+    let prepared = prepare(&client, &stack, args.requests).await?;
+    let hits_before = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await;
+    let misses_before = metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await;
+    let rss_start = rss_kb(pid).map(|r| r.0).unwrap_or(0);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                if let Some((rss, _)) = rss_kb(pid) {
+                    samples.push(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            samples
+        })
+    };
+    eprintln!("[bench] firing {} requests at concurrency {}", args.requests, args.concurrency);
+    let load = fire(&client, &stack, table.clone(), prepared, args.concurrency).await;
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.await.unwrap_or_default();
+    let (rss_end, rss_peak) = rss_kb(pid).unwrap_or((0, 0));
+    let hits = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await - hits_before;
+    let misses =
+        metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await - misses_before;
+    let rps = load.ok as f64 / load.elapsed.as_secs_f64();
+    let load_latency = percentiles(load.latencies.clone());
+    // Growth over the run, from the first sample after warm-up (10% in) to the end.
+    let rss_after_warmup = samples
+        .get(samples.len() / 10)
+        .copied()
+        .unwrap_or(rss_start);
+
+    // Revocation: remove the compose hash, count blocks and seconds until the node refuses.
+    let mut revocation = serde_json::Value::Null;
+    if !args.no_revocation {
+        let removed = stack
+            .app_owner
+            .remove_compose_hash(stack.app, stack.compose_hash.into())
+            .await?;
+        let t0 = Instant::now();
+        let refused_block = loop {
+            let probe = prepare(&client, &stack, 1).await?;
+            let r = fire(&client, &stack, table.clone(), probe, 1).await;
+            if let Some(e) = &r.first_error {
+                if e.contains("compose hash not allowed") {
+                    // "... refused at block #N (0x..)"
+                    let n = e
+                        .split("block #")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                        .and_then(|s| s.parse::<u64>().ok());
+                    break n;
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("the node still authorizes 60 s after the compose hash was removed");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        revocation = serde_json::json!({
+            "removal_block": removed.block,
+            "first_refusal_read_at_block": refused_block,
+            "confirmations": args.confirmations,
+            "blocks_after_removal": refused_block.map(|b| b.saturating_sub(removed.block)),
+            "seconds_after_receipt": seconds,
+        });
+    }
+
+    let results = serde_json::json!({
+        "machine": { "threads": threads },
+        "bare_p384_verify_per_sec": verify_rate,
+        "bare_p384_verify_ms": verify_ms,
+        "concurrency_1": {
+            "requests": single.ok + single.errors,
+            "errors": single.errors,
+            "latency": single_latency,
+            "p99_over_one_verify": single_latency.p99_ms / verify_ms,
+        },
+        "throughput": {
+            "concurrency": args.concurrency,
+            "requests": load.ok + load.errors,
+            "errors": load.errors,
+            "first_error": load.first_error,
+            "seconds": load.elapsed.as_secs_f64(),
+            "get_app_key_per_sec": rps,
+            "ratio_to_bare_verify": rps / verify_rate,
+            "latency": load_latency,
+            "authorization_cache_hits": hits,
+            "authorization_cache_misses": misses,
+        },
+        "server_rss_kb": {
+            "before_load": rss_start,
+            "after_warmup": rss_after_warmup,
+            "end": rss_end,
+            "peak": rss_peak,
+            "growth_after_warmup_pct": (rss_end as f64 - rss_after_warmup as f64) / rss_after_warmup.max(1) as f64 * 100.0,
+        },
+        "revocation": revocation,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!("bare P-384 verify:       {verify_rate:>9.0}/s  ({threads} threads, {verify_ms:.3} ms each)");
+        println!(
+            "GetAppKey, concurrency {:>3}: {rps:>9.0}/s  ratio {:.2} of bare verify, {} errors, {:.1} s",
+            args.concurrency,
+            rps / verify_rate,
+            load.errors,
+            load.elapsed.as_secs_f64()
+        );
+        println!(
+            "  latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            load_latency.p50_ms, load_latency.p95_ms, load_latency.p99_ms
+        );
+        println!(
+            "GetAppKey, concurrency 1: p50 {:.2} ms, p99 {:.2} ms = {:.2}x one verify",
+            single_latency.p50_ms,
+            single_latency.p99_ms,
+            single_latency.p99_ms / verify_ms
+        );
+        println!("authorization reads during load: {hits} cache hits, {misses} chain reads (eth_call)");
+        println!(
+            "server RSS: {} kB before, {} kB after warm-up, {} kB at end, {} kB peak",
+            rss_start, rss_after_warmup, rss_end, rss_peak
+        );
+        if !revocation.is_null() {
+            println!("revocation: {revocation}");
+        }
+    }
+    let _ = node.kill().await;
+    Ok(if load.errors == 0 && single.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("errors: {:?}", load.first_error.or(single.first_error));
+        ExitCode::from(super::EXIT_REJECTED)
+    })
+}
