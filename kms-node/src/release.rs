@@ -43,6 +43,8 @@ pub struct Node {
     pub(crate) root_address: [u8; 20],
     pub(crate) state: RwLock<KmsState>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) grants: crate::grants::GrantCache,
+    pub(crate) verify_pool: crate::verify_pool::VerifyPool,
     /// This node's own verified BootInfo, to check before onboarding others that the registry
     /// still allows this node; `Err` says why the node could not attest itself.
     pub(crate) self_boot: Result<BootInfo, String>,
@@ -129,11 +131,13 @@ impl Node {
             evidence.ok_or_else(|| ReleaseError::InvalidArgument("evidence is missing".into()))?;
         let verifier = self.evidence.clone();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            verifier.verify(&evidence.report, &evidence.cert_table, UnixTime(now_unix()))
-        })
-        .await
-        .map_err(|e| ReleaseError::Internal(format!("verification task failed: {e}")))?;
+        let result = self
+            .verify_pool
+            .run(move || {
+                verifier.verify(&evidence.report, &evidence.cert_table, UnixTime(now_unix()))
+            })
+            .await
+            .map_err(|e| ReleaseError::Internal(e.to_string()))?;
         self.metrics
             .observe_verify(started.elapsed(), result.as_ref().err());
         Ok(result?)
@@ -181,21 +185,14 @@ impl Node {
             });
         }
 
-        let keys = self.root.app_keys(&app_id, epoch);
-        let app_signing_address = keys.signing_address();
-        let kms_signature =
-            app_key_signature::sign(&self.root_signing_key, &app_id, &app_signing_address, epoch)
-                .map_err(|e| ReleaseError::Internal(e.to_string()))?;
-        let plaintext = zeroize::Zeroizing::new(prost::Message::encode_to_vec(&pb::AppKeys {
-            disk_key: keys.disk.to_vec(),
-            env_secret_key: keys.env.to_vec(),
-            signing_key: keys.signing.to_bytes().to_vec(),
-        }));
+        let grant =
+            self.grants
+                .get_or_derive(&self.root, &self.root_signing_key, &app_id, epoch)?;
         let sealed = seal::seal(
             &ephemeral,
             seal::APP_KEYS_INFO,
             &seal::app_keys_aad(&app_id, &compose_hash, epoch, &nonce),
-            &plaintext,
+            &grant.plaintext,
         )
         .map_err(|e| ReleaseError::InvalidArgument(e.to_string()))?;
 
@@ -206,8 +203,8 @@ impl Node {
             encapsulated_key: sealed.encapsulated_key,
             sealed_keys: sealed.ciphertext,
             key_epoch: epoch,
-            app_signing_address: app_signing_address.to_vec(),
-            kms_signature: kms_signature.to_vec(),
+            app_signing_address: grant.signing_address.to_vec(),
+            kms_signature: grant.kms_signature.to_vec(),
             kms_root_signing_address: self.root_address.to_vec(),
             block_number: decision.block.number,
             block_hash: decision.block.hash.to_vec(),

@@ -94,6 +94,9 @@ impl Store {
     fn open_at(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
+            // The log is append-only and rarely read back: a small page cache keeps the node's
+            // memory flat however long the log grows (sled's default is 1 GiB).
+            .cache_capacity(16 * 1024 * 1024)
             // Durability comes from explicit flushes before answering (see audit_log).
             .flush_every_ms(Some(200))
             .open()
@@ -120,5 +123,4 @@ impl Store {
             db,
         })
     }
-
 }

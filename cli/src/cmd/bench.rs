@@ -73,7 +73,8 @@ fn percentiles(mut micros: Vec<u64>) -> Latency {
         return Latency::default();
     }
     micros.sort_unstable();
-    let at = |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] as f64 / 1000.0;
+    let at =
+        |q: f64| micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] as f64 / 1000.0;
     Latency {
         p50_ms: at(0.50),
         p95_ms: at(0.95),
@@ -108,6 +109,24 @@ fn bare_verify_rate(threads: usize, secs: f64) -> (f64, f64) {
     let n = count.load(Ordering::Relaxed) as f64;
     let elapsed = start.elapsed().as_secs_f64();
     (n / elapsed, elapsed * threads as f64 / n * 1000.0)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // Clock ticks: USER_HZ is 100 on Linux for every architecture we run on.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rss_kb(pid: u32) -> Option<(u64, u64)> {
@@ -156,7 +175,12 @@ async fn prepare(
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::with_capacity(count);
             for _ in 0..count {
-                out.push(c.get_challenge(pb::GetChallengeRequest {}).await?.into_inner().nonce);
+                out.push(
+                    c.get_challenge(pb::GetChallengeRequest {})
+                        .await?
+                        .into_inner()
+                        .nonce,
+                );
             }
             Ok::<_, tonic::Status>(out)
         }));
@@ -195,7 +219,10 @@ async fn prepare(
         .collect();
     let mut out = Vec::with_capacity(n);
     for h in handles {
-        out.extend(h.join().map_err(|_| anyhow::anyhow!("a signing thread panicked"))?);
+        out.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a signing thread panicked"))?,
+        );
     }
     Ok(out)
 }
@@ -247,7 +274,8 @@ async fn fire(
                     Ok(_) => ok += 1,
                     Err(e) => {
                         errors += 1;
-                        first_error.get_or_insert_with(|| format!("{:?}: {}", e.code(), e.message()));
+                        first_error
+                            .get_or_insert_with(|| format!("{:?}: {}", e.code(), e.message()));
                     }
                 }
                 lat.push(t.elapsed().as_micros() as u64);
@@ -317,7 +345,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         };
         for line in BufReader::new(std::fs::File::from(fd))
             .lines()
-        .map_while(Result::ok)
+            .map_while(Result::ok)
         {
             if !sent {
                 if let Some(rest) = line.strip_prefix("snpkms node listening on ") {
@@ -337,9 +365,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let client = KmsClient::connect(url.clone()).await?;
-    let table = Arc::new(
-        snpkms_guest::EvidenceSource::attest(&stack.guest(), [0; 64])?.cert_table,
-    );
+    let table = Arc::new(snpkms_guest::EvidenceSource::attest(&stack.guest(), [0; 64])?.cert_table);
 
     // Wait until the node serves (the chain must show its KMS info at the configured depth).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -356,7 +382,9 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("[bench] node serving at {url} (pid {pid})");
 
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let (verify_rate, verify_ms) = bare_verify_rate(threads, 3.0);
     eprintln!("[bench] bare P-384 verify: {verify_rate:.0}/s on {threads} thread(s), {verify_ms:.3} ms each");
 
@@ -370,7 +398,10 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     // Throughput at the requested concurrency, with the server's memory sampled.
-    eprintln!("[bench] preparing {} requests (challenges + signed reports)", args.requests);
+    eprintln!(
+        "[bench] preparing {} requests (challenges + signed reports)",
+        args.requests
+    );
     let prepared = prepare(&client, &stack, args.requests).await?;
     let hits_before = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await;
     let misses_before = metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await;
@@ -389,8 +420,14 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             samples
         })
     };
-    eprintln!("[bench] firing {} requests at concurrency {}", args.requests, args.concurrency);
+    eprintln!(
+        "[bench] firing {} requests at concurrency {}",
+        args.requests, args.concurrency
+    );
+    let (server_cpu_0, client_cpu_0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
     let load = fire(&client, &stack, table.clone(), prepared, args.concurrency).await;
+    let server_cpu = cpu_seconds(pid) - server_cpu_0;
+    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_0;
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.await.unwrap_or_default();
     let (rss_end, rss_peak) = rss_kb(pid).unwrap_or((0, 0));
@@ -461,6 +498,10 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             "get_app_key_per_sec": rps,
             "ratio_to_bare_verify": rps / verify_rate,
             "latency": load_latency,
+            "server_cpu_seconds": server_cpu,
+            "client_cpu_seconds": client_cpu,
+            "server_cpu_ms_per_request": server_cpu * 1000.0 / load.ok.max(1) as f64,
+            "server_only_rate_at_full_machine": load.ok as f64 / server_cpu * threads as f64,
             "authorization_cache_hits": hits,
             "authorization_cache_misses": misses,
         },
@@ -494,7 +535,9 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             single_latency.p99_ms,
             single_latency.p99_ms / verify_ms
         );
-        println!("authorization reads during load: {hits} cache hits, {misses} chain reads (eth_call)");
+        println!(
+            "authorization reads during load: {hits} cache hits, {misses} chain reads (eth_call)"
+        );
         println!(
             "server RSS: {} kB before, {} kB after warm-up, {} kB at end, {} kB peak",
             rss_start, rss_after_warmup, rss_end, rss_peak

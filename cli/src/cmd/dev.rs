@@ -89,7 +89,13 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     let on_chain_root = chain.kms_info().await?.root_signing_address;
     let mut client = GuestClient::connect(&url).await?;
     let grant = client
-        .get_app_key(&guest, app.0 .0, stack.compose_hash, None, Some(on_chain_root.0 .0))
+        .get_app_key(
+            &guest,
+            app.0 .0,
+            stack.compose_hash,
+            None,
+            Some(on_chain_root.0 .0),
+        )
         .await
         .context("the simulated guest's GetAppKey")?;
     step(
@@ -113,7 +119,10 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     if !valid {
         bail!("the registry's verifyAppKey rejected the KMS signature");
     }
-    step(9, "registry.verifyAppKey(app, signing address, epoch, signature) = true");
+    step(
+        9,
+        "registry.verifyAppKey(app, signing address, epoch, signature) = true",
+    );
     let events = AuditReader::new(&rpc, registry)?
         .events(None, stack.deployment.block, None)
         .await?;

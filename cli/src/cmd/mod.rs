@@ -2,8 +2,8 @@
 
 pub mod app;
 pub mod audit;
-pub mod chain_args;
 pub mod bench;
+pub mod chain_args;
 pub mod dev;
 pub mod get_key;
 pub mod gov;
