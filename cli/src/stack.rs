@@ -56,7 +56,8 @@ fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// A running anvil, killed when dropped.
 pub struct Anvil {
-    pub child: tokio::process::Child,
+    /// Held for its `kill_on_drop`: the chain lives as long as the stack.
+    _process: tokio::process::Child,
     pub url: String,
 }
 
@@ -88,7 +89,10 @@ pub async fn start_anvil(path: &Path, block_time: u64) -> anyhow::Result<Anvil> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(Anvil { child, url })
+    Ok(Anvil {
+        _process: child,
+        url,
+    })
 }
 
 /// Options of a local stack.
@@ -105,17 +109,14 @@ pub struct StackOptions {
 pub struct LocalStack {
     pub anvil: Anvil,
     pub deployment: Deployment,
-    pub governor: Owner,
     pub app_owner: Owner,
     pub app: Address,
     pub compose_path: PathBuf,
     pub compose_hash: [u8; 32],
     pub guest_image: [u8; 48],
-    pub kms_image: [u8; 48],
     pub guest_platform: Arc<SimulatedPlatform>,
     pub node_config: NodeConfig,
     pub config_path: PathBuf,
-    pub root_signing_address: Address,
 }
 
 impl LocalStack {
@@ -254,17 +255,14 @@ impl LocalStack {
         Ok(LocalStack {
             anvil,
             deployment,
-            governor,
             app_owner,
             app,
             compose_path,
             compose_hash,
             guest_image,
-            kms_image,
             guest_platform,
             node_config,
             config_path,
-            root_signing_address,
         })
     }
 
