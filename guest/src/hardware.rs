@@ -100,6 +100,15 @@ impl EvidenceSource for ConfigFsTsm {
         fs::create_dir(&entry).map_err(|e| {
             device_err("configfs-tsm", format!("creating {}: {e}", entry.display()))
         })?;
+        // configfs creates the attribute files with the directory; the bounded wait only
+        // matters for emulations of it (the tests' fake kernel).
+        let provider = entry.join("provider");
+        for _ in 0..200 {
+            if provider.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let result = self.attest_in(&entry, &report_data);
         // configfs entries are removed with rmdir, whatever the outcome.
         if let Err(e) = fs::remove_dir(&entry) {

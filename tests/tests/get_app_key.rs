@@ -360,3 +360,50 @@ async fn a_node_whose_root_is_not_registered_does_not_serve() {
     assert!(msg.contains("KMS root signing address"), "{msg}");
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests_verifications_and_releases() {
+    let stack = Stack::start().await;
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    let mut client = stack.client().await;
+    client
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .await
+        .expect("keys");
+    let debug = guest_with(
+        app,
+        stack.compose_hash,
+        GUEST_IMAGE,
+        GuestPolicy::SMT | GuestPolicy::RESERVED_MBO | GuestPolicy::DEBUG,
+    );
+    let _ = client
+        .get_app_key(&debug, app.0 .0, stack.compose_hash, None, None)
+        .await;
+    let addr = stack.node.as_ref().unwrap().metrics_addr.unwrap();
+    let body = http_get(&format!("{addr}"), "/metrics").await;
+    for needle in [
+        "snpkms_requests_total{method=\"GetAppKey\",code=\"Ok\"} 1",
+        "snpkms_requests_total{method=\"GetAppKey\",code=\"Unauthenticated\"} 1",
+        "snpkms_verification_failures_total{reason=\"policy\"} 1",
+        &format!("snpkms_key_releases_total{{app=\"{:#x}\"}} 1", app),
+        "snpkms_chain_decision_cache_misses_total 1",
+        "snpkms_request_duration_seconds_count{method=\"GetAppKey\"} 2",
+        "snpkms_audit_records 1",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in\n{body}");
+    }
+    // No key material in the metrics.
+    assert!(!body.contains(&hex::encode(stack.compose_hash)));
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

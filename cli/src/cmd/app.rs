@@ -98,6 +98,25 @@ enum Command {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Print the host_data a VMM must set when launching a guest of this app with this
+    /// compose: SHA-256("snpkms/app/v1" || app_id || compose_hash). Offline.
+    HostData {
+        #[command(flatten)]
+        app: AppArg,
+        /// The compose file; its SHA-256 is the compose hash.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "compose_hash",
+            required_unless_present = "compose_hash"
+        )]
+        compose: Option<PathBuf>,
+        /// The compose hash (32 bytes, hex).
+        #[arg(long, value_name = "HEX")]
+        compose_hash: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an app: owner, enabled, allowed compose hashes and devices.
     Show {
         #[command(flatten)]
@@ -151,6 +170,29 @@ fn device_of(a: &DeviceArgs) -> anyhow::Result<B256> {
 
 async fn exec(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::HostData {
+            app,
+            compose,
+            compose_hash,
+            json,
+        } => {
+            let compose_hash =
+                super::get_key::compose_hash_of(compose.as_deref(), compose_hash.as_deref())?;
+            let host_data = snpkms_verifier::app_host_data(&app.app.0 .0, &compose_hash);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "app": app.app,
+                        "compose_hash": format!("0x{}", hex::encode(compose_hash)),
+                        "host_data": hex::encode(host_data),
+                    })
+                );
+            } else {
+                println!("{}", hex::encode(host_data));
+            }
+            Ok(())
+        }
         Command::Register { tx, salt } => {
             let salt = salt_of(&salt);
             let (app, out) = tx.owner()?.register_app(salt).await?;
