@@ -111,8 +111,7 @@ fn a_concurrent_writer_is_detected() {
     fake_kernel(base.path().to_path_buf(), "sev_guest", ["1\n", "2\n"]);
     let err = ConfigFsTsm::new(base.path())
         .attest([1; 64])
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("changed while being read"),
         "{err}"
@@ -133,8 +132,7 @@ fn another_tsm_provider_is_refused() {
     });
     let err = ConfigFsTsm::new(base.path())
         .attest([1; 64])
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("not the SEV-SNP guest driver"),
         "{err}"
@@ -145,8 +143,7 @@ fn another_tsm_provider_is_refused() {
 fn a_missing_tree_is_a_clear_error() {
     let err = ConfigFsTsm::new("/nonexistent/tsm/report")
         .attest([0; 64])
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("creating /nonexistent/tsm/report"),
         "{err}"
