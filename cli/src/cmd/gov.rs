@@ -31,7 +31,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Allow an app OS image (48-byte launch measurement, hex).
-    AddOsImage(MeasurementArgs),
+    AddOsImage(OsImageArgs),
     /// Remove an allowed app OS image.
     RemoveOsImage(MeasurementArgs),
     /// Allow a KMS node image (48-byte launch measurement, hex).
@@ -131,6 +131,24 @@ struct MeasurementArgs {
     measurement: String,
 }
 
+/// An OS image given as its digest, or as the launch inputs to measure (`snpkms measure`'s
+/// options), so governance registers exactly what it computed.
+#[derive(clap::Args)]
+struct OsImageArgs {
+    #[command(flatten)]
+    tx: TxArgs,
+    /// 48-byte launch measurement, hex (as `snpkms measure` prints it).
+    #[arg(
+        long,
+        value_name = "HEX",
+        conflicts_with = "MeasureArgs",
+        required_unless_present = "ovmf"
+    )]
+    measurement: Option<String>,
+    #[command(flatten)]
+    measure: Option<super::measure::MeasureArgs>,
+}
+
 #[derive(clap::Args)]
 struct ChipArgs {
     #[command(flatten)]
@@ -167,7 +185,17 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::AddOsImage(a) => {
-            let m = hex_bytes(&a.measurement, 48, "--measurement")?;
+            let m = match (&a.measurement, &a.measure) {
+                (Some(hex), None) => hex_bytes(hex, 48, "--measurement")?,
+                (None, Some(inputs)) => {
+                    let measured = inputs.measure()?;
+                    eprintln!("measured launch digest {}", hex::encode(measured.digest));
+                    measured.digest.to_vec()
+                }
+                _ => {
+                    anyhow::bail!("give --measurement or the launch inputs (--ovmf ...), not both")
+                }
+            };
             let tx = a.tx.owner()?.add_os_image(&m).await?;
             done(&a.tx, "addOsImage", tx)
         }
