@@ -77,6 +77,28 @@ impl GuestClient {
         })
     }
 
+    /// Connects over TLS, trusting `ca_pem` (the node's certificate or its CA). The response is
+    /// HPKE-sealed either way; TLS adds transport privacy for the request metadata.
+    pub async fn connect_tls(url: &str, ca_pem: &[u8]) -> Result<GuestClient, GuestClientError> {
+        let err = |e: &dyn std::fmt::Display| GuestClientError::Connect {
+            url: url.to_string(),
+            message: e.to_string(),
+        };
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| err(&e))?
+            .tls_config(tls)
+            .map_err(|e| err(&e))?
+            .connect()
+            .await
+            .map_err(|e| err(&e))?;
+        Ok(GuestClient {
+            url: url.to_string(),
+            inner: KmsClient::new(channel),
+        })
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

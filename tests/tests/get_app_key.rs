@@ -407,3 +407,40 @@ async fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_listener_serves_and_publishes_its_key() {
+    let mut stack = Stack::start().await;
+    stack.stop_node().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    stack.config.tls = Some(snpkms_kms_node::config::TlsConfig {
+        cert: cert_path,
+        key: key_path,
+    });
+    stack.start_node().await;
+    let port = stack.node.as_ref().unwrap().addr.port();
+    let url = format!("https://localhost:{port}");
+    let mut client = snpkms_guest::GuestClient::connect_tls(&url, cert.cert.pem().as_bytes())
+        .await
+        .expect("TLS connection");
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    client
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .await
+        .expect("keys over TLS");
+    // The node publishes its TLS key (SPKI) for guests to pin.
+    let info = client.kms_info().await.unwrap();
+    assert_eq!(info.tls_public_key, cert.key_pair.public_key_der());
+    // A plaintext client cannot talk to it.
+    let plain = snpkms_guest::GuestClient::connect(&format!("http://localhost:{port}")).await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(mut c) => c.kms_info().await.is_err(),
+    };
+    assert!(refused);
+}

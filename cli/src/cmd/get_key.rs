@@ -14,6 +14,9 @@ pub struct Args {
     /// KMS node URL, e.g. http://10.0.0.2:50051.
     #[arg(long, env = "SNPKMS_KMS_URL")]
     kms: String,
+    /// CA (or self-signed certificate) of the node's TLS listener, for https:// URLs.
+    #[arg(long, value_name = "PEM")]
+    kms_ca: Option<PathBuf>,
     /// The app id (its AppAuth contract address).
     #[arg(long)]
     app_id: String,
@@ -88,7 +91,10 @@ async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
         .source
         .open(snpkms_verifier::app_host_data(&app_id, &compose_hash))?;
     let expected = expected_root(&args).await?;
-    let mut client = GuestClient::connect(&args.kms).await?;
+    let mut client = match &args.kms_ca {
+        Some(ca) => GuestClient::connect_tls(&args.kms, &super::read_file(ca)?).await?,
+        None => GuestClient::connect(&args.kms).await?,
+    };
     let grant = match client
         .get_app_key(source.as_ref(), app_id, compose_hash, args.epoch, expected)
         .await
