@@ -22,7 +22,7 @@ pub fn kms_info_report_data(root_signing_address: &[u8; 20], tls_public_key: &[u
 }
 
 /// What the operator hands to the registry owner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BootstrapOutput {
     pub root_signing_address: String,
     pub tls_public_key: String,
@@ -53,4 +53,43 @@ pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
         report: hex::encode(evidence.report),
         cert_table: hex::encode(evidence.cert_table),
     })
+}
+
+/// Why bootstrap evidence does not vouch for the KMS info it comes with.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapCheckError {
+    #[error("malformed bootstrap output: {0}")]
+    Malformed(String),
+    #[error("evidence rejected: {0}")]
+    Evidence(#[from] snpkms_verifier::VerifyError),
+    #[error("the evidence's report_data does not bind this root signing address and TLS key")]
+    NotBound,
+}
+
+/// What governance checks before `gov set-kms-info`: the evidence verifies (with `verifier`'s
+/// roots and policy) and binds exactly this KMS info. Returns the verified report, whose
+/// measurement must be an allowed KMS measurement.
+pub fn check_bootstrap(
+    out: &BootstrapOutput,
+    verifier: &snpkms_verifier::Verifier,
+    at: snpkms_verifier::UnixTime,
+) -> Result<snpkms_verifier::VerifiedReport, BootstrapCheckError> {
+    let hex = |field: &str, v: &str| {
+        hex::decode(v.trim_start_matches("0x"))
+            .map_err(|e| BootstrapCheckError::Malformed(format!("{field}: {e}")))
+    };
+    let address: [u8; 20] = hex("root_signing_address", &out.root_signing_address)?
+        .try_into()
+        .map_err(|_| {
+            BootstrapCheckError::Malformed("root_signing_address is not 20 bytes".into())
+        })?;
+    let tls = hex("tls_public_key", &out.tls_public_key)?;
+    let certs =
+        snpkms_verifier::CertificateBundle::from_cert_table(&hex("cert_table", &out.cert_table)?)
+            .map_err(snpkms_verifier::VerifyError::from)?;
+    let report = verifier.verify(&hex("report", &out.report)?, &certs, at)?;
+    if report.report_data != kms_info_report_data(&address, &tls) {
+        return Err(BootstrapCheckError::NotBound);
+    }
+    Ok(report)
 }

@@ -35,6 +35,17 @@ enum NodeCommand {
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
     },
+    /// Check a bootstrap's output before registering its KMS info: the evidence verifies and
+    /// binds exactly this root signing address and TLS key. Prints the KMS measurement to
+    /// compare with the allowed ones.
+    CheckBootstrap {
+        /// The JSON `snpkms node bootstrap` printed.
+        #[arg(long)]
+        bootstrap: PathBuf,
+        /// Extra trust root (PEM), e.g. the simulator's for a development node.
+        #[arg(long = "extra-root", value_name = "PEM")]
+        extra_roots: Vec<PathBuf>,
+    },
     /// Print the key-release log and check its hash chain.
     AuditLog {
         #[arg(long)]
@@ -77,6 +88,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    Ok(ExitCode::from(super::EXIT_REJECTED))
+                }
+            }
+        }
+        NodeCommand::CheckBootstrap {
+            bootstrap,
+            extra_roots,
+        } => {
+            let out: snpkms_kms_node::bootstrap::BootstrapOutput =
+                serde_json::from_slice(&super::read_file(&bootstrap)?)
+                    .with_context(|| format!("{} is not bootstrap output", bootstrap.display()))?;
+            let mut roots = snpkms_verifier::TrustRoots::amd();
+            for path in &extra_roots {
+                roots
+                    .add_pem(
+                        &snpkms_verifier::Product::ALL,
+                        &path.display().to_string(),
+                        &super::read_file(path)?,
+                    )
+                    .with_context(|| format!("{}", path.display()))?;
+            }
+            let verifier =
+                snpkms_verifier::Verifier::new(roots, snpkms_verifier::Policy::default());
+            let now = snpkms_verifier::UnixTime(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs(),
+            );
+            match snpkms_kms_node::bootstrap::check_bootstrap(&out, &verifier, now) {
+                Ok(report) => {
+                    println!("root signing address {}", out.root_signing_address);
+                    println!("KMS measurement      {}", hex::encode(report.measurement));
+                    println!("chip id              {}", hex::encode(report.chip_id));
+                    println!("root of trust        {}", report.root);
+                    println!("verdict: the evidence binds this KMS info");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("rejected: {e}");
                     Ok(ExitCode::from(super::EXIT_REJECTED))
                 }
             }

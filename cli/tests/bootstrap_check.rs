@@ -1,0 +1,67 @@
+//! `snpkms node bootstrap` prints KMS info with evidence binding it; `node check-bootstrap` lets
+//! governance check that before registering, and refuses evidence for other KMS info.
+
+use snpkms_chain_client::Address;
+use snpkms_e2e::node_config;
+use std::process::Command;
+
+#[test]
+fn bootstrap_evidence_binds_the_kms_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = node_config(
+        "http://127.0.0.1:1",
+        Address::from([1; 20]),
+        &dir.path().join("data"),
+        "bootstrap-check-chip",
+    );
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
+        .args(["node", "bootstrap", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = dir.path().join("bootstrap.json");
+    std::fs::write(&bootstrap, &out.stdout).unwrap();
+    let sim_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/fixtures/ark.pem");
+
+    let check = |file: &std::path::Path, roots: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snpkms"));
+        cmd.args(["node", "check-bootstrap", "--bootstrap"])
+            .arg(file);
+        for r in roots {
+            cmd.args(["--extra-root", r]);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = check(&bootstrap, &[sim_root]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains(&hex::encode(snpkms_chain_client::testing::KMS_MEASUREMENT)),
+        "{text}"
+    );
+
+    // Without the simulator root: not evidence of real hardware.
+    let untrusted = check(&bootstrap, &[]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("not a pinned root"));
+
+    // Someone swaps in their own root signing address.
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["root_signing_address"] = format!("0x{}", "42".repeat(20)).into();
+    let swapped = dir.path().join("swapped.json");
+    std::fs::write(&swapped, json.to_string()).unwrap();
+    let refused = check(&swapped, &[sim_root]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not bind"));
+}
