@@ -10,9 +10,10 @@ use snpkms_verifier::{CertificateBundle, Crl};
 /// `Ok` when `data` parses as a certificate table; `Err` says why not. Panics only on a broken
 /// invariant.
 pub fn run(data: &[u8]) -> Result<(), String> {
-    // The same bytes as a lone certificate (DER or PEM, as `snpkms verify --vcek` takes them)
-    // and as a CRL: both are operator- or network-supplied DER.
+    // The same bytes as a lone certificate (DER or PEM, as `snpkms verify --vcek` takes them),
+    // as an ASK+ARK PEM chain and as a CRL: operator- or network-supplied certificate formats.
     let _ = CertificateBundle::from_vcek(data);
+    let _ = CertificateBundle::default().with_chain_pem(data);
     if let Ok(crl) = Crl::from_der(data) {
         let _ = crl.issuer_common_name();
         let _ = crl.is_revoked(&[1]);
@@ -27,7 +28,10 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     // What parses re-encodes to a table that parses to the same entries.
     let again = cert_table::parse(&cert_table::encode(&entries))
         .unwrap_or_else(|e| panic!("a re-encoded table does not parse: {e}"));
-    assert_eq!(again, entries, "encode/parse round trip changed the entries");
+    assert_eq!(
+        again, entries,
+        "encode/parse round trip changed the entries"
+    );
 
     let bundle = CertificateBundle::from_cert_table(data).map_err(|e| e.to_string())?;
     for der in [&bundle.vcek, &bundle.vlek, &bundle.ask, &bundle.ark]
@@ -38,6 +42,9 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     }
     let round_trip = CertificateBundle::from_cert_table(&bundle.to_cert_table())
         .unwrap_or_else(|e| panic!("a bundle's own table does not parse: {e}"));
-    assert_eq!(round_trip, bundle, "bundle/table round trip changed the bundle");
+    assert_eq!(
+        round_trip, bundle,
+        "bundle/table round trip changed the bundle"
+    );
     Ok(())
 }

@@ -5,7 +5,6 @@ use crate::error::{CertError, ChainError};
 use crate::product::Product;
 use crate::x509::ParsedCert;
 use rsa::RsaPublicKey;
-use x509_cert::Certificate;
 
 /// AMD's ASK and ARK for each product, byte-identical to what AMD's KDS serves
 /// (`https://kdsintf.amd.com/vcek/v1/{product}/cert_chain`).
@@ -160,7 +159,7 @@ fn anchor_from_pem(
     origin: RootOrigin,
     pem: &[u8],
 ) -> Result<TrustAnchor, RootError> {
-    let certs = Certificate::load_pem_chain(pem).map_err(|e| RootError::Pem(e.to_string()))?;
+    let certs = crate::certs::decode_pem_chain(pem).map_err(RootError::Pem)?;
     let ders: Vec<Vec<u8>> = certs
         .iter()
         .map(der::Encode::to_der)
