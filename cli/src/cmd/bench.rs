@@ -26,9 +26,14 @@ pub struct Args {
     /// Concurrent simulated guests in the throughput phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Requests in the throughput phase (each with its own challenge and report).
+    /// Requests in the throughput phase (each with its own challenge and report); also the batch
+    /// size (at most 10000) with `--seconds`.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
+    /// Run the throughput phase for this many seconds of load instead of a number of requests
+    /// (evidence preparation between batches is not counted).
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Requests in the concurrency-1 latency phase.
     #[arg(long, default_value_t = 1_000)]
     latency_requests: usize,
@@ -47,6 +52,9 @@ pub struct Args {
     #[arg(long)]
     json: bool,
 }
+
+/// Most challenges outstanding at once in the throughput phase.
+const BATCH: usize = 10_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -310,7 +318,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         per_client_rate: 0.0,
         per_app_rate: 0.0,
         nonce_ttl_secs: 3600,
-        max_outstanding_nonces: args.requests + args.latency_requests + 10_000,
+        max_outstanding_nonces: args.requests.clamp(1, BATCH) + args.latency_requests + 10_000,
         ..Limits::default()
     };
     let stack = LocalStack::build(
@@ -397,12 +405,10 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         single.ok, single.errors, single_latency.p99_ms
     );
 
-    // Throughput at the requested concurrency, with the server's memory sampled.
-    eprintln!(
-        "[bench] preparing {} requests (challenges + signed reports)",
-        args.requests
-    );
-    let prepared = prepare(&client, &stack, args.requests).await?;
+    // Throughput at the requested concurrency, with the server's memory sampled. Evidence is
+    // prepared in batches so that outstanding challenges (node memory) stay bounded however long
+    // the run: only the firing is timed and counted.
+    let batch = args.requests.clamp(1, BATCH);
     let hits_before = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await;
     let misses_before = metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await;
     let rss_start = rss_kb(pid).map(|r| r.0).unwrap_or(0);
@@ -421,13 +427,43 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         })
     };
     eprintln!(
-        "[bench] firing {} requests at concurrency {}",
-        args.requests, args.concurrency
+        "[bench] {} at concurrency {}, in batches of {batch} (challenges and signed reports prepared before each batch)",
+        match args.seconds {
+            Some(secs) => format!("{secs} s of load"),
+            None => format!("{} requests", args.requests),
+        },
+        args.concurrency
     );
-    let (server_cpu_0, client_cpu_0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
-    let load = fire(&client, &stack, table.clone(), prepared, args.concurrency).await;
-    let server_cpu = cpu_seconds(pid) - server_cpu_0;
-    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_0;
+    let mut load = PhaseResult {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies: Vec::with_capacity(args.requests),
+    };
+    let (mut server_cpu, mut client_cpu) = (0.0, 0.0);
+    let mut remaining = args.requests;
+    loop {
+        let n = match args.seconds {
+            Some(secs) if load.elapsed.as_secs_f64() >= secs => break,
+            Some(_) => batch,
+            None if remaining == 0 => break,
+            None => remaining.min(batch),
+        };
+        remaining = remaining.saturating_sub(n);
+        let prepared = prepare(&client, &stack, n).await?;
+        let (server_cpu_0, client_cpu_0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
+        let part = fire(&client, &stack, table.clone(), prepared, args.concurrency).await;
+        server_cpu += cpu_seconds(pid) - server_cpu_0;
+        client_cpu += cpu_seconds(std::process::id()) - client_cpu_0;
+        load.ok += part.ok;
+        load.errors += part.errors;
+        load.elapsed += part.elapsed;
+        load.latencies.extend(part.latencies);
+        if load.first_error.is_none() {
+            load.first_error = part.first_error;
+        }
+    }
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.await.unwrap_or_default();
     let (rss_end, rss_peak) = rss_kb(pid).unwrap_or((0, 0));
@@ -511,6 +547,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             "end": rss_end,
             "peak": rss_peak,
             "growth_after_warmup_pct": (rss_end as f64 - rss_after_warmup as f64) / rss_after_warmup.max(1) as f64 * 100.0,
+            "samples_every_500ms": samples,
         },
         "revocation": revocation,
     });
