@@ -2,6 +2,7 @@
 
 use crate::{connect, eventually};
 use alloy::eips::BlockNumberOrTag;
+use alloy::providers::ext::AnvilApi;
 use alloy::providers::Provider;
 use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
@@ -52,6 +53,56 @@ async fn a_change_is_invisible_until_deep_enough() {
         (false, "compose hash not allowed")
     );
     assert_eq!(d.block, pinned);
+}
+
+/// A reorg shallower than the confirmations never shows what it took back: a compose-hash
+/// removal mined and then reorged away before it was deep enough never refuses anyone. (A reorg
+/// deeper than the confirmations, replacing the pinned block, is `cache::a_reorg_drops_the_cache`.)
+#[tokio::test]
+async fn a_reorg_shallower_than_the_confirmations_is_never_seen() {
+    let f = deploy_fixture().await;
+    let mut cfg = f.config();
+    cfg.read_at = ReadAt::Confirmations(3);
+    f.chain.mine(3).await;
+    let c = connect(cfg.clone()).await;
+    let info = f.app_boot_info();
+    let pinned_before = c.is_app_allowed(&info).await.unwrap().block;
+
+    let removal = f
+        .app_owner
+        .remove_compose_hash(f.app, COMPOSE_HASH.into())
+        .await
+        .unwrap();
+    f.chain.mine(1).await;
+    c.refresh().await.unwrap();
+    assert!(c.is_app_allowed(&info).await.unwrap().allowed);
+
+    // Take back the removal's block and the one after it (2 < 3 confirmations), then grow the
+    // chain past the depth where the removal would have become visible.
+    f.chain.provider().anvil_rollback(Some(2)).await.unwrap();
+    f.chain.mine(5).await;
+    let pinned = c.refresh().await.unwrap();
+    assert!(
+        pinned.number >= removal.block,
+        "the pin moved past the old removal height"
+    );
+    let d = c.is_app_allowed(&info).await.unwrap();
+    assert!(d.allowed, "a reorged-away removal refused at {:?}", d.block);
+    // A client with no cache reads the new pinned block itself, and agrees.
+    let fresh = connect(cfg).await;
+    let d = fresh.is_app_allowed(&info).await.unwrap();
+    assert!(!d.cached);
+    assert!(d.allowed, "a reorged-away removal refused at {:?}", d.block);
+    assert_eq!(d.block, pinned);
+    // The removal is not on the chain any more.
+    let receipt = f
+        .chain
+        .provider()
+        .get_transaction_receipt(removal.tx_hash)
+        .await
+        .unwrap();
+    assert!(receipt.is_none(), "the removal survived the reorg");
+    assert!(pinned.number > pinned_before.number);
 }
 
 #[tokio::test]
