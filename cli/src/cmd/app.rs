@@ -1,9 +1,9 @@
 //! `snpkms app`: register an app and manage what may get its keys (app owner).
 
 use super::chain_args::{print_outcome, run_async, Output, Registry, Rpc};
+use super::compose_arg::ComposeArg;
 use super::gov::TxArgs;
 use snpkms_chain_client::{device_id, Address, Inspector, B256};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -25,17 +25,8 @@ struct ComposeArgs {
     tx: TxArgs,
     #[command(flatten)]
     app: AppArg,
-    /// The compose file; its SHA-256 is the compose hash.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "compose_hash",
-        required_unless_present = "compose_hash"
-    )]
-    compose: Option<PathBuf>,
-    /// The compose hash (32 bytes, hex).
-    #[arg(long, value_name = "HEX")]
-    compose_hash: Option<String>,
+    #[command(flatten)]
+    compose: ComposeArg,
 }
 
 #[derive(clap::Args)]
@@ -103,17 +94,8 @@ enum Command {
     HostData {
         #[command(flatten)]
         app: AppArg,
-        /// The compose file; its SHA-256 is the compose hash.
-        #[arg(
-            long,
-            value_name = "FILE",
-            conflicts_with = "compose_hash",
-            required_unless_present = "compose_hash"
-        )]
-        compose: Option<PathBuf>,
-        /// The compose hash (32 bytes, hex).
-        #[arg(long, value_name = "HEX")]
-        compose_hash: Option<String>,
+        #[command(flatten)]
+        compose: ComposeArg,
         #[arg(long)]
         json: bool,
     },
@@ -145,13 +127,6 @@ fn salt_of(s: &str) -> B256 {
     }
 }
 
-fn compose_of(a: &ComposeArgs) -> anyhow::Result<B256> {
-    Ok(B256::from(super::get_key::compose_hash_of(
-        a.compose.as_deref(),
-        a.compose_hash.as_deref(),
-    )?))
-}
-
 fn device_of(a: &DeviceArgs) -> anyhow::Result<B256> {
     match (&a.chip_id, &a.device_id) {
         (Some(chip), None) => Ok(device_id(&super::chain_args::hex_bytes(
@@ -170,14 +145,8 @@ fn device_of(a: &DeviceArgs) -> anyhow::Result<B256> {
 
 async fn exec(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::HostData {
-            app,
-            compose,
-            compose_hash,
-            json,
-        } => {
-            let compose_hash =
-                super::get_key::compose_hash_of(compose.as_deref(), compose_hash.as_deref())?;
+        Command::HostData { app, compose, json } => {
+            let compose_hash = compose.hash()?;
             let host_data = snpkms_verifier::app_host_data(&app.app.0 .0, &compose_hash);
             if json {
                 println!(
@@ -207,7 +176,7 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             )
         }
         Command::AddCompose(a) => {
-            let h = compose_of(&a)?;
+            let h = B256::from(a.compose.hash()?);
             let out = a.tx.owner()?.add_compose_hash(a.app.app, h).await?;
             print_outcome(
                 &a.tx.out,
@@ -217,7 +186,7 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             )
         }
         Command::RemoveCompose(a) => {
-            let h = compose_of(&a)?;
+            let h = B256::from(a.compose.hash()?);
             let out = a.tx.owner()?.remove_compose_hash(a.app.app, h).await?;
             print_outcome(
                 &a.tx.out,

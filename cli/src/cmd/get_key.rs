@@ -1,8 +1,8 @@
 //! `snpkms get-key`: what a guest runs at boot to get its app's keys.
 
+use super::compose_arg::ComposeArg;
 use super::guest_source::{parse_hex, SourceArgs};
-use anyhow::{bail, Context};
-use sha2::{Digest, Sha256};
+use anyhow::Context;
 use snpkms_guest::{AppKeyGrant, GuestClient};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -20,16 +20,9 @@ pub struct Args {
     /// The app id (its AppAuth contract address).
     #[arg(long)]
     app_id: String,
-    /// The compose file this guest runs; its SHA-256 is the compose hash.
-    #[arg(
-        long,
-        conflicts_with = "compose_hash",
-        required_unless_present = "compose_hash"
-    )]
-    compose: Option<PathBuf>,
-    /// The compose hash (32 bytes hex), instead of --compose.
-    #[arg(long)]
-    compose_hash: Option<String>,
+    /// The compose this guest runs.
+    #[command(flatten)]
+    compose: ComposeArg,
     /// Key epoch to ask for (default: the registry's current one).
     #[arg(long)]
     epoch: Option<u32>,
@@ -51,14 +44,6 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     source: SourceArgs,
-}
-
-pub fn compose_hash_of(compose: Option<&Path>, hash: Option<&str>) -> anyhow::Result<[u8; 32]> {
-    match (compose, hash) {
-        (Some(path), None) => Ok(Sha256::digest(super::read_file(path)?).into()),
-        (None, Some(hex)) => parse_hex::<32>(hex).context("--compose-hash"),
-        _ => bail!("give exactly one of --compose and --compose-hash"),
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -86,7 +71,7 @@ async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
 
 async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
     let app_id = parse_hex::<20>(&args.app_id).context("--app-id")?;
-    let compose_hash = compose_hash_of(args.compose.as_deref(), args.compose_hash.as_deref())?;
+    let compose_hash = args.compose.hash()?;
     let source = args
         .source
         .open(snpkms_verifier::app_host_data(&app_id, &compose_hash))?;

@@ -4,6 +4,7 @@ pub mod app;
 pub mod audit;
 pub mod bench;
 pub mod chain_args;
+pub mod compose_arg;
 pub mod dev;
 pub mod get_key;
 pub mod gov;
