@@ -145,24 +145,22 @@ async fn a_damaged_store_stops_the_node_and_no_root_is_made() {
             std::fs::write(&path, vec![0xA5u8; len.max(64)]).unwrap();
         }
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
-        .args(["node", "run", "--config"])
-        .arg(&config_path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // The node's stderr from a start that must fail.
+    let failed_start = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
+            .args(["node", "run", "--config"])
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = failed_start();
     assert!(err.contains("store"), "{err}");
 
     // Missing store: refused with the way out named.
     std::fs::remove_dir_all(&store).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
-        .args(["node", "run", "--config"])
-        .arg(&config_path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failed_start();
     assert!(err.contains("snpkms node bootstrap"), "{err}");
     assert!(!store.exists(), "a failed start must not create a store");
 }
