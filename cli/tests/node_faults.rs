@@ -124,8 +124,8 @@ async fn sigkill_during_audit_writes_keeps_root_and_chain() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let records = snpkms_kms_node::read_audit_log(&cfg).expect("chain intact after two kills");
-    assert!(records.len() > served + 1);
+    let log = snpkms_kms_node::read_audit_log(&cfg).expect("chain intact after two kills");
+    assert!(log.records.len() > served + 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,15 +136,8 @@ async fn a_damaged_store_stops_the_node_and_no_root_is_made() {
     let config_path = dir.path().join("node.toml");
     std::fs::write(&config_path, stack.config.to_toml().unwrap()).unwrap();
     let store = stack.config.data_dir.join("store");
+    let log = stack.config.data_dir.join("audit.log");
 
-    // Damage every data file of the store.
-    for entry in std::fs::read_dir(&store).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let len = std::fs::metadata(&path).unwrap().len() as usize;
-            std::fs::write(&path, vec![0xA5u8; len.max(64)]).unwrap();
-        }
-    }
     // The node's stderr from a start that must fail.
     let failed_start = || {
         let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
@@ -155,6 +148,23 @@ async fn a_damaged_store_stops_the_node_and_no_root_is_made() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
+
+    // A store without its key-release log: refused, and no new log is made.
+    let saved_log = std::fs::read(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let err = failed_start();
+    assert!(err.contains("no key-release log"), "{err}");
+    assert!(!log.exists(), "a failed start must not create a log");
+    std::fs::write(&log, saved_log).unwrap();
+
+    // Damage every data file of the store.
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(&path, vec![0xA5u8; len.max(64)]).unwrap();
+        }
+    }
     let err = failed_start();
     assert!(err.contains("store"), "{err}");
 

@@ -2,19 +2,35 @@
 //! chain) and per onboarding, each carrying the SHA-256 of its predecessor. Deleting, editing
 //! or reordering a record breaks the chain, which `snpkms node audit-log` checks.
 //!
-//! Durability: a record is appended and flushed to disk (fsync) before the response leaves the
-//! node, so no key is released without its record surviving a crash. Concurrent requests share
-//! flushes: one flusher task syncs everything appended so far, then wakes every request whose
-//! record it covered (group commit). A failed flush fails the requests it covered; they release
-//! nothing. (sled's own `flush_async` deadlocks under many concurrent callers, hence our own.)
+//! It is `audit.log` in the node's data dir: one JSON record per line, append-only, so any
+//! JSON-lines tool reads it, also while the node runs. (It lived in sled before: sled wakes all
+//! of its I/O threads on every flush, five context switches per key release under load, and its
+//! in-memory index grew with the log; see BENCHMARKS.md.)
+//!
+//! Durability: a record is written and `fdatasync`ed before the response leaves the node, so
+//! no key is released without its record surviving a crash or a power loss. Concurrent requests
+//! share syncs: one flusher thread writes everything appended so far with one `write` and one
+//! `fdatasync`, then answers every request it covered (group commit). While other requests are
+//! on their way to a record ([`AuditLog::coming`]), the flusher waits up to the commit delay
+//! for them, so that under load one sync covers many records (as PostgreSQL's `commit_delay`);
+//! a lone request never waits. A failed write fails the
+//! requests it covered and those appended behind them (their records chain to the lost ones):
+//! they release nothing, the file is cut back to its last durable record, and the log carries
+//! on once the disk has room again.
+//!
+//! After a crash the file may end in a partial write that was never acknowledged. Opening moves
+//! it to `audit.log.torn-<unix time>` and cuts it off. Damage followed by intact records is not
+//! what a crash leaves: opening refuses, for the operator to look at.
 
-use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// What was decided for whom, on which chain view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +51,8 @@ pub struct ReleaseRecord {
     /// "allowed" or "denied".
     pub decision: String,
     pub reason: String,
-    /// Hex SHA-256 of the previous record's stored bytes chained with its predecessor's hash;
-    /// all zeros for the first record.
+    /// Hex SHA-256 of the previous record's line (without its newline) chained with its
+    /// predecessor's hash; all zeros for the first record.
     pub prev_hash: String,
 }
 
@@ -56,169 +72,383 @@ pub struct NewRecord {
     pub reason: String,
 }
 
-struct Head {
-    next_seq: u64,
-    hash: [u8; 32],
+pub const FILE_NAME: &str = "audit.log";
+
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
 }
 
-pub struct AuditLog {
-    store: Store,
-    head: Mutex<Head>,
-    commit: Arc<GroupCommit>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// What the flusher has made durable: records `0..upto`, and the last failure.
-#[derive(Debug, Clone, Default)]
-struct Durable {
-    upto: u64,
-    failed_upto: u64,
-    error: Option<String>,
-}
-
-struct GroupCommit {
-    /// Records `0..appended` are in sled (not necessarily on disk).
-    appended: AtomicU64,
-    durable: watch::Sender<Durable>,
-    wake: Notify,
-    closed: AtomicBool,
-}
-
-impl GroupCommit {
-    async fn run(self: Arc<Self>, db: sled::Db) {
-        loop {
-            self.wake.notified().await;
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            let target = self.appended.load(Ordering::Acquire);
-            if target <= self.durable.borrow().upto {
-                continue;
-            }
-            let db = db.clone();
-            let result = tokio::task::spawn_blocking(move || db.flush()).await;
-            self.durable.send_modify(|d| match result {
-                Ok(Ok(_)) => d.upto = d.upto.max(target),
-                Ok(Err(e)) => {
-                    d.failed_upto = target;
-                    d.error = Some(e.to_string());
-                }
-                Err(e) => {
-                    d.failed_upto = target;
-                    d.error = Some(e.to_string());
-                }
-            });
-        }
-    }
-
-    /// Waits until record `count - 1` is on disk.
-    async fn wait(&self, count: u64) -> Result<(), StoreError> {
-        let mut rx = self.durable.subscribe();
-        self.wake.notify_one();
-        loop {
-            {
-                let d = rx.borrow_and_update();
-                if d.upto >= count {
-                    return Ok(());
-                }
-                if d.failed_upto >= count {
-                    return Err(StoreError::Io(format!(
-                        "the key-release log could not be written to disk: {}",
-                        d.error.as_deref().unwrap_or("unknown error")
-                    )));
-                }
-            }
-            if rx.changed().await.is_err() {
-                return Err(StoreError::Io("the key-release log is closed".into()));
-            }
-            // Another flush may be needed for records appended after the last one started.
-            self.wake.notify_one();
-        }
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum AuditLogError {
+    #[error("no key-release log at {0}: the data dir is incomplete; restore it from backup")]
+    Missing(PathBuf),
+    #[error("a key-release log with records already exists at {0}: move it away before creating a new node store")]
+    AlreadyExists(PathBuf),
+    #[error("key-release log {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("the key-release log could not be written to disk: {0}")]
+    Write(String),
+    #[error("the key-release log is closed")]
+    Closed,
+    #[error("key-release log {path}: {source}")]
+    Chain {
+        path: PathBuf,
+        #[source]
+        source: ChainBreak,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainBreak {
-    #[error("record {seq} is unreadable: {reason}")]
-    Unreadable { seq: u64, reason: String },
-    #[error("record {seq} is stored under key {key}")]
-    Misplaced { seq: u64, key: u64 },
+    #[error("the record after record {after} (byte {offset}) is unreadable but intact records follow it: the log was damaged, not cut short by a crash")]
+    Damaged { after: String, offset: u64 },
+    #[error("record {found} is where record {expected} should be: the log was edited, reordered or truncated")]
+    OutOfSequence { expected: u64, found: u64 },
     #[error(
         "record {seq} does not chain to record {prev}: the log was edited, reordered or truncated"
     )]
     Broken { seq: u64, prev: u64 },
 }
 
-fn link(prev: &[u8; 32], stored: &[u8]) -> [u8; 32] {
+/// The end of the chain: what the next record links to.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    next_seq: u64,
+    hash: [u8; 32],
+    /// File length up to and including the last record.
+    file_len: u64,
+}
+
+const EMPTY: Head = Head {
+    next_seq: 0,
+    hash: [0; 32],
+    file_len: 0,
+};
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Records appended but not yet on disk, and where the chain stands.
+struct Pending {
+    /// The head including pending records.
+    head: Head,
+    /// The head of what is on disk.
+    durable: Head,
+    bytes: Vec<u8>,
+    acks: Vec<Ack>,
+    /// When the oldest pending record was appended.
+    oldest: Option<Instant>,
+    /// Requests announced by [`AuditLog::coming`] that have not appended (nor given up) yet.
+    coming: usize,
+    /// What the flusher waits for, so that appends wake it only when it needs them.
+    flusher: FlusherWait,
+    closed: bool,
+    /// Set when the file could not be cut back after a failed write: nothing more is written.
+    broken: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlusherWait {
+    /// Busy writing.
+    No,
+    /// For a first record.
+    Work,
+    /// For the requests still coming (or the commit delay to pass).
+    Coming,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    work: Condvar,
+    commit_delay: Duration,
+    syncs: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request fewer is coming; wakes the flusher if it was waiting for the last one.
+    fn one_less_coming(&self, p: &mut Pending) -> bool {
+        p.coming = p.coming.saturating_sub(1);
+        p.coming == 0 && p.flusher == FlusherWait::Coming
+    }
+}
+
+/// A request on its way to a record: while it lives, the flusher may wait (up to the commit
+/// delay) to write its record with the others. Dropping it without appending says it will not.
+pub struct Coming<'a> {
+    log: &'a AuditLog,
+    appended: bool,
+}
+
+impl Coming<'_> {
+    /// Appends this request's record; see [`AuditLog::append`].
+    pub async fn append(mut self, new: NewRecord) -> Result<u64, AuditLogError> {
+        self.appended = true;
+        self.log.append_inner(new, true).await
+    }
+}
+
+impl Drop for Coming<'_> {
+    fn drop(&mut self) {
+        if !self.appended {
+            let wake = {
+                let mut p = self.log.shared.lock();
+                self.log.shared.one_less_coming(&mut p)
+            };
+            if wake {
+                self.log.shared.work.notify_one();
+            }
+        }
+    }
+}
+
+pub struct AuditLog {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn link(prev: &[u8; 32], line: &[u8]) -> [u8; 32] {
     Sha256::new()
         .chain_update(prev)
-        .chain_update(stored)
+        .chain_update(line)
         .finalize()
         .into()
 }
 
-impl AuditLog {
-    /// Opens the log, recomputing the head from the last record, and starts its flusher (so it
-    /// must be called inside a tokio runtime).
-    pub fn open(store: Store) -> Result<AuditLog, StoreError> {
-        let head = match store.audit.last()? {
-            None => Head {
-                next_seq: 0,
-                hash: [0; 32],
-            },
-            Some((_, value)) => {
-                let record: ReleaseRecord = serde_json::from_slice(&value)
-                    .map_err(|e| StoreError::Io(format!("last audit record is unreadable: {e}")))?;
-                let prev = decode_hash(&record.prev_hash).ok_or_else(|| {
-                    StoreError::Io("last audit record has a bad prev_hash".into())
-                })?;
-                Head {
-                    next_seq: record.seq + 1,
-                    hash: link(&prev, &value),
-                }
-            }
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditLogError + '_ {
+    move |e| AuditLogError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Creates an empty log in `data_dir` (a new node store comes with one), on disk with its
+/// directory entry. An empty file left by an interrupted attempt is reused.
+pub fn create(data_dir: &Path) -> Result<(), AuditLogError> {
+    let path = log_path(data_dir);
+    let io = io_error(&path);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(&io)?;
+    if file.metadata().map_err(&io)?.len() > 0 {
+        return Err(AuditLogError::AlreadyExists(path.clone()));
+    }
+    file.sync_all().map_err(&io)?;
+    File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(&io)?;
+    Ok(())
+}
+
+/// What a read of the log found.
+#[derive(Debug)]
+pub struct LogContents {
+    pub records: Vec<ReleaseRecord>,
+    /// Bytes after the last complete record: a write in progress, or a crash's partial write.
+    pub torn_tail_bytes: u64,
+}
+
+struct Scan {
+    head: Head,
+    /// Where the unreadable tail starts, if there is one.
+    torn_at: Option<u64>,
+    file_len: u64,
+}
+
+/// Reads the log from the start, checking every link; `each` sees every intact record.
+fn scan(
+    file: &File,
+    path: &Path,
+    mut each: impl FnMut(ReleaseRecord),
+) -> Result<Scan, AuditLogError> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut head = EMPTY;
+    let mut torn_at = None;
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    let chain = |source| AuditLogError::Chain {
+        path: path.to_path_buf(),
+        source,
+    };
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_error(path))?;
+        if n == 0 {
+            break;
+        }
+        let record = match line.split_last() {
+            Some((b'\n', body)) => serde_json::from_slice::<ReleaseRecord>(body)
+                .ok()
+                .map(|r| (r, body)),
+            _ => None,
         };
-        let commit = Arc::new(GroupCommit {
-            appended: AtomicU64::new(head.next_seq),
-            durable: watch::channel(Durable {
-                upto: head.next_seq,
-                ..Durable::default()
-            })
-            .0,
-            wake: Notify::new(),
-            closed: AtomicBool::new(false),
+        match record {
+            None => {
+                torn_at.get_or_insert(offset);
+            }
+            Some(_) if torn_at.is_some() => {
+                let after = match head.next_seq {
+                    0 => "none (start of the log)".to_string(),
+                    n => (n - 1).to_string(),
+                };
+                return Err(chain(ChainBreak::Damaged {
+                    after,
+                    offset: torn_at.unwrap_or(offset),
+                }));
+            }
+            Some((record, body)) => {
+                if record.seq != head.next_seq {
+                    return Err(chain(ChainBreak::OutOfSequence {
+                        expected: head.next_seq,
+                        found: record.seq,
+                    }));
+                }
+                if decode_hash(&record.prev_hash) != Some(head.hash) {
+                    return Err(chain(ChainBreak::Broken {
+                        seq: record.seq,
+                        prev: record.seq.saturating_sub(1),
+                    }));
+                }
+                head = Head {
+                    next_seq: head.next_seq + 1,
+                    hash: link(&head.hash, body),
+                    file_len: offset + n as u64,
+                };
+                each(record);
+            }
+        }
+        offset += n as u64;
+    }
+    Ok(Scan {
+        head,
+        torn_at,
+        file_len: offset,
+    })
+}
+
+/// Every intact record of the log in `data_dir`, with the chain checked. Safe to call while
+/// the node runs (a record being written shows as a torn tail).
+pub fn read(data_dir: &Path) -> Result<LogContents, AuditLogError> {
+    let path = log_path(data_dir);
+    let file = open_existing(&path, false)?;
+    let mut records = Vec::new();
+    let scan = scan(&file, &path, |r| records.push(r))?;
+    Ok(LogContents {
+        records,
+        torn_tail_bytes: scan.file_len - scan.head.file_len,
+    })
+}
+
+fn open_existing(path: &Path, write: bool) -> Result<File, AuditLogError> {
+    OpenOptions::new()
+        .read(true)
+        .append(write)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AuditLogError::Missing(path.to_path_buf()),
+            _ => io_error(path)(e),
+        })
+}
+
+/// Moves a torn tail out of the log into a file of its own (nothing is deleted), then cuts the
+/// log after its last intact record.
+fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), AuditLogError> {
+    let io = io_error(path);
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(at)).map_err(&io)?;
+    file.read_to_end(&mut tail).map_err(&io)?;
+    let aside = path.with_extension(format!("log.torn-{}", crate::release::now_unix()));
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&aside)
+        .map_err(&io)?;
+    out.write_all(&tail)
+        .and_then(|()| out.sync_all())
+        .map_err(&io)?;
+    file.set_len(at)
+        .and_then(|()| file.sync_all())
+        .map_err(&io)?;
+    tracing::warn!(
+        bytes = tail.len(),
+        moved_to = %aside.display(),
+        "the key-release log ended in a partial write (a crash before it was acknowledged); set it aside"
+    );
+    Ok(())
+}
+
+impl AuditLog {
+    /// Opens the log in `data_dir`, checking the whole chain, and starts its flusher thread,
+    /// which waits up to `commit_delay` for records still coming before it syncs.
+    pub fn open(data_dir: &Path, commit_delay: Duration) -> Result<AuditLog, AuditLogError> {
+        let path = log_path(data_dir);
+        let mut file = open_existing(&path, true)?;
+        let scan = scan(&file, &path, |_| ())?;
+        if let Some(at) = scan.torn_at {
+            set_aside_torn_tail(&mut file, &path, at)?;
+        }
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                head: scan.head,
+                durable: scan.head,
+                bytes: Vec::new(),
+                acks: Vec::new(),
+                oldest: None,
+                coming: 0,
+                flusher: FlusherWait::No,
+                closed: false,
+                broken: None,
+            }),
+            work: Condvar::new(),
+            commit_delay,
+            syncs: AtomicU64::new(0),
         });
-        let flusher = tokio::runtime::Handle::try_current()
-            .map_err(|_| StoreError::Io("the audit log needs a tokio runtime".into()))?
-            .spawn(commit.clone().run(store.db.clone()));
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("snpkms-audit".into())
+                .spawn(move || flush_loop(&shared, file))
+                .map_err(io_error(&path))?
+        };
         Ok(AuditLog {
-            store,
-            head: Mutex::new(head),
-            commit,
+            shared,
             flusher: Mutex::new(Some(flusher)),
         })
     }
 
-    /// Stops the flusher and waits for it, releasing its handle on the store.
-    pub async fn close(&self) {
-        self.commit.closed.store(true, Ordering::Release);
-        self.commit.wake.notify_one();
-        let handle = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = handle {
-            let _ = h.await;
+    /// Announces a request that will append a record (or drop the returned guard).
+    pub fn coming(&self) -> Coming<'_> {
+        self.shared.lock().coming += 1;
+        Coming {
+            log: self,
+            appended: false,
         }
     }
 
-    /// Appends and makes the record durable; returns its sequence number.
-    pub async fn append(&self, new: NewRecord) -> Result<u64, StoreError> {
-        let seq: u64 = {
-            let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+    /// Appends a record and waits until it is on disk; returns its sequence number.
+    pub async fn append(&self, new: NewRecord) -> Result<u64, AuditLogError> {
+        self.append_inner(new, false).await
+    }
+
+    async fn append_inner(&self, new: NewRecord, announced: bool) -> Result<u64, AuditLogError> {
+        let (ack, done) = oneshot::channel();
+        let (seq, wake) = {
+            let mut p = self.shared.lock();
+            let last_coming = announced && self.shared.one_less_coming(&mut p);
+            if let Some(why) = &p.broken {
+                return Err(AuditLogError::Write(why.clone()));
+            }
+            if p.closed {
+                return Err(AuditLogError::Closed);
+            }
             let record = ReleaseRecord {
-                seq: head.next_seq,
+                seq: p.head.next_seq,
                 time: new.time,
                 kind: new.kind.to_string(),
                 app_id: format!("0x{}", hex::encode(new.app_id)),
@@ -230,86 +460,144 @@ impl AuditLog {
                 block_hash: format!("0x{}", hex::encode(&new.block_hash)),
                 decision: if new.allowed { "allowed" } else { "denied" }.to_string(),
                 reason: new.reason,
-                prev_hash: hex::encode(head.hash),
+                prev_hash: hex::encode(p.head.hash),
             };
-            let bytes = serde_json::to_vec(&record)
-                .map_err(|e| StoreError::Io(format!("encoding an audit record: {e}")))?;
-            // Insert under the lock so sequence numbers and hashes stay in step.
-            self.store
-                .audit
-                .insert(record.seq.to_be_bytes(), bytes.as_slice())?;
-            head.hash = link(&head.hash, &bytes);
-            head.next_seq += 1;
-            self.commit.appended.store(head.next_seq, Ordering::Release);
-            record.seq
+            // Compact JSON escapes line breaks inside strings, so a record is exactly one line.
+            let line = serde_json::to_vec(&record)
+                .map_err(|e| AuditLogError::Write(format!("encoding a record: {e}")))?;
+            p.head = Head {
+                next_seq: p.head.next_seq + 1,
+                hash: link(&p.head.hash, &line),
+                file_len: p.head.file_len + line.len() as u64 + 1,
+            };
+            p.bytes.extend_from_slice(&line);
+            p.bytes.push(b'\n');
+            p.acks.push(ack);
+            p.oldest.get_or_insert_with(Instant::now);
+            (record.seq, last_coming || p.flusher == FlusherWait::Work)
         };
-        self.commit.wait(seq + 1).await?;
-        Ok(seq)
+        if wake {
+            self.shared.work.notify_one();
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(seq),
+            Ok(Err(why)) => Err(AuditLogError::Write(why)),
+            Err(_) => Err(AuditLogError::Closed),
+        }
     }
 
+    /// Records in the log, counting those being written.
     pub fn len(&self) -> u64 {
-        self.head.lock().unwrap_or_else(|e| e.into_inner()).next_seq
+        self.shared.lock().head.next_seq
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Reads every record and checks the chain from the first to the last.
-    pub fn verify(store: &Store) -> Result<Vec<ReleaseRecord>, VerifyLogError> {
-        let mut records = Vec::new();
-        let mut prev = [0u8; 32];
-        for (expected_seq, item) in store.audit.iter().enumerate() {
-            let expected_seq = expected_seq as u64;
-            let (key, value) = item.map_err(|e| VerifyLogError::Store(e.into()))?;
-            let key = key
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(u64::MAX);
-            let record: ReleaseRecord =
-                serde_json::from_slice(&value).map_err(|e| ChainBreak::Unreadable {
-                    seq: expected_seq,
-                    reason: e.to_string(),
-                })?;
-            if key != expected_seq || record.seq != expected_seq {
-                return Err(ChainBreak::Misplaced {
-                    seq: record.seq,
-                    key,
-                }
-                .into());
-            }
-            if decode_hash(&record.prev_hash) != Some(prev) {
-                return Err(ChainBreak::Broken {
-                    seq: record.seq,
-                    prev: record.seq.saturating_sub(1),
-                }
-                .into());
-            }
-            prev = link(&prev, &value);
-            records.push(record);
+    /// Successful syncs since the log was opened.
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is pending (without waiting for requests still coming), stops the flusher
+    /// and waits for it.
+    pub async fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.work.notify_one();
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
-        Ok(records)
     }
 }
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        self.commit.closed.store(true, Ordering::Release);
-        self.commit.wake.notify_one();
+        self.shared.lock().closed = true;
+        self.shared.work.notify_one();
+    }
+}
+
+/// The flusher: one write and one fdatasync for everything appended since the last round.
+fn flush_loop(shared: &Shared, mut file: File) {
+    let mut batch = Vec::new();
+    loop {
+        let (acks, head) = {
+            let mut p = shared.lock();
+            while p.bytes.is_empty() && !p.closed {
+                p.flusher = FlusherWait::Work;
+                p = shared.work.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.bytes.is_empty() {
+                return; // closed, and everything appended is on disk
+            }
+            let deadline = p.oldest.unwrap_or_else(Instant::now) + shared.commit_delay;
+            while p.coming > 0 && !p.closed {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                p.flusher = FlusherWait::Coming;
+                p = shared
+                    .work
+                    .wait_timeout(p, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            p.flusher = FlusherWait::No;
+            p.oldest = None;
+            std::mem::swap(&mut batch, &mut p.bytes);
+            (std::mem::take(&mut p.acks), p.head)
+        };
+        let written = file.write_all(&batch).and_then(|()| file.sync_data());
+        batch.clear();
+        match written {
+            Ok(()) => {
+                shared.syncs.fetch_add(1, Ordering::Relaxed);
+                shared.lock().durable = head;
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let mut failed = acks;
+                let mut p = shared.lock();
+                // Records appended meanwhile chain to the lost ones: they go too.
+                failed.append(&mut p.acks);
+                p.bytes.clear();
+                p.oldest = None;
+                p.head = p.durable;
+                let cut = file
+                    .set_len(p.durable.file_len)
+                    .and_then(|()| file.sync_data());
+                if let Err(cut) = &cut {
+                    p.broken = Some(format!(
+                        "{why}; cutting the log back to its last record also failed ({cut}): restart the node"
+                    ));
+                }
+                drop(p);
+                tracing::error!(
+                    records = failed.len(),
+                    "the key-release log could not be written ({why}); those requests release nothing"
+                );
+                for ack in failed {
+                    let _ = ack.send(Err(why.clone()));
+                }
+                if cut.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
 fn decode_hash(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyLogError {
-    #[error("audit log chain: {0}")]
-    Chain(#[from] ChainBreak),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 #[cfg(test)]
@@ -328,52 +616,213 @@ mod tests {
             block_number: i as u64,
             block_hash: vec![i; 32],
             allowed: i.is_multiple_of(2),
-            reason: String::new(),
+            reason: "line\nbreak".into(),
+        }
+    }
+
+    fn new_log() -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path()).unwrap();
+        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        (dir, log)
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(log_path(dir))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn write_lines(dir: &Path, lines: &[String]) {
+        std::fs::write(log_path(dir), lines.join("\n") + "\n").unwrap();
+    }
+
+    fn chain_break(dir: &Path) -> ChainBreak {
+        match read(dir) {
+            Err(AuditLogError::Chain { source, .. }) => source,
+            other => panic!("expected a chain break, got {other:?}"),
         }
     }
 
     #[tokio::test]
     async fn chain_survives_reopen_and_detects_edits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path()).unwrap();
-        let log = AuditLog::open(store.clone()).unwrap();
+        let (dir, log) = new_log();
         for i in 0..3 {
             assert_eq!(log.append(record(i)).await.unwrap(), i as u64);
         }
-        drop(log);
-        let log = AuditLog::open(store.clone()).unwrap();
+        log.close().await;
+        assert!(matches!(
+            log.append(record(9)).await,
+            Err(AuditLogError::Closed)
+        ));
+        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 3);
         assert_eq!(log.append(record(3)).await.unwrap(), 3);
-        let records = AuditLog::verify(&store).unwrap();
-        assert_eq!(records.len(), 4);
-        assert_eq!(records[2].decision, "allowed");
-        assert_eq!(records[1].decision, "denied");
+        log.close().await;
+        let read_back = read(dir.path()).unwrap();
+        assert_eq!(read_back.torn_tail_bytes, 0);
+        assert_eq!(read_back.records.len(), 4);
+        assert_eq!(read_back.records[2].decision, "allowed");
+        assert_eq!(read_back.records[1].decision, "denied");
+        assert_eq!(read_back.records[1].reason, "line\nbreak");
 
         // Edit a record in place: the next one no longer chains to it.
-        let mut edited: ReleaseRecord =
-            serde_json::from_slice(&store.audit.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
-        edited.decision = "allowed".into();
-        store
-            .audit
-            .insert(1u64.to_be_bytes(), serde_json::to_vec(&edited).unwrap())
-            .unwrap();
-        assert!(matches!(
-            AuditLog::verify(&store),
-            Err(VerifyLogError::Chain(ChainBreak::Broken { seq: 2, .. }))
-        ));
+        let original = lines(dir.path());
+        let mut edited = original.clone();
+        edited[1] = edited[1].replace("\"denied\"", "\"allowed\"");
+        write_lines(dir.path(), &edited);
+        assert_eq!(
+            chain_break(dir.path()),
+            ChainBreak::Broken { seq: 2, prev: 1 }
+        );
+        assert!(
+            AuditLog::open(dir.path(), Duration::ZERO).is_err(),
+            "the node refuses it too"
+        );
 
         // Delete a record: a gap in the sequence.
-        let store2 = Store::create(&dir.path().join("b")).unwrap();
-        let log2 = AuditLog::open(store2.clone()).unwrap();
+        let mut deleted = original.clone();
+        deleted.remove(1);
+        write_lines(dir.path(), &deleted);
+        assert_eq!(
+            chain_break(dir.path()),
+            ChainBreak::OutOfSequence {
+                expected: 1,
+                found: 2
+            }
+        );
+
+        // Garble a record in the middle: not what a crash leaves.
+        let mut garbled = original.clone();
+        garbled[1] = "\0\0\0".into();
+        write_lines(dir.path(), &garbled);
+        assert_eq!(
+            chain_break(dir.path()),
+            ChainBreak::Damaged {
+                after: "0".into(),
+                offset: original[0].len() as u64 + 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_set_aside_and_the_log_continues() {
+        let (dir, log) = new_log();
         for i in 0..3 {
-            log2.append(record(i)).await.unwrap();
+            log.append(record(i)).await.unwrap();
         }
-        store2.audit.remove(1u64.to_be_bytes()).unwrap();
+        log.close().await;
+        let intact = std::fs::read(log_path(dir.path())).unwrap();
+        // A crash in the middle of a write, and one that left zeros after a line break.
+        let torn = b"{\"seq\":3,\"time\":10\n\0\0\0\0";
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(log_path(dir.path()))
+            .unwrap();
+        file.write_all(torn).unwrap();
+        assert_eq!(read(dir.path()).unwrap().torn_tail_bytes, torn.len() as u64);
+        assert_eq!(read(dir.path()).unwrap().records.len(), 3);
+
+        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(std::fs::read(log_path(dir.path())).unwrap(), intact);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("audit.log.torn-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), torn);
+        assert_eq!(log.append(record(3)).await.unwrap(), 3);
+        log.close().await;
+        let read_back = read(dir.path()).unwrap();
+        assert_eq!(read_back.records.len(), 4);
+        assert_eq!(read_back.torn_tail_bytes, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_distinct_places_in_one_chain() {
+        let (dir, log) = new_log();
+        let log = Arc::new(log);
+        let tasks: Vec<_> = (0..200u32)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(record(i as u8)).await.unwrap() })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+        log.close().await;
+        assert_eq!(read(dir.path()).unwrap().records.len(), 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_waits_for_requests_still_coming_but_never_for_a_lone_one() {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path()).unwrap();
+        let log = Arc::new(AuditLog::open(dir.path(), Duration::from_secs(30)).unwrap());
+
+        // Alone: written at once, the delay notwithstanding.
+        let lone = log.coming();
+        let quick = tokio::time::timeout(Duration::from_secs(10), lone.append(record(0))).await;
+        assert_eq!(quick.expect("a lone record does not wait").unwrap(), 0);
+
+        // With another request on its way, the record waits for it...
+        let other = log.coming();
+        let first = tokio::spawn({
+            let log = log.clone();
+            async move { log.coming().append(record(1)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !first.is_finished(),
+            "synced without waiting for the other request"
+        );
+        // ...and both go in one sync once it has appended (or it gives up: see below).
+        let second = tokio::time::timeout(Duration::from_secs(10), other.append(record(2))).await;
+        assert_eq!(second.expect("woken by the last record").unwrap(), 2);
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+
+        // A request that ends without a record releases the wait too.
+        let gives_up = log.coming();
+        let third = tokio::spawn({
+            let log = log.clone();
+            async move { log.coming().append(record(3)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!third.is_finished());
+        drop(gives_up);
+        let third = tokio::time::timeout(Duration::from_secs(10), third).await;
+        assert_eq!(
+            third
+                .expect("woken by the request giving up")
+                .unwrap()
+                .unwrap(),
+            3
+        );
+        log.close().await;
+        assert_eq!(read(dir.path()).unwrap().records.len(), 4);
+    }
+
+    #[test]
+    fn a_missing_log_is_an_error_and_a_used_one_is_never_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(read(dir.path()), Err(AuditLogError::Missing(_))));
         assert!(matches!(
-            AuditLog::verify(&store2),
-            Err(VerifyLogError::Chain(ChainBreak::Misplaced {
-                seq: 2,
-                key: 2
-            }))
+            AuditLog::open(dir.path(), Duration::ZERO),
+            Err(AuditLogError::Missing(_))
+        ));
+        create(dir.path()).unwrap();
+        create(dir.path()).unwrap(); // an empty one left by an interrupted attempt
+        std::fs::write(log_path(dir.path()), b"{}\n").unwrap();
+        assert!(matches!(
+            create(dir.path()),
+            Err(AuditLogError::AlreadyExists(_))
         ));
     }
 }

@@ -158,6 +158,10 @@ pub struct Limits {
     /// GetAppKey requests per second per app id; 0 disables.
     pub per_app_rate: f64,
     pub per_app_burst: u32,
+    /// Longest a key-release record waits for those of other requests in progress, to share
+    /// one disk sync with them (microseconds; 0 syncs every record at once). A lone request
+    /// never waits.
+    pub audit_commit_delay_us: u64,
 }
 
 impl Default for Limits {
@@ -172,6 +176,7 @@ impl Default for Limits {
             per_client_burst: 400,
             per_app_rate: 500.0,
             per_app_burst: 1000,
+            audit_commit_delay_us: 2000,
         }
     }
 }

@@ -77,12 +77,9 @@ impl From<ReleaseError> for Status {
     }
 }
 
-impl From<crate::nonces::NonceStoreError> for ReleaseError {
-    fn from(e: crate::nonces::NonceStoreError) -> Self {
-        match e {
-            crate::nonces::NonceStoreError::Nonce(n) => ReleaseError::Nonce(n),
-            crate::nonces::NonceStoreError::Store(s) => ReleaseError::Internal(s.to_string()),
-        }
+impl From<crate::audit_log::AuditLogError> for ReleaseError {
+    fn from(e: crate::audit_log::AuditLogError) -> Self {
+        ReleaseError::Internal(e.to_string())
     }
 }
 

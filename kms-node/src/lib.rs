@@ -17,7 +17,6 @@ pub mod release;
 pub mod sealed_root;
 pub mod service;
 pub mod store;
-pub mod verify_pool;
 
 use crate::audit_log::AuditLog;
 use crate::config::NodeConfig;
@@ -43,6 +42,8 @@ pub enum NodeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    AuditLog(#[from] audit_log::AuditLogError),
     #[error(transparent)]
     Platform(#[from] platform::PlatformError),
     #[error("chain: {0}")]
@@ -198,12 +199,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let node = Arc::new(Node {
         evidence,
         chain,
-        nonces: NonceStore::new(
-            store.nonces.clone(),
-            cfg.limits.nonce_ttl_secs,
-            cfg.limits.max_outstanding_nonces,
-        ),
-        audit: AuditLog::open(store.clone())?,
+        nonces: NonceStore::new(cfg.limits.nonce_ttl_secs, cfg.limits.max_outstanding_nonces),
+        audit: AuditLog::open(
+            &cfg.data_dir,
+            Duration::from_micros(cfg.limits.audit_commit_delay_us),
+        )?,
+        _store: store,
         root,
         root_signing_key,
         root_address,
@@ -214,10 +215,6 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         }),
         metrics: metrics.clone(),
         grants: grants::GrantCache::new(10_000),
-        verify_pool: verify_pool::VerifyPool::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        )
-        .map_err(|e| NodeError::Serve(format!("starting the verification threads: {e}")))?,
         self_boot,
     });
     {
@@ -236,6 +233,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
                 verified_chain_cache_misses: vm,
                 outstanding_nonces: node.nonces.outstanding() as u64,
                 audit_records: node.audit.len(),
+                audit_syncs: node.audit.syncs(),
             }
         }));
     }
@@ -299,9 +297,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                if let Err(e) = node.nonces.sweep(now_unix()) {
-                    tracing::warn!("nonce sweep failed: {e}");
-                }
+                node.nonces.sweep(now_unix());
             }
         }));
     }
@@ -393,10 +389,10 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     })
 }
 
-/// `snpkms node audit-log`: every record, with the chain checked.
+/// `snpkms node audit-log`: every record, with the chain checked. Reads the file only, so it
+/// works beside a running node.
 pub fn read_audit_log(
     cfg: &NodeConfig,
-) -> Result<Vec<audit_log::ReleaseRecord>, audit_log::VerifyLogError> {
-    let store = Store::open(&cfg.data_dir)?;
-    AuditLog::verify(&store)
+) -> Result<audit_log::LogContents, audit_log::AuditLogError> {
+    audit_log::read(&cfg.data_dir)
 }

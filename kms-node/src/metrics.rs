@@ -25,6 +25,7 @@ pub struct Snapshot {
     pub verified_chain_cache_misses: u64,
     pub outstanding_nonces: u64,
     pub audit_records: u64,
+    pub audit_syncs: u64,
 }
 
 type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
@@ -80,6 +81,11 @@ impl Collector for SnapshotCollector {
                 "snpkms_verified_chain_cache_misses",
                 "Reports whose VCEK chain had to be verified",
                 s.verified_chain_cache_misses,
+            ),
+            (
+                "snpkms_audit_syncs",
+                "Writes of the key-release log made durable (one fdatasync each, shared by the records appended meanwhile)",
+                s.audit_syncs,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,9 +1,12 @@
-//! Single-use challenges. A nonce is removed atomically when used, so two requests can never
-//! both consume it; expired ones are refused and swept.
+//! Single-use challenges, held in memory. A nonce is removed atomically when used, so two
+//! requests can never both consume it; expired ones are refused and swept. Not persisted on
+//! purpose: a restart forgets every outstanding challenge, so no report made for one can be
+//! replayed against the restarted node (a persisted store could bring back a nonce whose
+//! removal had not reached the disk), and consuming one costs no write.
 
-use crate::store::StoreError;
 use rand::RngCore;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub const NONCE_LEN: usize = 32;
 
@@ -20,87 +23,60 @@ pub enum NonceError {
 }
 
 pub struct NonceStore {
-    tree: sled::Tree,
+    /// Nonce -> expiry (Unix seconds).
+    outstanding: Mutex<HashMap<[u8; NONCE_LEN], u64>>,
     ttl_secs: u64,
     max_outstanding: usize,
-    outstanding: AtomicUsize,
 }
 
 impl NonceStore {
-    pub fn new(tree: sled::Tree, ttl_secs: u64, max_outstanding: usize) -> NonceStore {
-        let outstanding = AtomicUsize::new(tree.len());
+    pub fn new(ttl_secs: u64, max_outstanding: usize) -> NonceStore {
         NonceStore {
-            tree,
+            outstanding: Mutex::new(HashMap::new()),
             ttl_secs,
             max_outstanding,
-            outstanding,
         }
     }
 
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; NONCE_LEN], u64>> {
+        self.outstanding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Issues a nonce valid until `now + ttl`.
-    pub fn issue(&self, now: u64) -> Result<([u8; NONCE_LEN], u64), NonceStoreError> {
-        let n = self.outstanding.load(Ordering::Relaxed);
-        if n >= self.max_outstanding {
-            return Err(NonceError::TooMany(n).into());
-        }
+    pub fn issue(&self, now: u64) -> Result<([u8; NONCE_LEN], u64), NonceError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let expires_at = now + self.ttl_secs;
-        self.tree.insert(nonce, &expires_at.to_be_bytes())?;
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.map();
+        if map.len() >= self.max_outstanding {
+            return Err(NonceError::TooMany(map.len()));
+        }
+        map.insert(nonce, expires_at);
         Ok((nonce, expires_at))
     }
 
     /// Consumes `nonce`: succeeds once, for an unexpired nonce this node issued.
-    pub fn consume(&self, nonce: &[u8], now: u64) -> Result<(), NonceStoreError> {
-        if nonce.len() != NONCE_LEN {
-            return Err(NonceError::Length(nonce.len()).into());
-        }
-        let Some(value) = self.tree.remove(nonce)? else {
-            return Err(NonceError::Unknown.into());
-        };
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
-        let expired_at = expiry(&value);
+    pub fn consume(&self, nonce: &[u8], now: u64) -> Result<(), NonceError> {
+        let nonce: &[u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| NonceError::Length(nonce.len()))?;
+        let expired_at = self.map().remove(nonce).ok_or(NonceError::Unknown)?;
         if now > expired_at {
-            return Err(NonceError::Expired { expired_at, now }.into());
+            return Err(NonceError::Expired { expired_at, now });
         }
         Ok(())
     }
 
     /// Removes expired nonces; returns how many.
-    pub fn sweep(&self, now: u64) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for item in self.tree.iter() {
-            let (key, value) = item?;
-            if now > expiry(&value) && self.tree.remove(&key)?.is_some() {
-                self.outstanding.fetch_sub(1, Ordering::Relaxed);
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    pub fn sweep(&self, now: u64) -> usize {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, expires_at| now <= *expires_at);
+        before - map.len()
     }
 
     pub fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Relaxed)
-    }
-}
-
-fn expiry(value: &[u8]) -> u64 {
-    // Values are written only by `issue`; anything else is treated as long expired.
-    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum NonceStoreError {
-    #[error(transparent)]
-    Nonce(#[from] NonceError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sled::Error> for NonceStoreError {
-    fn from(e: sled::Error) -> Self {
-        NonceStoreError::Store(e.into())
+        self.map().len()
     }
 }
 
@@ -108,54 +84,37 @@ impl From<sled::Error> for NonceStoreError {
 mod tests {
     use super::*;
 
-    fn store(max: usize) -> (tempfile::TempDir, NonceStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new()
-            .temporary(true)
-            .path(dir.path())
-            .open()
-            .unwrap();
-        let tree = db.open_tree("nonces").unwrap();
-        (dir, NonceStore::new(tree, 60, max))
-    }
-
-    fn nonce_err(r: Result<(), NonceStoreError>) -> NonceError {
-        match r {
-            Err(NonceStoreError::Nonce(e)) => e,
-            other => panic!("expected a nonce error, got {other:?}"),
-        }
-    }
-
     #[test]
     fn single_use_and_expiry() {
-        let (_d, s) = store(10);
+        let s = NonceStore::new(60, 10);
         let (n, exp) = s.issue(1000).unwrap();
         assert_eq!(exp, 1060);
         s.consume(&n, 1010).unwrap();
-        assert_eq!(nonce_err(s.consume(&n, 1010)), NonceError::Unknown);
+        assert_eq!(s.consume(&n, 1010), Err(NonceError::Unknown));
         let (n, _) = s.issue(1000).unwrap();
         assert_eq!(
-            nonce_err(s.consume(&n, 1061)),
-            NonceError::Expired {
+            s.consume(&n, 1061),
+            Err(NonceError::Expired {
                 expired_at: 1060,
                 now: 1061
-            }
+            })
         );
-        assert_eq!(nonce_err(s.consume(&[0; 32], 1000)), NonceError::Unknown);
-        assert_eq!(nonce_err(s.consume(&[0; 31], 1000)), NonceError::Length(31));
+        // An expired nonce is gone too, not left for a second try.
+        assert_eq!(s.consume(&n, 1000), Err(NonceError::Unknown));
+        assert_eq!(s.consume(&[0; 32], 1000), Err(NonceError::Unknown));
+        assert_eq!(s.consume(&[0; 31], 1000), Err(NonceError::Length(31)));
     }
 
     #[test]
     fn bounded_and_swept() {
-        let (_d, s) = store(2);
+        let s = NonceStore::new(60, 2);
         s.issue(1000).unwrap();
-        s.issue(1000).unwrap();
-        assert!(matches!(
-            s.issue(1000),
-            Err(NonceStoreError::Nonce(NonceError::TooMany(2)))
-        ));
-        assert_eq!(s.sweep(1061).unwrap(), 2);
-        assert_eq!(s.outstanding(), 0);
+        s.issue(1030).unwrap();
+        assert_eq!(s.issue(1000), Err(NonceError::TooMany(2)));
+        assert_eq!(s.sweep(1061), 1);
+        assert_eq!(s.outstanding(), 1);
         s.issue(1061).unwrap();
+        assert_eq!(s.sweep(1122), 2);
+        assert_eq!(s.outstanding(), 0);
     }
 }

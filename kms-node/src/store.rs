@@ -1,5 +1,5 @@
-//! The node's persistent state in sled: the sealed root secret, outstanding nonces and the
-//! key-release log. Opening never creates a root: a missing or unreadable store is an error
+//! The node's persistent state in sled: the sealed root secret. (The key-release log is a file
+//! of its own beside it, see `audit_log`; nonces live in memory.) Opening never creates a root: a missing or unreadable store is an error
 //! for the operator, because silently starting over would change every app's keys.
 
 use std::path::{Path, PathBuf};
@@ -35,8 +35,6 @@ impl From<sled::Error> for StoreError {
 pub struct Store {
     pub(crate) db: sled::Db,
     pub(crate) root: sled::Tree,
-    pub(crate) nonces: sled::Tree,
-    pub(crate) audit: sled::Tree,
 }
 
 fn db_path(data_dir: &Path) -> PathBuf {
@@ -84,6 +82,8 @@ impl Store {
         let out = init(&store)?;
         store.db.flush()?;
         drop(store);
+        // Before the store appears, so that every complete store has its log.
+        crate::audit_log::create(data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
         std::fs::rename(&staging, &path).map_err(io)?;
         std::fs::File::open(data_dir)
             .and_then(|d| d.sync_all())
@@ -94,12 +94,8 @@ impl Store {
     fn open_at(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            // The log is append-only and rarely read back: a small page cache keeps the node's
-            // memory flat however long the log grows (sled's default is 1 GiB; 16 MiB still
-            // grew the node's RSS by 30% over 20000 requests, see BENCHMARKS.md).
-            .cache_capacity(4 * 1024 * 1024)
-            // Durability comes from explicit flushes before answering (see audit_log).
-            .flush_every_ms(Some(200))
+            // It holds one small record; sled's default cache is 1 GiB.
+            .cache_capacity(1024 * 1024)
             .open()
             .map_err(|e| {
                 if e.to_string().contains("could not acquire lock") {
@@ -119,8 +115,6 @@ impl Store {
         };
         Ok(Store {
             root: tree("root")?,
-            nonces: tree("nonces")?,
-            audit: tree("audit")?,
             db,
         })
     }

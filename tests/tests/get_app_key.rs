@@ -330,7 +330,9 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
     assert_eq!(before.app_signing_address, after.app_signing_address);
     stack.stop_node().await;
 
-    let records = snpkms_kms_node::read_audit_log(&stack.config).expect("intact audit chain");
+    let records = snpkms_kms_node::read_audit_log(&stack.config)
+        .expect("intact audit chain")
+        .records;
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|r| r.decision == "allowed"));
     assert_eq!(records[0].app_id, format!("{:#x}", app));

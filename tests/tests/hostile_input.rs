@@ -673,6 +673,15 @@ async fn forty_plus_kinds_of_bad_requests_fail_closed() {
     let expired = raw.get_app_key(req).await.unwrap_err();
     assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
     assert!(expired.message().contains("expired"), "{expired:?}");
+
+    // A challenge issued before a restart is unknown after it (nonces live in memory).
+    let req = ctx.request(&mut raw, &Mutation::default()).await;
+    stack.stop_node().await;
+    stack.start_node().await;
+    let mut raw = stack.raw_client().await;
+    let forgotten = raw.get_app_key(req).await.unwrap_err();
+    assert_eq!(forgotten.code(), Code::FailedPrecondition, "{forgotten:?}");
+    assert!(forgotten.message().contains("unknown"), "{forgotten:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

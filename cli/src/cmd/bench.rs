@@ -137,7 +137,19 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+/// A process's resident memory, in kB.
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    /// Everything resident (VmRSS).
+    rss: u64,
+    /// Its high-water mark (VmHWM).
+    peak: u64,
+    /// Anonymous memory only (RssAnon: heap and stacks): the part a leak would grow. The rest
+    /// is mostly the executable's own pages, read in as code runs for the first time.
+    anon: u64,
+}
+
+fn memory_kb(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -146,7 +158,32 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some(Memory {
+        rss: field("VmRSS:")?,
+        peak: field("VmHWM:")?,
+        anon: field("RssAnon:")?,
+    })
+}
+
+/// Growth over the run: the mean of the last fifth of the samples against the mean of the fifth
+/// that follows warm-up (10% to 30% in). Means over windows, because the node hands free pages
+/// back every few seconds and single samples land before or after that at random.
+fn growth(start: u64, samples: &[u64], end: u64) -> serde_json::Value {
+    let mean = |w: &[u64]| match w.len() {
+        0 => start as f64,
+        n => w.iter().sum::<u64>() as f64 / n as f64,
+    };
+    let n = samples.len();
+    let after_warmup = mean(&samples[n / 10..(n * 3 / 10).max(n / 10)]);
+    let last = mean(&samples[n * 4 / 5..]);
+    serde_json::json!({
+        "before_load": start,
+        "after_warmup": after_warmup.round(),
+        "last_fifth": last.round(),
+        "end": end,
+        "growth_after_warmup_pct": (last - after_warmup) / after_warmup.max(1.0) * 100.0,
+        "samples_every_500ms": samples,
+    })
 }
 
 async fn metric(metrics_url: &str, name: &str) -> f64 {
@@ -393,8 +430,9 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (verify_rate, verify_ms) = bare_verify_rate(threads, 3.0);
-    eprintln!("[bench] bare P-384 verify: {verify_rate:.0}/s on {threads} thread(s), {verify_ms:.3} ms each");
+    // Measured before and after the load, as a shared VM's speed drifts by several percent.
+    let (verify_rate_before, verify_ms) = bare_verify_rate(threads, 3.0);
+    eprintln!("[bench] bare P-384 verify: {verify_rate_before:.0}/s on {threads} thread(s), {verify_ms:.3} ms each");
 
     // Concurrency 1: latency.
     let prepared = prepare(&client, &stack, args.latency_requests).await?;
@@ -411,15 +449,17 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let batch = args.requests.clamp(1, BATCH);
     let hits_before = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await;
     let misses_before = metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await;
-    let rss_start = rss_kb(pid).map(|r| r.0).unwrap_or(0);
+    let syncs_before = metric(&metrics_addr, "snpkms_audit_syncs_total").await;
+    let records_before = metric(&metrics_addr, "snpkms_audit_records").await;
+    let memory_start = memory_kb(pid).unwrap_or_default();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
         tokio::spawn(async move {
             let mut samples = Vec::new();
             while sampling.load(Ordering::Relaxed) {
-                if let Some((rss, _)) = rss_kb(pid) {
-                    samples.push(rss);
+                if let Some(m) = memory_kb(pid) {
+                    samples.push(m);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -466,17 +506,28 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     }
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.await.unwrap_or_default();
-    let (rss_end, rss_peak) = rss_kb(pid).unwrap_or((0, 0));
+    let memory_end = memory_kb(pid).unwrap_or_default();
+    let syncs = metric(&metrics_addr, "snpkms_audit_syncs_total").await - syncs_before;
+    let records = metric(&metrics_addr, "snpkms_audit_records").await - records_before;
     let hits = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await - hits_before;
     let misses =
         metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await - misses_before;
     let rps = load.ok as f64 / load.elapsed.as_secs_f64();
     let load_latency = percentiles(load.latencies.clone());
-    // Growth over the run, from the first sample after warm-up (10% in) to the end.
-    let rss_after_warmup = samples
-        .get(samples.len() / 10)
-        .copied()
-        .unwrap_or(rss_start);
+    let (verify_rate_after, _) = bare_verify_rate(threads, 3.0);
+    let verify_rate = (verify_rate_before + verify_rate_after) / 2.0;
+    let verify_ms = verify_ms * verify_rate_before / verify_rate;
+    eprintln!("[bench] bare P-384 verify after the load: {verify_rate_after:.0}/s");
+    let rss = growth(
+        memory_start.rss,
+        &samples.iter().map(|m| m.rss).collect::<Vec<_>>(),
+        memory_end.rss,
+    );
+    let anon = growth(
+        memory_start.anon,
+        &samples.iter().map(|m| m.anon).collect::<Vec<_>>(),
+        memory_end.anon,
+    );
 
     // Revocation: remove the compose hash, count blocks and seconds until the node refuses.
     let mut revocation = serde_json::Value::Null;
@@ -518,6 +569,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let results = serde_json::json!({
         "machine": { "threads": threads },
         "bare_p384_verify_per_sec": verify_rate,
+        "bare_p384_verify_per_sec_before_and_after_load": [verify_rate_before, verify_rate_after],
         "bare_p384_verify_ms": verify_ms,
         "concurrency_1": {
             "requests": single.ok + single.errors,
@@ -540,15 +592,11 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             "server_only_rate_at_full_machine": load.ok as f64 / server_cpu * threads as f64,
             "authorization_cache_hits": hits,
             "authorization_cache_misses": misses,
+            "audit_records_per_sync": records / syncs,
         },
-        "server_rss_kb": {
-            "before_load": rss_start,
-            "after_warmup": rss_after_warmup,
-            "end": rss_end,
-            "peak": rss_peak,
-            "growth_after_warmup_pct": (rss_end as f64 - rss_after_warmup as f64) / rss_after_warmup.max(1) as f64 * 100.0,
-            "samples_every_500ms": samples,
-        },
+        "server_rss_kb": rss,
+        "server_rss_peak_kb": memory_end.peak,
+        "server_anon_rss_kb": anon,
         "revocation": revocation,
     });
     if args.json {
@@ -576,9 +624,16 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             "authorization reads during load: {hits} cache hits, {misses} chain reads (eth_call)"
         );
         println!(
-            "server RSS: {} kB before, {} kB after warm-up, {} kB at end, {} kB peak",
-            rss_start, rss_after_warmup, rss_end, rss_peak
+            "key-release log: {:.1} records per disk sync",
+            records / syncs
         );
+        for (what, m) in [("RSS", &rss), ("anonymous RSS", &anon)] {
+            println!(
+                "server {what}: {} kB before, {} kB after warm-up, {} kB in the last fifth ({:+.1}%), {} kB at end",
+                m["before_load"], m["after_warmup"], m["last_fifth"], m["growth_after_warmup_pct"], m["end"]
+            );
+        }
+        println!("server peak RSS: {} kB", memory_end.peak);
         if !revocation.is_null() {
             println!("revocation: {revocation}");
         }

@@ -162,7 +162,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
         snpkms_kms_node::read_audit_log(&cfg).context("checking the node's key-release log")?;
     println!(
         "key-release log of the node: {} record(s), hash chain intact ({})",
-        records.len(),
+        records.records.len(),
         stack.config_path.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -134,7 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         NodeCommand::AuditLog { config, json } => {
             let cfg = NodeConfig::load(&config)?;
             match snpkms_kms_node::read_audit_log(&cfg) {
-                Ok(records) => {
+                Ok(log) => {
+                    let records = &log.records;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&records)?);
                     } else {
@@ -142,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  reason",
                             "seq", "time", "kind", "result", "app", "block"
                         );
-                        for r in &records {
+                        for r in records {
                             println!(
                                 "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  {}",
                                 r.seq,
@@ -156,6 +157,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                     eprintln!("audit log: {} record(s), hash chain intact", records.len());
+                    if log.torn_tail_bytes > 0 {
+                        eprintln!(
+                            "audit log: {} byte(s) after the last record: a record being written, \
+                             or a crash's partial write (never acknowledged) that the node sets \
+                             aside when it next starts",
+                            log.torn_tail_bytes
+                        );
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
