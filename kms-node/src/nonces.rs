@@ -67,11 +67,17 @@ impl NonceStore {
         Ok(())
     }
 
-    /// Removes expired nonces; returns how many.
+    /// Removes expired nonces; returns how many. Also gives back the room of a past burst: a
+    /// hash table never shrinks on its own, and the tombstones that removals leave make it
+    /// double after some ten fill-and-drain cycles even when it never holds more (BENCHMARKS.md).
     pub fn sweep(&self, now: u64) -> usize {
         let mut map = self.map();
         let before = map.len();
         map.retain(|_, expires_at| now <= *expires_at);
+        if map.capacity() > 4 * map.len() {
+            let keep = 2 * map.len();
+            map.shrink_to(keep);
+        }
         before - map.len()
     }
 
@@ -103,6 +109,18 @@ mod tests {
         assert_eq!(s.consume(&n, 1000), Err(NonceError::Unknown));
         assert_eq!(s.consume(&[0; 32], 1000), Err(NonceError::Unknown));
         assert_eq!(s.consume(&[0; 31], 1000), Err(NonceError::Length(31)));
+    }
+
+    #[test]
+    fn a_drained_table_is_shrunk_by_the_sweep() {
+        let s = NonceStore::new(60, 100_000);
+        let issued: Vec<_> = (0..10_000).map(|_| s.issue(1000).unwrap().0).collect();
+        for n in &issued {
+            s.consume(n, 1000).unwrap();
+        }
+        assert!(s.map().capacity() >= 10_000);
+        s.sweep(1000);
+        assert!(s.map().capacity() < 100, "{}", s.map().capacity());
     }
 
     #[test]
