@@ -36,7 +36,7 @@ impl Node {
         let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
         self.nonces.consume(&nonce, now_unix())?;
 
-        let report = self.verify_evidence(req.evidence).await?;
+        let report = self.verify_evidence(req.evidence)?;
         if report.report_data != binding::onboard_report_data(&nonce, &ephemeral) {
             return Err(ReleaseError::ReportDataMismatch {
                 domain: "snpkms/onboard/v1",

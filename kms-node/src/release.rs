@@ -139,12 +139,12 @@ impl Node {
         })
     }
 
-    /// Verifies evidence on the calling worker thread. It is CPU work (0.8 ms of ECDSA, plus
+    /// Verifies evidence on the calling (async worker) thread. It is CPU work (0.8 ms of ECDSA, plus
     /// RSA on a chain cache miss) that would usually go to a thread pool, but handing it over
     /// and back cost more than it freed: on two cores inline verification serves 4% more
     /// requests per CPU second than a fixed pool (BENCHMARKS.md), and the runtime already has
     /// one worker per core.
-    pub(crate) async fn verify_evidence(
+    pub(crate) fn verify_evidence(
         &self,
         evidence: Option<pb::Evidence>,
     ) -> Result<VerifiedReport, ReleaseError> {
@@ -188,7 +188,7 @@ impl Node {
         // From here on this request may end in a record: the log can wait for it to share a sync.
         let coming = self.audit.coming();
 
-        let report = self.verify_evidence(req.evidence).await?;
+        let report = self.verify_evidence(req.evidence)?;
         let boot = request.boot_info(&report)?;
 
         let started = Instant::now();

@@ -1,6 +1,7 @@
 //! The node's persistent state in sled: the sealed root secret. (The key-release log is a file
-//! of its own beside it, see `audit_log`; nonces live in memory.) Opening never creates a root: a missing or unreadable store is an error
-//! for the operator, because silently starting over would change every app's keys.
+//! of its own beside it, see `audit_log`; nonces live in memory.) Opening never creates a root:
+//! a missing or unreadable store is an error for the operator, because silently starting over
+//! would change every app's keys.
 
 use std::path::{Path, PathBuf};
 
