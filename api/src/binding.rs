@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha512};
 
 pub const GET_APP_KEY_DOMAIN: &[u8] = b"snpkms/get-app-key/v1";
-pub const ONBOARD_DOMAIN: &[u8] = b"snpkms/onboard/v1";
+pub const ONBOARD_DOMAIN: &[u8] = b"snpkms/onboard/v2";
 
 /// `SHA-512(domain || nonce || ephemeral_public_key)`.
 pub fn report_data(domain: &[u8], nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
@@ -21,8 +21,20 @@ pub fn get_app_key_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8
     report_data(GET_APP_KEY_DOMAIN, nonce, ephemeral_public_key)
 }
 
-pub fn onboard_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
-    report_data(ONBOARD_DOMAIN, nonce, ephemeral_public_key)
+/// `SHA-512("snpkms/onboard/v2" || nonce || ephemeral_public_key || config_digest)`: the
+/// joiner also commits to the security configuration it will seal the root under.
+pub fn onboard_report_data(
+    nonce: &[u8],
+    ephemeral_public_key: &[u8],
+    config_digest: &[u8; 32],
+) -> [u8; 64] {
+    Sha512::new()
+        .chain_update(ONBOARD_DOMAIN)
+        .chain_update(nonce)
+        .chain_update(ephemeral_public_key)
+        .chain_update(config_digest)
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]
@@ -32,7 +44,11 @@ mod tests {
         let (n, k) = ([1u8; 32], [2u8; 32]);
         assert_ne!(
             super::get_app_key_report_data(&n, &k),
-            super::onboard_report_data(&n, &k)
+            super::onboard_report_data(&n, &k, &[0; 32])
+        );
+        assert_ne!(
+            super::onboard_report_data(&n, &k, &[0; 32]),
+            super::onboard_report_data(&n, &k, &[1; 32])
         );
         // Independently: python3 -c 'import hashlib;print(hashlib.sha512(b"snpkms/get-app-key/v1"+b"\x01"*32+b"\x02"*32).hexdigest())'
         assert_eq!(

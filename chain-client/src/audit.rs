@@ -79,6 +79,12 @@ pub enum AuditKind {
     KmsMeasurementRemoved {
         measurement: Bytes,
     },
+    KmsConfigAdded {
+        digest: B256,
+    },
+    KmsConfigRemoved {
+        digest: B256,
+    },
     KmsChipAdded {
         device_id: B256,
         chip_id: Bytes,
@@ -136,6 +142,8 @@ impl AuditKind {
             AuditKind::OsImageRemoved { .. } => "OsImageRemoved",
             AuditKind::KmsMeasurementAdded { .. } => "KmsMeasurementAdded",
             AuditKind::KmsMeasurementRemoved { .. } => "KmsMeasurementRemoved",
+            AuditKind::KmsConfigAdded { .. } => "KmsConfigAdded",
+            AuditKind::KmsConfigRemoved { .. } => "KmsConfigRemoved",
             AuditKind::KmsChipAdded { .. } => "KmsChipAdded",
             AuditKind::KmsChipRemoved { .. } => "KmsChipRemoved",
             AuditKind::MinTcbSet { .. } => "MinTcbSet",
@@ -171,6 +179,9 @@ impl AuditKind {
             | AuditKind::KmsMeasurementAdded { measurement }
             | AuditKind::KmsMeasurementRemoved { measurement } => {
                 format!("measurement {measurement}")
+            }
+            AuditKind::KmsConfigAdded { digest } | AuditKind::KmsConfigRemoved { digest } => {
+                format!("config digest {digest}")
             }
             AuditKind::KmsChipAdded { device_id, .. }
             | AuditKind::KmsChipRemoved { device_id, .. } => {
@@ -226,6 +237,8 @@ fn from_registry(e: KmsRegistry::KmsRegistryEvents) -> AuditKind {
         E::KmsMeasurementRemoved(e) => AuditKind::KmsMeasurementRemoved {
             measurement: e.measurement,
         },
+        E::KmsConfigAdded(e) => AuditKind::KmsConfigAdded { digest: e.digest },
+        E::KmsConfigRemoved(e) => AuditKind::KmsConfigRemoved { digest: e.digest },
         E::KmsChipAdded(e) => AuditKind::KmsChipAdded {
             device_id: e.deviceId,
             chip_id: e.chipId,
@@ -318,7 +331,11 @@ const ADDRESSES_PER_FILTER: usize = 500;
 impl AuditReader {
     pub fn new(rpc_url: &str, registry: Address) -> Result<AuditReader, ChainError> {
         Ok(AuditReader {
-            endpoint: Endpoint::new(rpc_url, Duration::from_secs(30), 2)?,
+            endpoint: Endpoint::new(
+                &crate::RpcEndpoint::new(rpc_url)?,
+                Duration::from_secs(30),
+                2,
+            )?,
             registry,
             chunk: 10_000,
         })

@@ -64,7 +64,7 @@ pub struct ChainClient {
 impl std::fmt::Debug for ChainClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainClient")
-            .field("rpc_urls", &self.inner.cfg.rpc_urls)
+            .field("endpoints", &self.inner.cfg.endpoints)
             .field("registry", &self.inner.cfg.registry)
             .field("chain_id", &self.inner.chain_id)
             .finish()
@@ -89,6 +89,8 @@ struct Inner {
     misses: AtomicU64,
     invalidations: AtomicU64,
     follower: Mutex<Option<JoinHandle<()>>>,
+    /// The pinned block after each successful poll, for those who act on every new view.
+    pinned: tokio::sync::watch::Sender<Option<BlockRef>>,
 }
 
 impl Drop for Inner {
@@ -159,9 +161,9 @@ impl ChainClient {
     pub async fn connect(cfg: ChainConfig) -> Result<ChainClient, ChainError> {
         cfg.validate().map_err(ChainError::Config)?;
         let endpoints = cfg
-            .rpc_urls
+            .endpoints
             .iter()
-            .map(|u| Endpoint::new(u, cfg.request_timeout, cfg.retries))
+            .map(|e| Endpoint::new(e, cfg.request_timeout, cfg.retries))
             .collect::<Result<Vec<_>, _>>()?;
 
         let ids = join_all(endpoints.iter().map(|e| e.chain_id())).await;
@@ -210,6 +212,7 @@ impl ChainClient {
             misses: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             follower: Mutex::new(None),
+            pinned: tokio::sync::watch::Sender::new(None),
         });
         let view = inner.poll_once().await?;
         // At the head, not the pinned block: a registry deployed moments ago is still the
@@ -243,10 +246,16 @@ impl ChainClient {
             .await
     }
 
-    /// `KmsRegistry.isKmsAllowed(info)` at the pinned block: may this node join the KMS?
-    pub async fn is_kms_allowed(&self, info: &BootInfo) -> Result<Decision, ChainError> {
+    /// `KmsRegistry.isKmsAllowed(info, configDigest)` at the pinned block: may a node with this
+    /// boot info and security configuration serve, or join the KMS?
+    pub async fn is_kms_allowed(
+        &self,
+        info: &BootInfo,
+        config_digest: [u8; 32],
+    ) -> Result<Decision, ChainError> {
         let data = KmsRegistry::isKmsAllowedCall {
             info: sol_boot_info(info),
+            configDigest: B256::from(config_digest),
         }
         .abi_encode();
         self.inner
@@ -320,6 +329,11 @@ impl ChainClient {
             .map(|v| v.pinned.block_ref())
     }
 
+    /// Changes whenever the pinned block does (after the events up to it were processed).
+    pub fn watch_pinned(&self) -> tokio::sync::watch::Receiver<Option<BlockRef>> {
+        self.inner.pinned.subscribe()
+    }
+
     /// Polls the chain now instead of waiting for the follower's next tick (which does the same
     /// every `poll_interval`), processing events since the last poll. Returns the pinned block.
     pub async fn refresh(&self) -> Result<BlockRef, ChainError> {
@@ -376,16 +390,28 @@ fn unix_now() -> u64 {
 }
 
 impl Inner {
+    fn endpoint_labels(&self) -> String {
+        self.endpoints
+            .iter()
+            .map(|e| e.url.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// How old the follower's view may be before a request polls by itself.
     fn view_max_age(&self) -> Duration {
         self.cfg.poll_interval * 2 + self.cfg.request_timeout
     }
 
+    /// The pinned block's age is what counts, not the head's: with `safe`/`finalized` a fresh
+    /// head over a stalled finality is an old view in which revocations are invisible.
     fn check_stale(&self, view: &View) -> Result<(), ChainError> {
-        let age = unix_now().saturating_sub(view.head.timestamp);
+        let age = unix_now().saturating_sub(view.pinned.timestamp);
         let max = self.cfg.max_staleness.as_secs();
         if age > max {
             return Err(ChainError::Stale {
+                block: view.pinned.number,
+                read_at: self.cfg.read_at.to_string(),
                 age_secs: age,
                 max_secs: max,
             });
@@ -469,6 +495,13 @@ impl Inner {
             .fetch_add(dropped as u64, Ordering::Relaxed);
         st.view = Some(view.clone());
         st.view_ok = true;
+        drop(st);
+        let pinned = Some(view.pinned.block_ref());
+        self.pinned.send_if_modified(|current| {
+            let changed = *current != pinned;
+            *current = pinned;
+            changed
+        });
         Ok(view)
     }
 
@@ -536,18 +569,22 @@ impl Inner {
             }
         }))
         .await;
-        let mut by_hash: BTreeMap<B256, (BlockMeta, Vec<usize>)> = BTreeMap::new();
+        let mut by_hash: BTreeMap<B256, Vec<usize>> = BTreeMap::new();
+        let mut blocks: HashMap<B256, BlockMeta> = HashMap::new();
         let mut errors = Vec::new();
         for (&(i, _), b) in ok.iter().zip(at_target) {
             match b {
-                Ok(b) => by_hash.entry(b.hash).or_insert((b, Vec::new())).1.push(i),
+                Ok(b) => {
+                    by_hash.entry(b.hash).or_default().push(i);
+                    blocks.insert(b.hash, b);
+                }
                 Err(e) => errors.push(e),
             }
         }
-        if by_hash.len() > 1 {
-            let detail = by_hash
+        let describe = || {
+            by_hash
                 .iter()
-                .map(|(h, (_, idx))| {
+                .map(|(h, idx)| {
                     let urls: Vec<&str> = idx
                         .iter()
                         .map(|&i| self.endpoints[i].url.as_str())
@@ -555,20 +592,38 @@ impl Inner {
                     format!("{} have {h}", urls.join(", "))
                 })
                 .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ChainError::BlockDisagreement {
+                .join("; ")
+        };
+        match quorum_winner(&by_hash, k) {
+            Winner::One(hash) => {
+                if by_hash.len() > 1 {
+                    tracing::warn!(
+                        number = target,
+                        blocks = %describe(),
+                        "RPC endpoints disagree on the block hash; {k} or more agree, the others are out-voted"
+                    );
+                }
+                let agreeing = by_hash.get(&hash).cloned().unwrap_or_default();
+                match blocks.get(&hash) {
+                    Some(&pinned) => Ok(View {
+                        head,
+                        pinned,
+                        agreeing,
+                        at: Instant::now(),
+                    }),
+                    None => Err(too_few(k, 0, errors, n)),
+                }
+            }
+            Winner::Contested => Err(ChainError::BlockDisagreement {
                 number: target,
-                detail,
-            });
-        }
-        match by_hash.into_values().next() {
-            Some((pinned, agreeing)) if agreeing.len() >= k => Ok(View {
-                head,
-                pinned,
-                agreeing,
-                at: Instant::now(),
+                detail: describe(),
             }),
-            other => Err(too_few(k, other.map_or(0, |(_, a)| a.len()), errors, n)),
+            Winner::None => Err(too_few(
+                k,
+                by_hash.values().map(Vec::len).max().unwrap_or(0),
+                errors,
+                n,
+            )),
         }
     }
 
@@ -687,7 +742,7 @@ impl Inner {
         // isAppAllowed and isKmsAllowed return the same (bool, string).
         let r = KmsRegistry::isAppAllowedCall::abi_decode_returns(&raw).map_err(|e| {
             ChainError::BadResponse {
-                url: self.cfg.rpc_urls.join(", "),
+                url: self.endpoint_labels(),
                 method: "eth_call",
                 detail: format!("isAppAllowed/isKmsAllowed result: {e}"),
             }
@@ -751,7 +806,7 @@ impl Inner {
             .quorum_call(self.cfg.registry, call.abi_encode().into())
             .await?;
         let r = C::abi_decode_returns(&raw).map_err(|e| ChainError::BadResponse {
-            url: self.cfg.rpc_urls.join(", "),
+            url: self.endpoint_labels(),
             method: "eth_call",
             detail: format!("{}: {e}", C::SIGNATURE),
         })?;
@@ -771,8 +826,9 @@ impl Inner {
                 Err(err) => errors.push(err),
             }
         }
-        if answers.len() > 1 {
-            let detail = answers
+        let k = self.cfg.quorum;
+        let describe = |answers: &BTreeMap<Bytes, Vec<&str>>| {
+            answers
                 .iter()
                 .map(|(bytes, urls)| {
                     format!(
@@ -782,14 +838,27 @@ impl Inner {
                     )
                 })
                 .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ChainError::Disagreement { block, detail });
-        }
-        let k = self.cfg.quorum;
-        match answers.into_iter().next() {
-            Some((bytes, urls)) if urls.len() >= k => Ok((bytes, block)),
-            other => {
-                let answered = other.map_or(0, |(_, u)| u.len());
+                .join("; ")
+        };
+        match quorum_winner(&answers, k) {
+            Winner::One(bytes) => {
+                if answers.len() > 1 {
+                    // Out-voted: fewer than k endpoints said something else. Worth a look,
+                    // never a decision.
+                    tracing::warn!(
+                        block = %block,
+                        answers = %describe(&answers),
+                        "RPC endpoints disagree; {k} or more agree, the others are out-voted"
+                    );
+                }
+                Ok((bytes, block))
+            }
+            Winner::Contested => Err(ChainError::Disagreement {
+                block,
+                detail: describe(&answers),
+            }),
+            Winner::None => {
+                let answered = answers.values().map(Vec::len).max().unwrap_or(0);
                 if answered == 0 {
                     if let Some(pos) = errors
                         .iter()
@@ -801,6 +870,29 @@ impl Inner {
                 Err(too_few(k, answered, errors, self.endpoints.len()))
             }
         }
+    }
+}
+
+/// The outcome of a k-of-n vote.
+#[derive(Debug, PartialEq, Eq)]
+enum Winner<T> {
+    /// Exactly one answer has k or more votes.
+    One(T),
+    /// Different answers and none decides: two reach k, or none does.
+    Contested,
+    /// A single answer (or none) with fewer than k votes.
+    None,
+}
+
+/// An answer decides only if k endpoints gave it and no other answer has k: fewer than k lying
+/// endpoints can never decide, and with k > n/2 a minority of them is out-voted.
+fn quorum_winner<K: Clone + Ord, V>(answers: &BTreeMap<K, Vec<V>>, k: usize) -> Winner<K> {
+    let mut decided = answers.iter().filter(|(_, votes)| votes.len() >= k);
+    match (decided.next(), decided.next()) {
+        (Some((answer, _)), None) => Winner::One(answer.clone()),
+        (Some(_), Some(_)) => Winner::Contested,
+        (None, _) if answers.len() > 1 => Winner::Contested,
+        (None, _) => Winner::None,
     }
 }
 
@@ -817,6 +909,8 @@ fn decision_topics() -> Vec<B256> {
         KmsRegistry::OsImageRemoved::SIGNATURE_HASH,
         KmsRegistry::KmsMeasurementAdded::SIGNATURE_HASH,
         KmsRegistry::KmsMeasurementRemoved::SIGNATURE_HASH,
+        KmsRegistry::KmsConfigAdded::SIGNATURE_HASH,
+        KmsRegistry::KmsConfigRemoved::SIGNATURE_HASH,
         KmsRegistry::KmsChipAdded::SIGNATURE_HASH,
         KmsRegistry::KmsChipRemoved::SIGNATURE_HASH,
         KmsRegistry::MinTcbSet::SIGNATURE_HASH,

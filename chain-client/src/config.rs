@@ -1,5 +1,6 @@
 //! How the client reads the chain: which endpoints, how many must agree, at which block.
 
+use crate::transport::RpcEndpoint;
 use alloy::primitives::Address;
 use std::time::Duration;
 
@@ -45,8 +46,8 @@ impl std::fmt::Display for ReadAt {
 /// Configuration of a [`crate::ChainClient`]. Start from [`ChainConfig::new`] and change fields.
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoints (`http://`; this build has no TLS). Ideally run by different operators.
-    pub rpc_urls: Vec<String>,
+    /// JSON-RPC endpoints, on distinct hosts, ideally run by different operators.
+    pub endpoints: Vec<RpcEndpoint>,
     /// How many endpoints must return the same answer at the same block hash (k of n).
     pub quorum: usize,
     /// The `KmsRegistry` proxy address.
@@ -55,7 +56,9 @@ pub struct ChainConfig {
     pub chain_id: Option<u64>,
     /// The block reads are pinned to.
     pub read_at: ReadAt,
-    /// A chain whose newest block is older than this (by block timestamp) gives no decisions.
+    /// A chain whose pinned block (the one reads are made at) is older than this, by block
+    /// timestamp, gives no decisions: a stalled `safe`/`finalized` would otherwise keep an old
+    /// view, revocations invisible, behind a fresh `latest`.
     pub max_staleness: Duration,
     /// Timeout of one JSON-RPC request.
     pub request_timeout: Duration,
@@ -71,9 +74,9 @@ pub struct ChainConfig {
 impl ChainConfig {
     /// One endpoint, k = 1, 3 confirmations, 5 min staleness, 5 s timeout, 2 retries,
     /// 10 min cache TTL, 2 s polling.
-    pub fn new(rpc_url: impl Into<String>, registry: Address) -> ChainConfig {
+    pub fn new(endpoint: RpcEndpoint, registry: Address) -> ChainConfig {
         ChainConfig {
-            rpc_urls: vec![rpc_url.into()],
+            endpoints: vec![endpoint],
             quorum: 1,
             registry,
             chain_id: None,
@@ -86,17 +89,29 @@ impl ChainConfig {
         }
     }
 
-    /// Rejects configurations that could never produce a decision.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.rpc_urls.is_empty() {
+    /// Rejects configurations that could never produce a decision, or whose quorum would not
+    /// be k independent views (two endpoints on one host).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
             return Err("no RPC URL configured".into());
         }
-        if self.quorum == 0 || self.quorum > self.rpc_urls.len() {
+        if self.quorum == 0 || self.quorum > self.endpoints.len() {
             return Err(format!(
                 "quorum {} is impossible with {} RPC URL(s): it must be between 1 and the number of URLs",
                 self.quorum,
-                self.rpc_urls.len()
+                self.endpoints.len()
             ));
+        }
+        // Two URLs of one host are one operator answering twice: a quorum of them is not k
+        // independent views of the chain.
+        let mut hosts = std::collections::BTreeMap::new();
+        for e in &self.endpoints {
+            if let Some(other) = hosts.insert(e.host(), e) {
+                return Err(format!(
+                    "RPC endpoints {other} and {e} are on the same host {}: the endpoints of a quorum must be distinct hosts",
+                    e.host()
+                ));
+            }
         }
         if self.registry == Address::ZERO {
             return Err("registry address is zero; set it to the KmsRegistry proxy address".into());
@@ -123,7 +138,8 @@ mod tests {
 
     #[test]
     fn impossible_configurations_are_refused() {
-        let ok = ChainConfig::new("http://127.0.0.1:8545", Address::repeat_byte(1));
+        let ep = |u: &str| RpcEndpoint::new(u).unwrap();
+        let ok = ChainConfig::new(ep("http://127.0.0.1:8545"), Address::repeat_byte(1));
         assert!(ok.validate().is_ok());
         let mut c = ok.clone();
         c.quorum = 2;
@@ -132,8 +148,15 @@ mod tests {
         c.quorum = 0;
         assert!(c.validate().is_err());
         let mut c = ok.clone();
-        c.rpc_urls.clear();
+        c.endpoints.clear();
         assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.endpoints.push(ep("http://127.0.0.1:8546"));
+        c.quorum = 2;
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("distinct hosts"), "{e}");
+        c.endpoints[1] = ep("http://127.0.0.2:8546");
+        assert!(c.validate().is_ok());
         let mut c = ok.clone();
         c.registry = Address::ZERO;
         assert!(c.validate().is_err());

@@ -13,6 +13,9 @@ pub enum ChainError {
     #[error("RPC endpoint {url} is unreachable ({reason}); check that the node runs and the URL is right")]
     Unreachable { url: String, reason: String },
 
+    #[error("RPC endpoint {url} refused by TLS: {reason}; check the URL, the endpoint's certificate and its pin (chain.rpc_urls)")]
+    Tls { url: String, reason: String },
+
     #[error("RPC endpoint {url} did not answer {method} within {timeout_ms} ms ({attempts} attempt(s)); the node may be overloaded or the timeout too short")]
     Timeout {
         url: String,
@@ -35,8 +38,13 @@ pub enum ChainError {
         detail: String,
     },
 
-    #[error("chain is stale: the newest block is {age_secs} s old, more than the allowed {max_secs} s; the RPC node may be out of sync or the chain halted")]
-    Stale { age_secs: u64, max_secs: u64 },
+    #[error("chain is stale: block #{block}, the one reads are pinned to ({read_at}), is {age_secs} s old, more than the allowed {max_secs} s; the RPC nodes may be out of sync, the chain halted or its finality stalled")]
+    Stale {
+        block: u64,
+        read_at: String,
+        age_secs: u64,
+        max_secs: u64,
+    },
 
     #[error("no quorum: {answered} of the required {needed} RPC endpoint(s) answered{}", fmt_errors(.errors))]
     NoQuorum {

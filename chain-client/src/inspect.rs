@@ -37,6 +37,8 @@ pub struct RegistryStatus {
     pub min_tcb: BTreeMap<Product, TcbVersion>,
     pub os_images: Vec<Bytes>,
     pub kms_measurements: Vec<Bytes>,
+    /// Allowed KMS security-configuration digests.
+    pub kms_configs: Vec<B256>,
     /// Empty means any chip may run a KMS node.
     pub kms_chips: Vec<Bytes>,
 }
@@ -66,7 +68,11 @@ impl Inspector {
     /// `from_block`: where the registry's history starts (its deployment block; 0 works too).
     pub fn new(rpc_url: &str, registry: Address, from_block: u64) -> Result<Inspector, ChainError> {
         Ok(Inspector {
-            endpoint: Endpoint::new(rpc_url, Duration::from_secs(30), 2)?,
+            endpoint: Endpoint::new(
+                &crate::RpcEndpoint::new(rpc_url)?,
+                Duration::from_secs(30),
+                2,
+            )?,
             audit: AuditReader::new(rpc_url, registry)?,
             registry,
             from_block,
@@ -151,6 +157,7 @@ impl Inspector {
             min_tcb,
             os_images: Vec::new(),
             kms_measurements: Vec::new(),
+            kms_configs: Vec::new(),
             kms_chips: Vec::new(),
         };
         for e in self
@@ -171,6 +178,10 @@ impl Inspector {
                 }
                 AuditKind::KmsMeasurementRemoved { measurement } => {
                     status.kms_measurements.retain(|m| *m != measurement)
+                }
+                AuditKind::KmsConfigAdded { digest } => status.kms_configs.push(digest),
+                AuditKind::KmsConfigRemoved { digest } => {
+                    status.kms_configs.retain(|d| *d != digest)
                 }
                 AuditKind::KmsChipAdded { chip_id, .. } => status.kms_chips.push(chip_id),
                 AuditKind::KmsChipRemoved { chip_id, .. } => {

@@ -17,6 +17,7 @@ mod owner;
 mod rpc;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transport;
 
 pub use audit::{AuditEvent, AuditKind, AuditReader};
 pub use client::{CacheStats, ChainClient, Decision, KmsInfo};
@@ -25,6 +26,7 @@ pub use deploy::{deploy_registry, deploy_registry_with_progress, Deployment};
 pub use error::{decode_revert, ChainError};
 pub use inspect::{AppStatus, Inspector, RegistryStatus};
 pub use owner::{device_id, signer_from_env, signer_from_file, Owner, Progress, TxOutcome};
+pub use transport::{spki_sha256_of_certificate, RpcEndpoint};
 
 pub use alloy::primitives::{keccak256, Address, B256};
 pub use alloy::signers::local::PrivateKeySigner;

@@ -103,18 +103,19 @@ pub(crate) struct Sender {
 
 impl Sender {
     pub(crate) fn new(rpc_url: &str, signer: PrivateKeySigner) -> Result<Sender, ChainError> {
-        let url = crate::rpc::parse_rpc_url(rpc_url)?;
+        let endpoint = crate::RpcEndpoint::new(rpc_url)?;
         let from = signer.address();
+        let request_timeout = Duration::from_secs(30);
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(url)
+            .connect_client(endpoint.rpc_client()?)
             .erased();
         Ok(Sender {
             provider,
-            url: rpc_url.to_string(),
+            url: endpoint.label(),
             from,
             receipt_timeout: Duration::from_secs(120),
-            request_timeout: Duration::from_secs(30),
+            request_timeout,
             receipt_poll: Duration::from_millis(500),
             progress: None,
         })
@@ -372,6 +373,18 @@ impl Owner {
             measurement: Bytes::copy_from_slice(measurement),
         })
         .await
+    }
+
+    /// Allows KMS nodes whose security configuration has this digest
+    /// (`snpkms node config-digest`).
+    pub async fn add_kms_config(&self, digest: B256) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::addKmsConfigCall { digest })
+            .await
+    }
+
+    pub async fn remove_kms_config(&self, digest: B256) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::removeKmsConfigCall { digest })
+            .await
     }
 
     /// Lists a chip (64-byte chip id) allowed to run KMS nodes; an empty list allows any chip.

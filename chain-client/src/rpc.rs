@@ -2,10 +2,11 @@
 //! its failures map to.
 
 use crate::error::{decode_revert, ChainError};
+use crate::transport::{tls_failure, RpcEndpoint};
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, B256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log, TransactionRequest};
 use alloy::transports::{RpcError, TransportError, TransportErrorKind};
 use std::future::Future;
@@ -22,6 +23,7 @@ pub(crate) struct BlockMeta {
 
 #[derive(Clone)]
 pub(crate) struct Endpoint {
+    /// What messages call this endpoint: `scheme://host:port`, never the API key in its path.
     pub url: String,
     provider: DynProvider,
     timeout: Duration,
@@ -35,15 +37,14 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(url: &str, timeout: Duration, retries: u32) -> Result<Endpoint, ChainError> {
-        let parsed = parse_rpc_url(url)?;
-        // No fillers: reads need none, and each of them would add RPC calls we do not count on.
-        let provider = ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .connect_http(parsed)
-            .erased();
+    pub fn new(
+        endpoint: &RpcEndpoint,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Endpoint, ChainError> {
+        let provider = endpoint.provider()?;
         Ok(Endpoint {
-            url: url.to_string(),
+            url: endpoint.label(),
             provider,
             timeout,
             retries,
@@ -190,9 +191,15 @@ pub(crate) fn map_transport_error(
             method,
             message: format!("HTTP status {}", h.status),
         },
-        RpcError::Transport(kind) => ChainError::Unreachable {
-            url: url.to_string(),
-            reason: error_chain(&kind),
+        RpcError::Transport(kind) => match tls_failure(&kind) {
+            Some(reason) => ChainError::Tls {
+                url: url.to_string(),
+                reason,
+            },
+            None => ChainError::Unreachable {
+                url: url.to_string(),
+                reason: error_chain(&kind),
+            },
         },
         RpcError::NullResp => ChainError::BadResponse {
             url: url.to_string(),
@@ -207,25 +214,6 @@ pub(crate) fn map_transport_error(
     }
 }
 
-/// An http URL. This build has no TLS (see the README), so https is refused here, with the
-/// reason, rather than failing later with a transport error.
-pub(crate) fn parse_rpc_url(
-    url: &str,
-) -> Result<alloy::transports::http::reqwest::Url, ChainError> {
-    let parsed: alloy::transports::http::reqwest::Url = url
-        .parse()
-        .map_err(|e| ChainError::Config(format!("RPC URL {url:?} is not a URL: {e}")))?;
-    match parsed.scheme() {
-        "http" => Ok(parsed),
-        "https" => Err(ChainError::Config(format!(
-            "RPC URL {url:?}: https is not supported by this build (no TLS); use an http endpoint, e.g. a local node or a TLS tunnel"
-        ))),
-        other => Err(ChainError::Config(format!(
-            "RPC URL {url:?}: scheme {other:?} is not supported; use http://"
-        ))),
-    }
-}
-
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.min(5))
 }
@@ -237,7 +225,8 @@ fn is_transient(e: &TransportError) -> bool {
             h.status == 429 || (500..600).contains(&h.status)
         }
         RpcError::Transport(TransportErrorKind::HttpErrorWithRetryAfter { .. }) => true,
-        RpcError::Transport(TransportErrorKind::Custom(_)) => true,
+        // A refused certificate stays refused; anything else at the connection level may pass.
+        RpcError::Transport(TransportErrorKind::Custom(e)) => tls_failure(e.as_ref()).is_none(),
         RpcError::Transport(TransportErrorKind::BackendGone) => true,
         _ => false,
     }
@@ -257,20 +246,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_http_urls() {
-        assert!(parse_rpc_url("http://127.0.0.1:8545").is_ok());
-        let e = parse_rpc_url("https://rpc.example")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("https is not supported"), "{e}");
-        assert!(parse_rpc_url("ws://127.0.0.1:8546").is_err());
-        assert!(parse_rpc_url("127.0.0.1:8545").is_err());
-    }
 }

@@ -4,19 +4,30 @@
 
 #![allow(clippy::missing_panics_doc)]
 
-use crate::{deploy_registry, ChainConfig, Deployment, Owner, ReadAt};
+use crate::{deploy_registry, ChainConfig, Deployment, Owner, ReadAt, RpcEndpoint};
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256};
 use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use snpkms_verifier::{app_host_data, BootInfo, Product, TcbVersion};
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A loopback address of its own for each server a test starts (all of 127.0.0.0/8 is
+/// loopback on Linux), so that endpoints of one quorum are distinct hosts as the client
+/// requires.
+pub fn next_loopback() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Ipv4Addr::new(127, 0, 1 + (n / 250) as u8, 2 + (n % 250) as u8)
+}
 
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
@@ -56,15 +67,12 @@ pub fn spawn_anvil() -> TestChain {
 /// Starts anvil with extra arguments (e.g. `["--timestamp", "1000"]`).
 pub fn spawn_anvil_with(args: &[&str]) -> TestChain {
     let anvil = Anvil::at(anvil_path())
-        .host("127.0.0.1")
+        .host(next_loopback().to_string())
         .args(args.iter().copied())
         .try_spawn()
         .unwrap_or_else(|e| panic!("cannot start anvil ({}): {e}", anvil_path().display()));
     let url = anvil.endpoint();
-    let provider = ProviderBuilder::new()
-        .disable_recommended_fillers()
-        .connect_http(anvil.endpoint_url())
-        .erased();
+    let provider = endpoint(&url).provider().expect("anvil provider");
     TestChain {
         anvil,
         url,
@@ -117,7 +125,7 @@ impl TestChain {
 
     /// A client configuration for tests: pinned at `latest`, fast polling, short timeouts.
     pub fn config(&self, registry: Address) -> ChainConfig {
-        let mut cfg = ChainConfig::new(self.url.clone(), registry);
+        let mut cfg = ChainConfig::new(endpoint(&self.url), registry);
         cfg.read_at = ReadAt::Confirmations(0);
         cfg.poll_interval = Duration::from_millis(50);
         cfg.request_timeout = Duration::from_secs(2);
@@ -128,9 +136,16 @@ impl TestChain {
     }
 }
 
+/// `url` as an endpoint; panics if the client would refuse it.
+pub fn endpoint(url: &str) -> RpcEndpoint {
+    RpcEndpoint::new(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// What the fixture puts on chain; BootInfos built from it are allowed.
 pub const OS_IMAGE: [u8; 48] = [0x11; 48];
 pub const KMS_MEASUREMENT: [u8; 48] = [0x22; 48];
+/// A KMS security-configuration digest the fixture allows.
+pub const KMS_CONFIG: [u8; 32] = [0x66; 32];
 pub const CHIP_ID: [u8; 64] = [0x33; 64];
 pub const COMPOSE_HASH: [u8; 32] = [0x44; 32];
 pub const APP_SALT: [u8; 32] = [0x55; 32];
@@ -176,6 +191,10 @@ pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
         .add_kms_measurement(&KMS_MEASUREMENT)
         .await
         .expect("addKmsMeasurement");
+    governor
+        .add_kms_config(B256::from(KMS_CONFIG))
+        .await
+        .expect("addKmsConfig");
     governor
         .set_min_tcb(Product::Milan, MIN_TCB)
         .await
@@ -244,33 +263,94 @@ struct ProxyState {
     hang: bool,
 }
 
-/// A JSON-RPC proxy on a loopback port in front of an upstream node: counts requests by method,
-/// can rewrite responses (a lying RPC provider) or stop answering (a hung one).
+/// A JSON-RPC proxy on a loopback address of its own in front of an upstream node: counts
+/// requests by method, can rewrite responses (a lying RPC provider) or stop answering (a hung
+/// one). With [`RpcProxy::start_tls`] it is also a TLS terminator.
 #[derive(Clone)]
 pub struct RpcProxy {
     pub url: String,
     state: Arc<Mutex<ProxyState>>,
 }
 
+/// What a TLS proxy presents: a PEM certificate chain (leaf first) and its PEM private key.
+pub struct TlsIdentity {
+    pub cert_chain_pem: String,
+    pub key_pem: String,
+}
+
 impl RpcProxy {
+    /// Plain http on `http://127.0.x.y:port`.
     pub async fn start(upstream: &str) -> RpcProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
+        Self::start_inner(upstream, next_loopback(), None).await
+    }
+
+    /// https on `https://{ip}:port` with this identity (the test picks the address its
+    /// certificate names).
+    pub async fn start_tls(upstream: &str, ip: Ipv4Addr, identity: &TlsIdentity) -> RpcProxy {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(identity.cert_chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate PEM");
+        let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).expect("key PEM");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("TLS identity");
+        Self::start_inner(
+            upstream,
+            ip,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn start_inner(
+        upstream: &str,
+        ip: Ipv4Addr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> RpcProxy {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind proxy");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("proxy addr"));
         let state = Arc::new(Mutex::new(ProxyState {
             counts: HashMap::new(),
             tamper: None,
             rewrite: None,
             hang: false,
         }));
-        let client = alloy::transports::http::reqwest::Client::new();
+        let client = crate::transport::loopback_http_client();
         let upstream = upstream.to_string();
         let st = state.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve(sock, client.clone(), upstream.clone(), st.clone()));
+                let (client, upstream, st) = (client.clone(), upstream.clone(), st.clone());
+                match &tls {
+                    None => {
+                        tokio::spawn(serve(sock, client, upstream, st));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            // A client that refuses our certificate ends here.
+                            if let Ok(stream) = acceptor.accept(sock).await {
+                                serve(stream, client, upstream, st).await;
+                            }
+                        });
+                    }
+                }
             }
         });
         RpcProxy { url, state }
+    }
+
+    /// This proxy as a client endpoint.
+    pub fn endpoint(&self) -> RpcEndpoint {
+        endpoint(&self.url)
     }
 
     /// Requests seen for `method` so far.
@@ -307,8 +387,8 @@ impl RpcProxy {
     }
 }
 
-async fn serve(
-    mut sock: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
     client: alloy::transports::http::reqwest::Client,
     upstream: String,
     state: Arc<Mutex<ProxyState>>,
@@ -381,7 +461,10 @@ fn method_of(v: &serde_json::Value) -> String {
 }
 
 /// Reads one HTTP request into `buf`; returns (header length, body length).
-async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(usize, usize)> {
+async fn read_request<S: AsyncRead + Unpin>(
+    sock: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<(usize, usize)> {
     let mut chunk = [0u8; 8192];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

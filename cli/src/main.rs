@@ -2,6 +2,7 @@
 //! Each subcommand is a thin layer over library calls that the tests use too.
 
 mod cmd;
+#[cfg(feature = "simulator")]
 mod stack;
 
 use clap::{Parser, Subcommand};
@@ -37,8 +38,10 @@ enum Command {
     /// List the authorization events of a registry or an app.
     Audit(cmd::audit::Args),
     /// Start a local stack (chain, contracts, KMS node, simulated guest) and run the whole flow.
+    #[cfg(feature = "simulator")]
     Dev(cmd::dev::Args),
     /// Measure GetAppKey throughput, latency, memory and revocation delay on a local stack.
+    #[cfg(feature = "simulator")]
     Bench(cmd::bench::Args),
 }
 
@@ -60,7 +63,9 @@ fn main() -> ExitCode {
         Command::Gov(args) => cmd::gov::run(args),
         Command::App(args) => cmd::app::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        #[cfg(feature = "simulator")]
         Command::Dev(args) => cmd::dev::run(args),
+        #[cfg(feature = "simulator")]
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -212,7 +212,7 @@ impl LocalStack {
             data_dir: dir.join("node1"),
             tls: None,
             chain: ChainSection {
-                rpc_urls: vec![anvil.url.clone()],
+                rpc_urls: vec![anvil.url.clone().into()],
                 quorum: 1,
                 registry,
                 chain_id: Some(deployment.chain_id),
@@ -249,8 +249,15 @@ impl LocalStack {
         );
 
         let root_signing_address: Address = boot.root_signing_address.parse()?;
+        let config_digest: B256 = boot.config_digest.parse()?;
+        governor.add_kms_config(config_digest).await?;
         governor.set_kms_info(root_signing_address, &[]).await?;
-        step(6, "KMS info registered on-chain".to_string());
+        step(
+            6,
+            format!(
+                "KMS info and the node's configuration digest {config_digest} registered on-chain"
+            ),
+        );
 
         Ok(LocalStack {
             anvil,

@@ -50,18 +50,40 @@ fn bootstrap_evidence_binds_the_kms_info() {
         text.contains(&hex::encode(snpkms_chain_client::testing::KMS_MEASUREMENT)),
         "{text}"
     );
+    // The evidence commits to the configuration digest, which `node config-digest` prints.
+    let digest = Command::new(env!("CARGO_BIN_EXE_snpkms"))
+        .args(["node", "config-digest", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(digest.status.success());
+    let digest = String::from_utf8(digest.stdout).unwrap();
+    let digest = digest.trim();
+    assert_eq!(digest.len(), 66, "{digest}");
+    assert!(
+        text.contains(&format!("config digest        {digest}")),
+        "{text}"
+    );
 
     // Without the simulator root: not evidence of real hardware.
     let untrusted = check(&bootstrap, &[]);
     assert_eq!(untrusted.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&untrusted.stderr).contains("not a pinned root"));
 
-    // Someone swaps in their own root signing address.
-    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    json["root_signing_address"] = format!("0x{}", "42".repeat(20)).into();
-    let swapped = dir.path().join("swapped.json");
-    std::fs::write(&swapped, json.to_string()).unwrap();
-    let refused = check(&swapped, &[sim_root]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not bind"));
+    // Someone swaps in their own root signing address, or another configuration digest.
+    for (field, value) in [
+        ("root_signing_address", format!("0x{}", "42".repeat(20))),
+        ("config_digest", format!("0x{}", "42".repeat(32))),
+    ] {
+        let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json[field] = value.into();
+        let swapped = dir.path().join("swapped.json");
+        std::fs::write(&swapped, json.to_string()).unwrap();
+        let refused = check(&swapped, &[sim_root]);
+        assert_eq!(refused.status.code(), Some(1), "{field}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("does not bind"),
+            "{field}"
+        );
+    }
 }

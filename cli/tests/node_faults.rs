@@ -40,13 +40,14 @@ async fn sigkill_during_audit_writes_keeps_root_and_chain() {
     std::fs::write(&config_path, cfg.to_toml().unwrap()).unwrap();
     let app = stack.app();
     let compose = stack.compose_hash;
+    let root = stack.root;
 
     let (mut child, url) = spawn_node(&config_path);
     let mut first = GuestClient::connect(&url).await.unwrap();
     let g = guest(app, compose);
     let mut reference = None;
     for _ in 0..100 {
-        match first.get_app_key(&g, app.0 .0, compose, None, None).await {
+        match first.get_app_key(&g, app.0 .0, compose, None, root).await {
             Ok(k) => {
                 reference = Some(k);
                 break;
@@ -67,7 +68,7 @@ async fn sigkill_during_audit_writes_keeps_root_and_chain() {
             };
             let mut ok = 0;
             while c
-                .get_app_key(&g, app.0 .0, compose, None, None)
+                .get_app_key(&g, app.0 .0, compose, None, root)
                 .await
                 .is_ok()
             {
@@ -109,7 +110,7 @@ async fn sigkill_during_audit_writes_keeps_root_and_chain() {
     let mut again = None;
     for _ in 0..100 {
         if let Ok(mut c) = GuestClient::connect(&url).await {
-            if let Ok(k) = c.get_app_key(&g, app.0 .0, compose, None, None).await {
+            if let Ok(k) = c.get_app_key(&g, app.0 .0, compose, None, root).await {
                 again = Some(k);
                 break;
             }

@@ -40,6 +40,9 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     event KmsChipAdded(bytes32 indexed deviceId, bytes chipId);
     event KmsChipRemoved(bytes32 indexed deviceId, bytes chipId);
     event MinTcbSet(uint8 indexed product, TcbVersion tcb);
+    /// @notice A KMS security-configuration digest (`snpkms node config-digest`) was allowed.
+    event KmsConfigAdded(bytes32 indexed digest);
+    event KmsConfigRemoved(bytes32 indexed digest);
     event AppRegistered(address indexed app, address indexed owner, bytes32 salt);
 
     // --------------------------------------------------------------- storage
@@ -57,6 +60,8 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         mapping(uint8 product => TcbVersion) minTcb;
         mapping(address app => bool) apps;
         uint256 appCount;
+        // Appended (ERC-7201: new fields only at the end keep upgrades safe).
+        mapping(bytes32 digest => bool) kmsConfigs;
     }
 
     // keccak256(abi.encode(uint256(keccak256("snpkms.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -175,6 +180,30 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         return measurement.length == SnpLib.MEASUREMENT_LENGTH && _s().kmsMeasurements[keccak256(measurement)];
     }
 
+    // ========================================================= KMS configs
+
+    /// @notice Allows KMS nodes whose security configuration (chain view, trust roots, guest
+    ///         policy, limits) has this digest. A node seals its root under its digest and serves
+    ///         only while {isKmsAllowed} accepts it, so its host cannot change what decides a
+    ///         release by editing its configuration.
+    function addKmsConfig(bytes32 digest) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.kmsConfigs[digest]) revert AlreadyPresent();
+        $.kmsConfigs[digest] = true;
+        emit KmsConfigAdded(digest);
+    }
+
+    function removeKmsConfig(bytes32 digest) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsConfigs[digest]) revert NotPresent();
+        delete $.kmsConfigs[digest];
+        emit KmsConfigRemoved(digest);
+    }
+
+    function isKmsConfigAllowed(bytes32 digest) external view returns (bool) {
+        return _s().kmsConfigs[digest];
+    }
+
     // ============================================================ KMS chips
 
     function addKmsChip(bytes calldata chipId) external onlyOwner {
@@ -268,17 +297,23 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         return app.isAppAllowed(info);
     }
 
-    /// @notice May a KMS CVM with this boot info join the KMS / receive the root keys?
-    ///         `appId` and `composeHash` are ignored.
+    /// @notice May a KMS CVM with this boot info, running with this security configuration,
+    ///         serve keys, join the KMS or receive the root keys? `appId` and `composeHash` are ignored.
+    /// @param configDigest the node's security-configuration digest, bound into its evidence.
     /// @return allowed true iff allowed.
     /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
-    ///         "bad chip id length", "kms measurement not allowed", "tcb below minimum",
-    ///         "kms chip not allowed".
-    function isKmsAllowed(BootInfo calldata info) external view returns (bool allowed, string memory reason) {
+    ///         "bad chip id length", "kms measurement not allowed", "kms config not allowed",
+    ///         "tcb below minimum", "kms chip not allowed".
+    function isKmsAllowed(BootInfo calldata info, bytes32 configDigest)
+        external
+        view
+        returns (bool allowed, string memory reason)
+    {
         (allowed, reason) = _checkCommon(info);
         if (!allowed) return (allowed, reason);
         KmsRegistryStorage storage $ = _s();
         if (!$.kmsMeasurements[keccak256(info.measurement)]) return (false, "kms measurement not allowed");
+        if (!$.kmsConfigs[configDigest]) return (false, "kms config not allowed");
         if (!_tcbOk(info)) return (false, "tcb below minimum");
         if ($.kmsChipCount != 0 && !$.kmsChips[keccak256(info.chipId)]) {
             return (false, "kms chip not allowed");

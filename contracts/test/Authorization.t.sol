@@ -12,6 +12,7 @@ contract AuthorizationTest is Fixture {
     bytes internal kmsImage;
     bytes internal chip;
     bytes32 internal constant COMPOSE = keccak256("compose.yaml");
+    bytes32 internal constant KMS_CONFIG = keccak256("kms security config");
     AppAuth internal app;
 
     // minimums used by the fixture (all components non-zero so "below" is testable)
@@ -31,6 +32,7 @@ contract AuthorizationTest is Fixture {
         vm.startPrank(OWNER);
         registry.addOsImage(osImage);
         registry.addKmsMeasurement(kmsImage);
+        registry.addKmsConfig(KMS_CONFIG);
         registry.setMinTcb(0, minMilan);
         registry.setMinTcb(1, minGenoa);
         registry.setMinTcb(2, minTurin);
@@ -68,7 +70,14 @@ contract AuthorizationTest is Fixture {
     }
 
     function expectKms(BootInfo memory info, bool wantAllowed, string memory wantReason) internal view {
-        (bool allowed, string memory reason) = registry.isKmsAllowed(info);
+        expectKmsWith(info, KMS_CONFIG, wantAllowed, wantReason);
+    }
+
+    function expectKmsWith(BootInfo memory info, bytes32 config, bool wantAllowed, string memory wantReason)
+        internal
+        view
+    {
+        (bool allowed, string memory reason) = registry.isKmsAllowed(info, config);
         assertEq(reason, wantReason, "isKmsAllowed reason");
         assertEq(allowed, wantAllowed, "isKmsAllowed allowed");
     }
@@ -297,6 +306,17 @@ contract AuthorizationTest is Fixture {
         expectKms(goodKms(), false, "kms measurement not allowed");
     }
 
+    function test_kms_configNotAllowed() public {
+        expectKmsWith(goodKms(), keccak256("edited by the host"), false, "kms config not allowed");
+        expectKmsWith(goodKms(), bytes32(0), false, "kms config not allowed");
+        vm.prank(OWNER);
+        registry.removeKmsConfig(KMS_CONFIG);
+        expectKms(goodKms(), false, "kms config not allowed");
+        vm.prank(OWNER);
+        registry.addKmsConfig(KMS_CONFIG);
+        expectKms(goodKms(), true, "");
+    }
+
     function test_kms_tcbBelowMinimum() public view {
         BootInfo memory info = goodKms();
         info.committedTcb = tcb(7, 1, 13, 72, 0);
@@ -332,6 +352,7 @@ contract AuthorizationTest is Fixture {
         expectKms(info, false, "kms chip not allowed");
         info.reportedTcb = tcb(0, 0, 0, 0, 0);
         expectKms(info, false, "tcb below minimum");
+        expectKmsWith(info, bytes32(0), false, "kms config not allowed");
         info.measurement = measurement(0x99);
         expectKms(info, false, "kms measurement not allowed");
         info.chipId = bytesOfLength(1);
@@ -449,13 +470,15 @@ contract AuthorizationTest is Fixture {
         KmsRegistry fresh = deployRegistry(OWNER);
         vm.prank(OWNER);
         fresh.addKmsMeasurement(kmsImage);
+        vm.prank(OWNER);
+        fresh.addKmsConfig(KMS_CONFIG);
         BootInfo memory info = goodKms();
         info.reportedTcb = tcb(0, 0, 0, 0, 0);
         info.committedTcb = tcb(0, 0, 0, 0, 0);
         info.launchTcb = tcb(0, 0, 0, 0, 0);
         for (uint8 p = 0; p <= 2; p++) {
             info.product = p;
-            (bool ok, string memory reason) = fresh.isKmsAllowed(info);
+            (bool ok, string memory reason) = fresh.isKmsAllowed(info, KMS_CONFIG);
             assertTrue(ok, "allowed");
             assertEq(reason, "", "reason");
         }

@@ -165,6 +165,47 @@ contract KmsRegistryTest is Fixture {
         registry.removeOsImage(m);
     }
 
+    // ------------------------------------------------------ KMS configs
+
+    function test_kmsConfig_add_remove() public {
+        bytes32 d = keccak256("security config");
+        assertFalse(registry.isKmsConfigAllowed(d), "initially absent");
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit KmsRegistry.KmsConfigAdded(d);
+        vm.prank(OWNER);
+        registry.addKmsConfig(d);
+        assertTrue(registry.isKmsConfigAllowed(d), "added");
+        assertFalse(registry.isKmsConfigAllowed(keccak256("other")), "other absent");
+
+        vm.expectRevert(KmsRegistry.AlreadyPresent.selector);
+        vm.prank(OWNER);
+        registry.addKmsConfig(d);
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit KmsRegistry.KmsConfigRemoved(d);
+        vm.prank(OWNER);
+        registry.removeKmsConfig(d);
+        assertFalse(registry.isKmsConfigAllowed(d), "removed");
+
+        vm.expectRevert(KmsRegistry.NotPresent.selector);
+        vm.prank(OWNER);
+        registry.removeKmsConfig(d);
+    }
+
+    function test_kmsConfig_onlyOwner() public {
+        bytes32 d = keccak256("security config");
+        expectOwnable(STRANGER);
+        vm.prank(STRANGER);
+        registry.addKmsConfig(d);
+
+        vm.prank(OWNER);
+        registry.addKmsConfig(d);
+        expectOwnable(STRANGER);
+        vm.prank(STRANGER);
+        registry.removeKmsConfig(d);
+    }
+
     // ------------------------------------------------------ KMS measurements
 
     function test_kmsMeasurement_add_remove() public {

@@ -112,15 +112,16 @@ impl GuestClient {
     }
 
     /// Runs the whole GetAppKey exchange. `expected_root` is the KMS root signing address the
-    /// caller trusts (read from the chain); the grant is refused if the KMS signature is not
-    /// by it.
+    /// caller trusts, from the chain or its own configuration, never from the KMS: whoever sits
+    /// on the guest's network could answer as a KMS and name a root it holds. The grant is
+    /// refused unless the KMS signature is by `expected_root`.
     pub async fn get_app_key(
         &mut self,
         source: &dyn EvidenceSource,
         app_id: [u8; 20],
         compose_hash: [u8; 32],
         epoch: Option<u32>,
-        expected_root: Option<[u8; 20]>,
+        expected_root: [u8; 20],
     ) -> Result<AppKeyGrant, GuestClientError> {
         let challenge = self
             .inner
@@ -157,14 +158,14 @@ impl GuestClient {
     }
 }
 
-/// Opens and checks a GetAppKey response.
+/// Opens and checks a GetAppKey response against the KMS root the caller trusts.
 pub fn open_grant(
     ephemeral: &EphemeralKeyPair,
     nonce: &[u8],
     app_id: [u8; 20],
     compose_hash: [u8; 32],
     response: pb::GetAppKeyResponse,
-    expected_root: Option<[u8; 20]>,
+    expected_root: [u8; 20],
 ) -> Result<AppKeyGrant, GuestClientError> {
     let aad = seal::app_keys_aad(&app_id, &compose_hash, response.key_epoch, nonce);
     let plaintext = ephemeral.open(
@@ -207,10 +208,9 @@ pub fn open_grant(
         grant.key_epoch,
         &grant.kms_signature,
     )?;
-    let expected = expected_root.unwrap_or(grant.kms_root_signing_address);
-    if signer != expected || signer != grant.kms_root_signing_address {
+    if signer != expected_root || signer != grant.kms_root_signing_address {
         return Err(GuestClientError::WrongSigner {
-            expected: format!("0x{}", hex::encode(expected)),
+            expected: format!("0x{}", hex::encode(expected_root)),
             actual: format!("0x{}", hex::encode(signer)),
         });
     }

@@ -117,8 +117,8 @@ impl EvidenceSource for ConfigFsTsm {
         result
     }
 
-    fn sealing_key(&self) -> Result<Zeroizing<[u8; 32]>, GuestError> {
-        SevGuestDevice::new(SEV_GUEST_DEVICE).sealing_key()
+    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, GuestError> {
+        SevGuestDevice::new(SEV_GUEST_DEVICE).sealing_key(tcb_version)
     }
 }
 
@@ -186,13 +186,15 @@ impl EvidenceSource for SevGuestDevice {
         Ok(SnpEvidence { report, cert_table })
     }
 
-    fn sealing_key(&self) -> Result<Zeroizing<[u8; 32]>, GuestError> {
+    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, GuestError> {
         use sev::firmware::guest::{DerivedKey, GuestFieldSelect};
-        // Bound to the VCEK (this chip), the guest policy and the launch measurement.
+        // Bound to the VCEK (this chip), the guest policy, the launch measurement and a TCB
+        // version the firmware must be at or above.
         let mut fields = GuestFieldSelect(0);
         fields.set_guest_policy(true);
         fields.set_measurement(true);
-        let request = DerivedKey::new(false, fields, 0, 0, 0, None);
+        fields.set_tcb_version(true);
+        let request = DerivedKey::new(false, fields, 0, 0, u64::from_le_bytes(tcb_version), None);
         self.firmware()?
             .get_derived_key(Some(1), request)
             .map(Zeroizing::new)

@@ -6,4 +6,6 @@ pub mod hardware;
 pub mod source;
 
 pub use client::{AppKeyGrant, GuestClient, GuestClientError};
-pub use source::{EvidenceSource, GuestError, SimulatedSource, SnpEvidence};
+#[cfg(feature = "simulator")]
+pub use source::SimulatedSource;
+pub use source::{EvidenceSource, GuestError, SnpEvidence};

@@ -2,20 +2,28 @@
 
 use crate::config::NodeConfig;
 use crate::keys::RootSecret;
+use crate::sealed_root::SealedUnder;
+use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
 use crate::{platform, sealed_root, NodeError};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 
 /// Domain of the bootstrap evidence: report_data = SHA-512(domain || root signing address ||
-/// TLS public key), so the registry owner can check, before `gov set-kms-info`, that the KMS
-/// info was produced inside an attested node.
-pub const BOOTSTRAP_DOMAIN: &[u8] = b"snpkms/bootstrap/v1";
+/// config digest || TLS public key), so the registry owner can check, before `gov
+/// set-kms-info`, that the KMS info was produced inside an attested node running the security
+/// configuration it names.
+pub const BOOTSTRAP_DOMAIN: &[u8] = b"snpkms/bootstrap/v2";
 
-pub fn kms_info_report_data(root_signing_address: &[u8; 20], tls_public_key: &[u8]) -> [u8; 64] {
+pub fn kms_info_report_data(
+    root_signing_address: &[u8; 20],
+    config_digest: &ConfigDigest,
+    tls_public_key: &[u8],
+) -> [u8; 64] {
     Sha512::new()
         .chain_update(BOOTSTRAP_DOMAIN)
         .chain_update(root_signing_address)
+        .chain_update(config_digest.0)
         .chain_update(tls_public_key)
         .finalize()
         .into()
@@ -25,30 +33,41 @@ pub fn kms_info_report_data(root_signing_address: &[u8; 20], tls_public_key: &[u
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BootstrapOutput {
     pub root_signing_address: String,
+    /// The security configuration the root is sealed under; governance allows it with
+    /// `snpkms gov add-kms-config`.
+    pub config_digest: String,
     pub tls_public_key: String,
-    /// Evidence binding the two values above (report and certificate table, hex).
+    /// Evidence binding the three values above (report and certificate table, hex).
     pub report: String,
     pub cert_table: String,
 }
 
-/// Generates the root secret, seals it to this platform and stores it. Refuses if a store
-/// already exists: a second bootstrap would silently replace every app's keys.
+/// Generates the root secret, seals it to this platform and this security configuration, and
+/// stores it. Refuses if a store already exists: a second bootstrap would silently replace
+/// every app's keys.
 pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
+    let settings = SecuritySettings::resolve(cfg)?;
+    let digest = settings.digest();
     let platform = platform::open(&cfg.platform)?;
-    let sealing_key = platform
-        .sealing_key()
-        .map_err(platform::PlatformError::from)?;
     let tls_public_key = crate::tls_public_key(cfg)?;
     let root = RootSecret::generate();
-    Store::create_with(&cfg.data_dir, |store| {
-        sealed_root::store_root(store, &sealing_key, &root)
-    })?;
     let address = root.root_signing_address();
     let evidence = platform
-        .attest(kms_info_report_data(&address, &tls_public_key))
+        .attest(kms_info_report_data(&address, &digest, &tls_public_key))
         .map_err(platform::PlatformError::from)?;
+    let under = SealedUnder {
+        config_digest: digest,
+        tcb_version: platform::committed_tcb(&evidence.report)?,
+    };
+    let sealing_key = platform
+        .sealing_key(under.tcb_version)
+        .map_err(platform::PlatformError::from)?;
+    Store::create_with(&cfg.data_dir, |store| {
+        sealed_root::store_root(store, &sealing_key, under, &root)
+    })?;
     Ok(BootstrapOutput {
         root_signing_address: format!("0x{}", hex::encode(address)),
+        config_digest: digest.to_string(),
         tls_public_key: format!("0x{}", hex::encode(&tls_public_key)),
         report: hex::encode(evidence.report),
         cert_table: hex::encode(evidence.cert_table),
@@ -62,18 +81,26 @@ pub enum BootstrapCheckError {
     Malformed(String),
     #[error("evidence rejected: {0}")]
     Evidence(#[from] snpkms_verifier::VerifyError),
-    #[error("the evidence's report_data does not bind this root signing address and TLS key")]
+    #[error("the evidence's report_data does not bind this root signing address, configuration digest and TLS key")]
     NotBound,
 }
 
-/// What governance checks before `gov set-kms-info`: the evidence verifies (with `verifier`'s
-/// roots and policy) and binds exactly this KMS info. Returns the verified report, whose
-/// measurement must be an allowed KMS measurement.
+/// What a checked bootstrap vouches for.
+#[derive(Debug, Clone)]
+pub struct CheckedBootstrap {
+    pub report: snpkms_verifier::VerifiedReport,
+    pub root_signing_address: [u8; 20],
+    pub config_digest: ConfigDigest,
+}
+
+/// What governance checks before `gov set-kms-info` and `gov add-kms-config`: the evidence
+/// verifies (with `verifier`'s roots and policy) and binds exactly this KMS info and digest.
+/// The verified report's measurement must then be an allowed KMS measurement.
 pub fn check_bootstrap(
     out: &BootstrapOutput,
     verifier: &snpkms_verifier::Verifier,
     at: snpkms_verifier::UnixTime,
-) -> Result<snpkms_verifier::VerifiedReport, BootstrapCheckError> {
+) -> Result<CheckedBootstrap, BootstrapCheckError> {
     let hex = |field: &str, v: &str| {
         hex::decode(v.trim_start_matches("0x"))
             .map_err(|e| BootstrapCheckError::Malformed(format!("{field}: {e}")))
@@ -83,13 +110,22 @@ pub fn check_bootstrap(
         .map_err(|_| {
             BootstrapCheckError::Malformed("root_signing_address is not 20 bytes".into())
         })?;
+    let digest = ConfigDigest(
+        hex("config_digest", &out.config_digest)?
+            .try_into()
+            .map_err(|_| BootstrapCheckError::Malformed("config_digest is not 32 bytes".into()))?,
+    );
     let tls = hex("tls_public_key", &out.tls_public_key)?;
     let certs =
         snpkms_verifier::CertificateBundle::from_cert_table(&hex("cert_table", &out.cert_table)?)
             .map_err(snpkms_verifier::VerifyError::from)?;
     let report = verifier.verify(&hex("report", &out.report)?, &certs, at)?;
-    if report.report_data != kms_info_report_data(&address, &tls) {
+    if report.report_data != kms_info_report_data(&address, &digest, &tls) {
         return Err(BootstrapCheckError::NotBound);
     }
-    Ok(report)
+    Ok(CheckedBootstrap {
+        report,
+        root_signing_address: address,
+        config_digest: digest,
+    })
 }

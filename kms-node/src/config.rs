@@ -4,11 +4,10 @@
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use snpkms_chain_client::{Address, ChainConfig, ReadAt};
+use snpkms_chain_client::Address;
 use snpkms_verifier::{Policy, Product};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,10 +39,55 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+/// One RPC endpoint: a URL, or a table that pins how its TLS server is authenticated.
+///
+/// ```toml
+/// rpc_urls = [
+///   "https://rpc-a.example",                                   # Mozilla roots (compiled in)
+///   { url = "https://rpc-b.internal", ca = "/etc/snpkms/rpc-b-ca.pem" },   # only this CA
+///   { url = "https://rpc-c.example", spki_sha256 = "9f86d0…" },  # and this key in the chain
+///   "http://127.0.0.1:8545",                                   # plain http: loopback only
+/// ]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RpcUrl {
+    Plain(String),
+    Pinned(PinnedRpcUrl),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedRpcUrl {
+    pub url: String,
+    /// PEM file of the CA(s) trusted for this endpoint, instead of the Mozilla roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Hex SHA-256 of a SubjectPublicKeyInfo that must appear in the server's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
+}
+
+impl RpcUrl {
+    pub fn url(&self) -> &str {
+        match self {
+            RpcUrl::Plain(u) => u,
+            RpcUrl::Pinned(p) => &p.url,
+        }
+    }
+}
+
+impl From<String> for RpcUrl {
+    fn from(url: String) -> Self {
+        RpcUrl::Plain(url)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
-    pub rpc_urls: Vec<String>,
+    /// `https://` endpoints (or `http://` to loopback), on distinct hosts.
+    pub rpc_urls: Vec<RpcUrl>,
     #[serde(default = "one")]
     pub quorum: usize,
     /// The KmsRegistry proxy address.
@@ -85,29 +129,6 @@ fn default_cache_ttl() -> u64 {
 }
 fn default_poll() -> u64 {
     2000
-}
-
-impl ChainSection {
-    pub fn to_chain_config(&self) -> Result<ChainConfig, ConfigError> {
-        let read_at: ReadAt = self
-            .read_at
-            .parse()
-            .map_err(|e: String| ConfigError::Invalid(format!("chain.read_at: {e}")))?;
-        let mut cfg = ChainConfig::new(
-            self.rpc_urls.first().cloned().unwrap_or_default(),
-            self.registry,
-        );
-        cfg.rpc_urls = self.rpc_urls.clone();
-        cfg.quorum = self.quorum;
-        cfg.chain_id = self.chain_id;
-        cfg.read_at = read_at;
-        cfg.max_staleness = Duration::from_secs(self.max_staleness_secs);
-        cfg.request_timeout = Duration::from_millis(self.request_timeout_ms);
-        cfg.retries = self.retries;
-        cfg.cache_ttl = Duration::from_secs(self.cache_ttl_secs);
-        cfg.poll_interval = Duration::from_millis(self.poll_interval_ms);
-        Ok(cfg)
-    }
 }
 
 /// Which roots evidence must chain to. AMD's are always trusted; anything else only when named.
@@ -185,8 +206,18 @@ impl Default for Limits {
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(String),
-    #[error("configuration: {0}")]
-    Invalid(String),
+    #[error("configuration: {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("configuration: {what}: cannot read {}: {source}", path.display())]
+    File {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NodeConfig {
@@ -210,12 +241,20 @@ impl NodeConfig {
             .merge(Env::prefixed("SNPKMS_NODE__").split("__"))
             .extract()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        cfg.chain.to_chain_config()?;
+        if let Err(e) = cfg.chain.read_at.parse::<snpkms_chain_client::ReadAt>() {
+            return Err(ConfigError::Invalid {
+                field: "chain.read_at",
+                message: e,
+            });
+        }
         Ok(cfg)
     }
 
     /// The configuration as TOML, for `snpkms dev` and documentation.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        toml::to_string(self).map_err(|e| ConfigError::Invalid(e.to_string()))
+        toml::to_string(self).map_err(|e| ConfigError::Invalid {
+            field: "(configuration)",
+            message: e.to_string(),
+        })
     }
 }

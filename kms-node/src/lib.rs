@@ -15,6 +15,7 @@ pub mod platform;
 pub mod ratelimit;
 pub mod release;
 pub mod sealed_root;
+pub mod security;
 pub mod service;
 pub mod store;
 
@@ -24,10 +25,11 @@ use crate::evidence::EvidenceVerifier;
 use crate::metrics::{Metrics, Snapshot};
 use crate::nonces::NonceStore;
 use crate::release::{now_unix, KmsState, Node};
+use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::{Store, StoreError};
 use snpkms_api::pb::kms_server::KmsServer;
 use snpkms_chain_client::{ChainClient, ChainError};
-use snpkms_verifier::{Crl, Product, TrustRoots, Verifier};
+use snpkms_verifier::TrustRoots;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -56,8 +58,19 @@ pub enum NodeError {
     Listen { addr: SocketAddr, message: String },
     #[error("server: {0}")]
     Serve(String),
-    #[error("onboarding failed: {0}")]
-    Onboard(String),
+    #[error("onboarding failed: {}", onboard_failures(.0))]
+    Onboard(Vec<onboard::PeerError>),
+}
+
+fn onboard_failures(failures: &[onboard::PeerError]) -> String {
+    if failures.is_empty() {
+        return "no peer given".into();
+    }
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The public key of the node's TLS certificate (SPKI DER), registered on chain so guests can
@@ -77,27 +90,11 @@ pub fn tls_public_key(cfg: &NodeConfig) -> Result<Vec<u8>, NodeError> {
         .map_err(|e| NodeError::Tls(e.to_string()))
 }
 
-fn trust_roots(cfg: &NodeConfig) -> Result<TrustRoots, NodeError> {
-    let mut roots = TrustRoots::amd();
-    if cfg.trust.simulator_root {
-        snpkms_simulator::trust_simulator_root(&mut roots)
-            .map_err(|e| NodeError::Roots(e.to_string()))?;
-    }
-    for path in &cfg.trust.extra_roots {
-        let pem = std::fs::read(path)
-            .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
-        roots
-            .add_pem(&Product::ALL, &path.display().to_string(), &pem)
-            .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
-    }
-    Ok(roots)
-}
-
-fn verifier(cfg: &NodeConfig) -> Result<Verifier, NodeError> {
-    let roots = trust_roots(cfg)?;
+/// Logs which roots the node trusts; anything not AMD's loudly.
+fn log_roots(roots: &TrustRoots) {
     for anchor in roots.anchors() {
         if matches!(anchor.origin, snpkms_verifier::RootOrigin::Amd) {
-            tracing::info!(product = %anchor.product, fingerprint = %anchor.fingerprint(), "trusting AMD root");
+            tracing::debug!(product = %anchor.product, fingerprint = %anchor.fingerprint(), "trusting AMD root");
         } else {
             tracing::warn!(
                 product = %anchor.product,
@@ -107,25 +104,18 @@ fn verifier(cfg: &NodeConfig) -> Result<Verifier, NodeError> {
             );
         }
     }
-    let mut verifier = Verifier::new(roots, cfg.policy.clone());
-    for path in &cfg.trust.crls {
-        let der = std::fs::read(path)
-            .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
-        let crl = Crl::from_der(&der)
-            .map_err(|e| NodeError::Roots(format!("{}: {e}", path.display())))?;
-        verifier = verifier.with_crl(crl);
-    }
-    Ok(verifier)
 }
 
-/// This node's own evidence, verified with its own verifier: what it presents to the registry
-/// as a KMS before onboarding others.
+/// This node's own evidence, verified with its own verifier: the BootInfo it asks the registry
+/// about (`isKmsAllowed`) before it serves and before it onboards others.
 fn attest_self(
     platform: &dyn snpkms_guest::EvidenceSource,
     evidence: &EvidenceVerifier,
     root_address: &[u8; 20],
+    digest: &ConfigDigest,
 ) -> Result<snpkms_verifier::BootInfo, String> {
-    let report_data = snpkms_api::binding::report_data(b"snpkms/self-check/v1", root_address, &[]);
+    let report_data =
+        snpkms_api::binding::report_data(b"snpkms/self-check/v2", root_address, &digest.0);
     let own = platform.attest(report_data).map_err(|e| e.to_string())?;
     let verified = evidence
         .verify(
@@ -174,27 +164,41 @@ impl RunningNode {
     }
 }
 
-/// Opens the store, unseals the root, connects to the chain and starts serving.
+/// Opens the store, unseals the root (only under the security configuration it was sealed
+/// under), connects to the chain and starts serving (only while the registry allows it).
 pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
+    let settings = SecuritySettings::resolve(&cfg)?;
+    let digest = settings.digest();
     let platform = platform::open(&cfg.platform)?;
-    let sealing_key = platform
-        .sealing_key()
-        .map_err(platform::PlatformError::from)?;
     let store = Store::open(&cfg.data_dir)?;
-    let root = sealed_root::load_root(&store, &sealing_key)?;
+    let record = sealed_root::read_record(&store)?;
+    // Compared before the platform is asked for a key: a changed configuration is named as
+    // such, and never leads to a new root.
+    if record.under.config_digest != digest {
+        return Err(StoreError::ConfigChanged {
+            sealed: record.under.config_digest,
+            current: digest,
+        }
+        .into());
+    }
+    let sealing_key = platform
+        .sealing_key(record.under.tcb_version)
+        .map_err(platform::PlatformError::from)?;
+    let root = sealed_root::open(&record, &sealing_key, digest)?;
     drop(sealing_key);
     let root_signing_key = root.root_signing_key();
     let root_address = root.root_signing_address();
     let tls_public_key = tls_public_key(&cfg)?;
+    log_roots(&settings.roots);
     let evidence = Arc::new(EvidenceVerifier::new(
-        verifier(&cfg)?,
+        settings.verifier(),
         cfg.limits.verified_chain_cache,
     ));
-    let self_boot = attest_self(platform.as_ref(), &evidence, &root_address);
+    let self_boot = attest_self(platform.as_ref(), &evidence, &root_address, &digest);
     if let Err(why) = &self_boot {
-        tracing::error!("this node cannot attest itself, so it will not onboard others: {why}");
+        tracing::error!("this node cannot attest itself, so it will not serve: {why}");
     }
-    let chain = ChainClient::connect(cfg.chain.to_chain_config()?).await?;
+    let chain = ChainClient::connect(settings.chain.clone()).await?;
     let metrics = Arc::new(Metrics::new());
     let node = Arc::new(Node {
         evidence,
@@ -212,10 +216,13 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
             serving: Err("the on-chain KMS info has not been checked yet".into()),
             key_epoch: 0,
             tls_public_key,
+            checked_at: None,
         }),
+        standing_check: tokio::sync::Mutex::new(()),
         metrics: metrics.clone(),
         grants: grants::GrantCache::new(10_000),
         self_boot,
+        config_digest: digest,
     });
     {
         let weak = Arc::downgrade(&node);
@@ -234,6 +241,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
                 outstanding_nonces: node.nonces.outstanding() as u64,
                 audit_records: node.audit.len(),
                 audit_syncs: node.audit.syncs(),
+                serving: node.state().serving.is_ok(),
             }
         }));
     }
@@ -241,6 +249,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         root_signing_address = %format!("0x{}", hex::encode(root_address)),
         chain_id = node.chain.chain_id(),
         registry = %node.chain.registry(),
+        config_digest = %digest,
         "node unsealed its root secret"
     );
 
@@ -248,47 +257,51 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    // Checks that the chain still names this node's root, and follows the key epoch. Logs
-    // only changes of verdict, not every poll.
-    let poll = Duration::from_millis(cfg.chain.poll_interval_ms.max(200));
-    let initial = match node.refresh_kms_state().await {
-        Ok(state) => state.serving,
-        Err(e) => Err(format!("the chain did not answer: {e}")),
-    };
-    if let Err(why) = &initial {
-        tracing::warn!("not serving yet: {why}");
-    }
+    // The node's standing, checked at every new pinned block: the registry names this node's
+    // root and allows this node (image, chip, TCB, configuration) as a KMS. Logs changes of
+    // verdict only. A backstop timer re-checks while the chain gives no new blocks.
+    let backstop = Duration::from_millis(cfg.chain.poll_interval_ms.max(200)) * 4;
+    let mut pinned = node.chain.watch_pinned();
+    let initial = node.refresh_kms_state().await.serving;
     {
         let node = node.clone();
         let health = health_reporter.clone();
         tasks.push(tokio::spawn(async move {
-            let mut last: Option<bool> = None;
+            let mut last: Option<Result<(), String>> = None;
+            let mut serving = initial;
             loop {
-                let serving = match node.refresh_kms_state().await {
-                    Ok(state) => {
-                        if let (Err(why), Some(true)) = (&state.serving, last) {
-                            tracing::error!("stopped serving: {why}");
+                if last.as_ref() != Some(&serving) {
+                    match (&serving, &last) {
+                        (Ok(()), _) => {
+                            tracing::info!(
+                                "serving: the registry names this node's root and allows this node"
+                            );
+                            health.set_serving::<KmsServer<service::KmsService>>().await;
                         }
-                        state.serving.is_ok()
-                    }
-                    // Keep the last verdict: reads fail closed on their own while the chain is away.
-                    Err(e) => {
-                        tracing::debug!("KMS info refresh failed: {e}");
-                        node.state().serving.is_ok()
-                    }
-                };
-                if last != Some(serving) {
-                    if serving {
-                        tracing::info!("serving: the registry names this node's root");
-                        health.set_serving::<KmsServer<service::KmsService>>().await;
-                    } else {
-                        health
-                            .set_not_serving::<KmsServer<service::KmsService>>()
-                            .await;
+                        (Err(why), Some(Ok(()))) => {
+                            tracing::error!("stopped serving: {why}");
+                            health
+                                .set_not_serving::<KmsServer<service::KmsService>>()
+                                .await;
+                        }
+                        (Err(why), _) => {
+                            tracing::info!("not serving: {why}");
+                            health
+                                .set_not_serving::<KmsServer<service::KmsService>>()
+                                .await;
+                        }
                     }
                     last = Some(serving);
                 }
-                tokio::time::sleep(poll).await;
+                tokio::select! {
+                    changed = pinned.changed() => {
+                        if changed.is_err() {
+                            tokio::time::sleep(backstop).await;
+                        }
+                    }
+                    _ = tokio::time::sleep(backstop) => {}
+                }
+                serving = node.refresh_kms_state().await.serving;
             }
         }));
     }

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub outstanding_nonces: u64,
     pub audit_records: u64,
     pub audit_syncs: u64,
+    /// The registry names this node's root and allows this node as a KMS.
+    pub serving: bool,
 }
 
 type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
@@ -102,6 +104,11 @@ impl Collector for SnapshotCollector {
                 "snpkms_audit_records",
                 "Records in the key-release log",
                 s.audit_records,
+            ),
+            (
+                "snpkms_serving",
+                "1 while the registry names this node's root and allows this node as a KMS (its image, chip, TCB and configuration); 0 while it refuses every request",
+                u64::from(s.serving),
             ),
         ] {
             let metric = ConstGauge::new(value as i64);

@@ -7,6 +7,8 @@ use crate::config::NodeConfig;
 use crate::error::ReleaseError;
 use crate::keys::{RootSecret, ROOT_SECRET_LEN};
 use crate::release::{now_unix, Node};
+use crate::sealed_root::SealedUnder;
+use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
 use crate::{platform, sealed_root, NodeError};
 use snpkms_api::binding;
@@ -30,20 +32,22 @@ impl Node {
         &self,
         req: pb::OnboardRequest,
     ) -> Result<pb::OnboardResponse, ReleaseError> {
-        let state = self.state();
-        state.serving.clone().map_err(ReleaseError::NotServing)?;
+        let state = self.serving_state().await?;
         let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
         let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
+        let joiner_digest: [u8; 32] = fixed(&req.config_digest, "config_digest")?;
         self.nonces.consume(&nonce, now_unix())?;
 
         let report = self.verify_evidence(req.evidence)?;
-        if report.report_data != binding::onboard_report_data(&nonce, &ephemeral) {
+        // The joiner commits to the configuration it will seal the root under; the registry
+        // must allow that configuration, not only the joiner's image and chip.
+        if report.report_data != binding::onboard_report_data(&nonce, &ephemeral, &joiner_digest) {
             return Err(ReleaseError::ReportDataMismatch {
-                domain: "snpkms/onboard/v1",
+                domain: "snpkms/onboard/v2",
             });
         }
         let joiner = BootInfo::for_kms(&report);
-        let decision = self.chain.is_kms_allowed(&joiner).await?;
+        let decision = self.chain.is_kms_allowed(&joiner, joiner_digest).await?;
         if !decision.allowed {
             self.record_kind("onboard", &joiner, state.key_epoch, &decision)
                 .await?;
@@ -52,12 +56,13 @@ impl Node {
                 block: decision.block.to_string(),
             });
         }
-        // A node the registry has since dropped (old image, revoked chip) must not hand out
-        // the root any more, even if it still runs.
+        // A node the registry has since dropped (old image, revoked chip, another
+        // configuration) must not hand out the root any more, even between two checks of
+        // its standing.
         let me = self.self_boot.as_ref().map_err(|why| {
             ReleaseError::NotServing(format!("this node cannot attest itself: {why}"))
         })?;
-        let mine = self.chain.is_kms_allowed(me).await?;
+        let mine = self.chain.is_kms_allowed(me, self.config_digest.0).await?;
         if !mine.allowed {
             return Err(ReleaseError::NotServing(format!(
                 "the registry no longer allows this node as a KMS: {}",
@@ -76,6 +81,7 @@ impl Node {
             .await?;
         tracing::info!(
             chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(&joiner.chip_id)),
+            config_digest = %format!("0x{}", hex::encode(joiner_digest)),
             "root secret handed to an allowed KMS node"
         );
         Ok(pb::OnboardResponse {
@@ -116,50 +122,59 @@ pub enum PeerError {
 pub struct JoinOutcome {
     pub peer: String,
     pub root_signing_address: String,
+    /// The security configuration the root is now sealed under.
+    pub config_digest: String,
 }
 
-/// The joining side: tries `peers` in order, stores the first root secret that checks out.
+/// The joining side: tries `peers` in order, stores the first root secret that checks out,
+/// sealed under this node's platform key and security configuration.
 pub async fn join(cfg: &NodeConfig, peers: &[String]) -> Result<JoinOutcome, NodeError> {
     let path = cfg.data_dir.join("store");
     if path.exists() {
         return Err(crate::store::StoreError::AlreadyExists(path).into());
     }
+    let settings = SecuritySettings::resolve(cfg)?;
+    let digest = settings.digest();
     let source = platform::open(&cfg.platform)?;
-    let chain = ChainClient::connect(cfg.chain.to_chain_config()?).await?;
+    let chain = ChainClient::connect(settings.chain.clone()).await?;
     let registered = chain.kms_info().await?.root_signing_address.0 .0;
     let mut failures = Vec::new();
     for peer in peers {
-        match from_peer(peer, source.as_ref(), &registered).await {
-            Ok(root) => {
+        match from_peer(peer, source.as_ref(), &registered, &digest).await {
+            Ok((root, own_report)) => {
+                let under = SealedUnder {
+                    config_digest: digest,
+                    tcb_version: platform::committed_tcb(&own_report)?,
+                };
                 let sealing_key = source
-                    .sealing_key()
+                    .sealing_key(under.tcb_version)
                     .map_err(platform::PlatformError::from)?;
                 Store::create_with(&cfg.data_dir, |store| {
-                    sealed_root::store_root(store, &sealing_key, &root)
+                    sealed_root::store_root(store, &sealing_key, under, &root)
                 })?;
                 return Ok(JoinOutcome {
                     peer: peer.clone(),
                     root_signing_address: format!("0x{}", hex::encode(registered)),
+                    config_digest: digest.to_string(),
                 });
             }
             Err(e) => {
                 tracing::error!("onboarding from {peer} failed: {e}");
-                failures.push(e.to_string());
+                failures.push(e);
             }
         }
     }
-    Err(NodeError::Onboard(if failures.is_empty() {
-        "no peer given".into()
-    } else {
-        failures.join("; ")
-    }))
+    Err(NodeError::Onboard(failures))
 }
 
+/// One onboarding exchange: the root secret and this node's own report (whose committed TCB
+/// the sealing key is bound to).
 async fn from_peer(
     peer: &str,
     source: &dyn EvidenceSource,
     registered: &[u8; 20],
-) -> Result<RootSecret, PeerError> {
+    digest: &ConfigDigest,
+) -> Result<(RootSecret, Vec<u8>), PeerError> {
     let refused = |s: tonic::Status| PeerError::Refused {
         peer: peer.to_string(),
         code: s.code(),
@@ -183,8 +198,10 @@ async fn from_peer(
         .attest(binding::onboard_report_data(
             &nonce,
             &ephemeral.public_key(),
+            &digest.0,
         ))
         .map_err(|e| PeerError::Evidence(e.to_string()))?;
+    let own_report = evidence.report.clone();
     let response = client
         .onboard(pb::OnboardRequest {
             evidence: Some(pb::Evidence {
@@ -193,6 +210,7 @@ async fn from_peer(
             }),
             nonce: nonce.clone(),
             ephemeral_public_key: ephemeral.public_key().to_vec(),
+            config_digest: digest.0.to_vec(),
         })
         .await
         .map_err(refused)?
@@ -226,5 +244,5 @@ async fn from_peer(
             registered: format!("0x{}", hex::encode(registered)),
         });
     }
-    Ok(root)
+    Ok((root, own_report))
 }

@@ -11,7 +11,7 @@ use crate::nonces::NonceStore;
 use k256::ecdsa::SigningKey;
 use snpkms_api::pb;
 use snpkms_api::{app_key_signature, binding, seal};
-use snpkms_chain_client::{ChainClient, Decision};
+use snpkms_chain_client::{BlockRef, ChainClient, Decision};
 use snpkms_verifier::{BootInfo, UnixTime, VerifiedReport};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -26,10 +26,13 @@ pub fn now_unix() -> u64 {
 /// What the node knows of its on-chain identity, refreshed by the KMS info watcher.
 #[derive(Debug, Clone)]
 pub struct KmsState {
-    /// `Err(why)` while the node must not release keys (KMS info mismatch, not yet checked).
+    /// `Err(why)` while the node must not release keys (KMS info mismatch, the registry does
+    /// not allow this node, not yet checked).
     pub serving: Result<(), String>,
     pub key_epoch: u32,
     pub tls_public_key: Vec<u8>,
+    /// The pinned block the verdict was read at.
+    pub checked_at: Option<BlockRef>,
 }
 
 /// Everything a node needs to answer requests.
@@ -46,9 +49,14 @@ pub struct Node {
     pub(crate) state: RwLock<KmsState>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) grants: crate::grants::GrantCache,
-    /// This node's own verified BootInfo, to check before onboarding others that the registry
-    /// still allows this node; `Err` says why the node could not attest itself.
+    /// This node's own verified BootInfo, which the registry must keep allowing for the node
+    /// to serve and onboard others; `Err` says why the node could not attest itself.
     pub(crate) self_boot: Result<BootInfo, String>,
+    /// The security configuration the root is sealed under.
+    pub(crate) config_digest: crate::security::ConfigDigest,
+    /// One standing check at a time: requests that find the verdict older than their decision
+    /// share one read instead of each making it.
+    pub(crate) standing_check: tokio::sync::Mutex<()>,
 }
 
 fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<[u8; N], ReleaseError> {
@@ -114,6 +122,11 @@ impl Node {
         self.root_address
     }
 
+    /// The security configuration this node runs with (its root is sealed under it).
+    pub fn config_digest(&self) -> crate::security::ConfigDigest {
+        self.config_digest
+    }
+
     pub fn state(&self) -> KmsState {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -163,8 +176,7 @@ impl Node {
         &self,
         req: pb::GetAppKeyRequest,
     ) -> Result<pb::GetAppKeyResponse, ReleaseError> {
-        let state = self.state();
-        state.serving.clone().map_err(ReleaseError::NotServing)?;
+        let state = self.serving_state().await?;
 
         let request = validate_request(&req)?;
         let ValidatedRequest {
@@ -202,6 +214,9 @@ impl Node {
                 block: decision.block.to_string(),
             });
         }
+        // The node's own standing must be known at least as late as the app's decision: a
+        // registry that revoked this node at that block stops this release, not a later one.
+        self.standing_at(decision.block.number).await?;
 
         let grant =
             self.grants
@@ -263,24 +278,84 @@ impl Node {
             chain_id: self.chain.chain_id(),
             registry_address: self.chain.registry().to_vec(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            config_digest: self.config_digest.0.to_vec(),
         }
     }
 
-    /// Reads the on-chain KMS info and decides whether this node may serve.
-    pub async fn refresh_kms_state(&self) -> Result<KmsState, ReleaseError> {
-        let info = self.chain.kms_info().await?;
+    /// The node's state if it may serve. A refusal older than the chain view is read again
+    /// first: a node the registry allows again serves from that block, not from the watcher's
+    /// next turn.
+    pub(crate) async fn serving_state(&self) -> Result<KmsState, ReleaseError> {
+        let state = self.state();
+        if state.serving.is_err() {
+            if let Some(pinned) = self.chain.pinned_block() {
+                self.standing_at(pinned.number).await?;
+                return Ok(self.state());
+            }
+        }
+        state.serving.clone().map_err(ReleaseError::NotServing)?;
+        Ok(state)
+    }
+
+    /// The node's verdict on itself, read at a pinned block at or after `block` (re-read if the
+    /// last one is older).
+    async fn standing_at(&self, block: u64) -> Result<(), ReleaseError> {
+        let fresh = |s: &KmsState| s.checked_at.is_some_and(|b| b.number >= block);
+        let state = self.state();
+        if !fresh(&state) {
+            let _one = self.standing_check.lock().await;
+            if !fresh(&self.state()) {
+                self.refresh_kms_state().await;
+            }
+        }
+        self.state().serving.map_err(ReleaseError::NotServing)
+    }
+
+    /// Decides whether this node may serve: the registry names its root, and allows it (its
+    /// measurement, chip, TCB and security configuration) as a KMS. Fails closed: while the
+    /// registry cannot be read, the node does not serve.
+    pub async fn refresh_kms_state(&self) -> KmsState {
+        let (read, verdict) = self.standing().await;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.key_epoch = info.key_epoch;
-        state.serving = if info.root_signing_address.0 .0 == self.root_address {
-            Ok(())
-        } else {
-            Err(format!(
-                "the registry's KMS root signing address is {} but this node's is 0x{}; \
-                 register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
-                info.root_signing_address,
-                hex::encode(self.root_address)
-            ))
+        if let Some((epoch, _)) = read {
+            state.key_epoch = epoch;
+        }
+        state.checked_at = read.map(|(_, block)| block);
+        state.serving = verdict;
+        state.clone()
+    }
+
+    /// What the registry said (key epoch, at which block), and whether this node may serve.
+    async fn standing(&self) -> (Option<(u32, BlockRef)>, Result<(), String>) {
+        let info = match self.chain.kms_info().await {
+            Ok(info) => info,
+            Err(e) => return (None, Err(format!("the registry could not be read: {e}"))),
         };
-        Ok(state.clone())
+        let read = Some((info.key_epoch, info.block));
+        if info.root_signing_address.0 .0 != self.root_address {
+            return (
+                read,
+                Err(format!(
+                    "the registry's KMS root signing address is {} but this node's is 0x{}; \
+                     register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
+                    info.root_signing_address,
+                    hex::encode(self.root_address)
+                )),
+            );
+        }
+        let me = match &self.self_boot {
+            Ok(me) => me,
+            Err(why) => return (read, Err(format!("this node cannot attest itself: {why}"))),
+        };
+        let verdict = match self.chain.is_kms_allowed(me, self.config_digest.0).await {
+            Err(e) => Err(format!("the registry could not be read: {e}")),
+            Ok(d) if !d.allowed => Err(format!(
+                "the registry does not allow this node as a KMS at block {}: {} \
+                 (configuration digest {})",
+                d.block, d.reason, self.config_digest
+            )),
+            Ok(_) => Ok(()),
+        };
+        (read, verdict)
     }
 }

@@ -19,8 +19,15 @@ pub enum StoreError {
         "the node store holds no sealed root secret: it is incomplete; restore it or onboard again"
     )]
     NoRoot,
-    #[error("the sealed root secret does not open with this platform's sealing key: wrong machine, changed image, or corrupted store")]
+    #[error("the sealed root secret does not open with this platform's sealing key: wrong machine, changed image, firmware rolled back below the TCB it was sealed at, or a corrupted store")]
     Unseal,
+    #[error("the security configuration changed: the root was sealed under configuration digest {sealed}, this configuration's digest is {current}. A node never runs with another security configuration than the one its root was sealed under: restore the configuration, or (after governance allows the new digest with `snpkms gov add-kms-config`) start with an empty data dir and `snpkms node onboard` from a peer")]
+    ConfigChanged {
+        sealed: crate::security::ConfigDigest,
+        current: crate::security::ConfigDigest,
+    },
+    #[error("the node store was made by an older snpkms whose sealed root is not bound to a configuration digest: onboard this node again from a peer into an empty data dir")]
+    OldFormat,
     #[error("storage: {0}")]
     Io(String),
 }

@@ -3,7 +3,7 @@
 
 use crate::platform::SimulatedPlatform;
 use crate::ReportFields;
-use snpkms_verifier::GuestPolicy;
+use snpkms_verifier::{GuestPolicy, TcbVersion};
 use std::sync::Arc;
 
 /// What the VMM and firmware fix at launch.
@@ -46,18 +46,32 @@ pub struct DerivedKeyRequest {
     pub mix_measurement: bool,
     pub mix_guest_svn: bool,
     pub vmpl: u32,
+    /// TCB_VERSION to mix in (GUEST_FIELD_SELECT bit 5); the firmware refuses one above the
+    /// committed TCB, so firmware rolled back below it cannot derive the key.
+    pub tcb_version: Option<TcbVersion>,
 }
 
 impl DerivedKeyRequest {
-    /// What a KMS node uses to seal its root secret: bound to its code and policy, so another
-    /// image on the same chip cannot unseal it.
-    pub fn sealing() -> DerivedKeyRequest {
+    /// What a KMS node uses to seal its root secret: bound to its code, its policy and a TCB
+    /// version, so another image on the same chip, or older firmware, cannot unseal it.
+    pub fn sealing(tcb_version: TcbVersion) -> DerivedKeyRequest {
         DerivedKeyRequest {
             mix_policy: true,
             mix_measurement: true,
+            tcb_version: Some(tcb_version),
             ..DerivedKeyRequest::default()
         }
     }
+}
+
+/// Why the simulated firmware refused MSG_KEY_REQ.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DerivedKeyError {
+    #[error("TCB_VERSION {requested} is above the committed TCB {committed}")]
+    TcbAboveCommitted {
+        requested: TcbVersion,
+        committed: TcbVersion,
+    },
 }
 
 /// A running simulated guest.
@@ -107,7 +121,7 @@ impl SimulatedGuest {
     }
 
     /// SNP_GET_DERIVED_KEY: a key only this chip can derive, bound to the selected launch facts.
-    pub fn derived_key(&self, req: DerivedKeyRequest) -> [u8; 32] {
+    pub fn derived_key(&self, req: DerivedKeyRequest) -> Result<[u8; 32], DerivedKeyError> {
         let mut context = Vec::with_capacity(160);
         context.extend_from_slice(&req.vmpl.to_le_bytes());
         let l = &self.launch;
@@ -131,6 +145,18 @@ impl SimulatedGuest {
             context.extend_from_slice(b"guest_svn");
             context.extend_from_slice(&l.guest_svn.to_le_bytes());
         }
-        self.platform.chip_key(&context)
+        if let Some(tcb) = req.tcb_version {
+            let committed = self.platform.tcb();
+            // Any component above the committed one is refused, as the firmware does.
+            if committed.first_below(&tcb).is_some() {
+                return Err(DerivedKeyError::TcbAboveCommitted {
+                    requested: tcb,
+                    committed,
+                });
+            }
+            context.extend_from_slice(b"tcb_version");
+            context.extend_from_slice(&tcb.encode(self.platform.product()));
+        }
+        Ok(self.platform.chip_key(&context))
     }
 }

@@ -13,7 +13,7 @@ pub mod platform;
 
 pub use authority::{AuthorityNames, SimAuthority};
 pub use fields::{cpuid_of, ReportFields};
-pub use guest::{DerivedKeyRequest, Evidence, GuestLaunch, SimulatedGuest};
+pub use guest::{DerivedKeyError, DerivedKeyRequest, Evidence, GuestLaunch, SimulatedGuest};
 pub use platform::{default_tcb, SimulatedPlatform};
 
 use snpkms_verifier::roots::RootError;

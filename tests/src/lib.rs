@@ -71,7 +71,7 @@ pub fn node_config(
         data_dir: data_dir.to_path_buf(),
         tls: None,
         chain: ChainSection {
-            rpc_urls: vec![rpc_url.to_string()],
+            rpc_urls: vec![rpc_url.to_string().into()],
             quorum: 1,
             registry,
             chain_id: None,
@@ -106,6 +106,10 @@ pub struct Stack {
     pub config: NodeConfig,
     pub data_dir: tempfile::TempDir,
     pub compose_hash: [u8; 32],
+    /// The KMS root signing address registered on-chain: what guests trust.
+    pub root: [u8; 20],
+    /// The node's security-configuration digest, allowed on-chain.
+    pub config_digest: B256,
 }
 
 impl Stack {
@@ -135,6 +139,12 @@ impl Stack {
         );
         let boot = snpkms_kms_node::bootstrap::bootstrap(&config).expect("bootstrap");
         let root: Address = boot.root_signing_address.parse().expect("address");
+        let config_digest: B256 = boot.config_digest.parse().expect("digest");
+        fixture
+            .governor
+            .add_kms_config(config_digest)
+            .await
+            .expect("addKmsConfig");
         fixture
             .governor
             .set_kms_info(root, &[])
@@ -147,6 +157,8 @@ impl Stack {
             config,
             data_dir,
             compose_hash,
+            root: root.0 .0,
+            config_digest,
         };
         stack.start_node().await;
         stack
@@ -169,6 +181,49 @@ impl Stack {
             node.node.state().serving
         );
         self.node = Some(node);
+    }
+
+    /// Gives the node another security configuration: its root cannot follow (it is sealed
+    /// under the old digest), so the node starts from an empty data dir with a new root that
+    /// governance registers, its new digest allowed. (A deployment keeps its root by onboarding
+    /// a node with the new configuration from a peer; `replication.rs` tests that.)
+    pub async fn reconfigure(&mut self, change: impl FnOnce(&mut NodeConfig)) {
+        self.stop_node().await;
+        change(&mut self.config);
+        self.data_dir = tempfile::tempdir().expect("tempdir");
+        self.config.data_dir = self.data_dir.path().to_path_buf();
+        let boot = snpkms_kms_node::bootstrap::bootstrap(&self.config).expect("bootstrap");
+        let root: Address = boot.root_signing_address.parse().expect("address");
+        self.config_digest = boot.config_digest.parse().expect("digest");
+        self.fixture
+            .governor
+            .add_kms_config(self.config_digest)
+            .await
+            .expect("addKmsConfig");
+        self.fixture
+            .governor
+            .set_kms_info(root, &[])
+            .await
+            .expect("setKmsInfo");
+        self.root = root.0 .0;
+        self.start_node().await;
+    }
+
+    /// Waits until the node's chain view is pinned at `block` or later (the events up to it
+    /// processed).
+    pub async fn wait_pinned(&self, block: u64) {
+        let node = &self.node.as_ref().expect("node running").node;
+        for _ in 0..500 {
+            if node
+                .chain()
+                .pinned_block()
+                .is_some_and(|b| b.number >= block)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the node's view never reached block {block}");
     }
 
     pub async fn stop_node(&mut self) {
@@ -207,6 +262,17 @@ impl Stack {
         measurement: [u8; 48],
         peers: &[String],
     ) -> Result<(RunningNode, NodeConfig, tempfile::TempDir), String> {
+        self.join_with(chip_seed, measurement, peers, |_| {}).await
+    }
+
+    /// [`Stack::join`] with the joiner's configuration changed by `change` first.
+    pub async fn join_with(
+        &self,
+        chip_seed: &str,
+        measurement: [u8; 48],
+        peers: &[String],
+        change: impl FnOnce(&mut NodeConfig),
+    ) -> Result<(RunningNode, NodeConfig, tempfile::TempDir), String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = node_config(
             &self.proxy.url,
@@ -214,6 +280,7 @@ impl Stack {
             dir.path(),
             chip_seed,
         );
+        change(&mut cfg);
         cfg.platform = PlatformConfig::Simulator {
             product: Product::Milan,
             chip_seed: chip_seed.to_string(),
@@ -237,4 +304,16 @@ impl Stack {
     pub fn compose(&self) -> B256 {
         B256::from(self.compose_hash)
     }
+}
+
+/// GET `path` from a plain-HTTP server at `addr` (the node's metrics listener); the raw response.
+pub async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
 }

@@ -62,7 +62,7 @@ async fn disk_full_fails_requests_cleanly_and_recovers() {
     let g = guest(app, stack.compose_hash);
     let mut client = stack.client().await;
     let before = client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("serves");
 
@@ -84,7 +84,7 @@ async fn disk_full_fails_requests_cleanly_and_recovers() {
     let mut served_while_full = 0;
     for _ in 0..400 {
         match client
-            .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
             .await
         {
             Ok(_) => served_while_full += 1,
@@ -111,7 +111,7 @@ async fn disk_full_fails_requests_cleanly_and_recovers() {
     std::fs::remove_file(mnt.join("filler")).ok();
     fs.resize("64m");
     let after = client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("serves again once there is room");
     assert_eq!(*after.disk_key, *before.disk_key);

@@ -15,18 +15,21 @@ const ALLOWED: &str = "0x\
 #[tokio::test(flavor = "multi_thread")]
 async fn one_lying_rpc_of_three_cannot_authorize() {
     let mut stack = Stack::start().await;
-    stack.stop_node().await;
     let upstream = stack.fixture.chain.url.clone();
     let honest_a = RpcProxy::start(&upstream).await;
     let honest_b = RpcProxy::start(&upstream).await;
     let liar = RpcProxy::start(&upstream).await;
-    stack.config.chain.rpc_urls =
-        vec![honest_a.url.clone(), honest_b.url.clone(), liar.url.clone()];
-    stack.config.chain.quorum = 2;
-    stack.start_node().await;
+    let urls = [&honest_a, &honest_b, &liar].map(|p| p.url.clone().into());
+    stack
+        .reconfigure(|c| {
+            c.chain.rpc_urls = urls.to_vec();
+            c.chain.quorum = 2;
+        })
+        .await;
 
-    // The liar answers every eth_call with "allowed" (its kmsInfo answers become garbage too,
-    // which only makes the node keep its last verdict on its own identity).
+    // The liar answers every eth_call with "allowed" (its kmsInfo answers become garbage too).
+    // Two honest endpoints of three out-vote it on every read, the node's own standing
+    // included.
     liar.set_tamper(|req, resp| {
         if req.get("method").and_then(|m| m.as_str()) == Some("eth_call") {
             resp["result"] = serde_json::Value::String(ALLOWED.into());
@@ -43,16 +46,22 @@ async fn one_lying_rpc_of_three_cannot_authorize() {
     let mut client = GuestClient::connect(&stack.url()).await.unwrap();
     for _ in 0..5 {
         match client
-            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, stack.root)
             .await
         {
             Ok(_) => panic!("a lying RPC made the node release keys"),
             Err(GuestClientError::Refused { code, message }) => {
-                assert_eq!(code, Code::Unavailable, "{message}");
-                assert!(message.contains("disagree"), "{message}");
+                assert_eq!(code, Code::PermissionDenied, "{message}");
+                assert!(message.contains("os image not allowed"), "{message}");
             }
             Err(e) => panic!("{e}"),
         }
     }
     assert!(liar.count("eth_call") > 0, "the liar was asked");
+    // And the allowed guest still gets its keys: the liar cannot deny service either.
+    let g = guest(app, stack.compose_hash);
+    client
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .expect("out-voted liar");
 }

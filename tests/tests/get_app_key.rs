@@ -26,11 +26,11 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
     let root = stack.node.as_ref().unwrap().node.root_address();
 
     let a = client
-        .get_app_key(&guest, app.0 .0, stack.compose_hash, None, Some(root))
+        .get_app_key(&guest, app.0 .0, stack.compose_hash, None, root)
         .await
         .expect("keys");
     let b = client
-        .get_app_key(&guest, app.0 .0, stack.compose_hash, None, Some(root))
+        .get_app_key(&guest, app.0 .0, stack.compose_hash, None, root)
         .await
         .expect("keys again");
     assert_eq!(*a.disk_key, *b.disk_key);
@@ -100,7 +100,7 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
             other_app.0 .0,
             stack.compose_hash,
             None,
-            Some(root),
+            root,
         )
         .await
         .expect("other app keys");
@@ -200,7 +200,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     );
     let (code, msg) = refused(
         client
-            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&rogue, app.0 .0, stack.compose_hash, None, stack.root)
             .await,
     );
     assert_eq!(code, Code::PermissionDenied);
@@ -215,7 +215,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     );
     let (code, msg) = refused(
         client
-            .get_app_key(&debug, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&debug, app.0 .0, stack.compose_hash, None, stack.root)
             .await,
     );
     assert_eq!(code, Code::Unauthenticated);
@@ -225,7 +225,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     let g = guest(app, stack.compose_hash);
     let (code, msg) = refused(
         client
-            .get_app_key(&g, app.0 .0, [0x77; 32], None, None)
+            .get_app_key(&g, app.0 .0, [0x77; 32], None, stack.root)
             .await,
     );
     assert_eq!(code, Code::Unauthenticated);
@@ -234,7 +234,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     // An epoch the registry has not reached.
     let (code, msg) = refused(
         client
-            .get_app_key(&g, app.0 .0, stack.compose_hash, Some(5), None)
+            .get_app_key(&g, app.0 .0, stack.compose_hash, Some(5), stack.root)
             .await,
     );
     assert_eq!(code, Code::InvalidArgument);
@@ -242,7 +242,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
 
     // Allowed now; then the owner removes the compose hash and the next request is refused.
     client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("allowed before removal");
     stack
@@ -254,7 +254,7 @@ async fn chain_and_evidence_refusals_map_to_precise_statuses() {
     stack.settle().await;
     let (code, msg) = refused(
         client
-            .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
             .await,
     );
     assert_eq!(code, Code::PermissionDenied);
@@ -268,7 +268,7 @@ async fn chain_down_is_unavailable_and_service_recovers() {
     let g = guest(app, stack.compose_hash);
     let mut client = stack.client().await;
     client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("allowed");
 
@@ -282,13 +282,20 @@ async fn chain_down_is_unavailable_and_service_recovers() {
         .await
         .unwrap();
     let g2 = guest(app, second);
-    let (code, msg) = refused(client.get_app_key(&g2, app.0 .0, second, None, None).await);
+    let (code, msg) = refused(
+        client
+            .get_app_key(&g2, app.0 .0, second, None, stack.root)
+            .await,
+    );
     assert_eq!(code, Code::Unavailable, "{msg}");
 
     stack.proxy.set_hang(false);
     let mut ok = None;
     for _ in 0..40 {
-        match client.get_app_key(&g2, app.0 .0, second, None, None).await {
+        match client
+            .get_app_key(&g2, app.0 .0, second, None, stack.root)
+            .await
+        {
             Ok(grant) => {
                 ok = Some(grant);
                 break;
@@ -310,7 +317,7 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
     let before = stack
         .client()
         .await
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("keys");
     let root_before = stack.node.as_ref().unwrap().node.root_address();
@@ -323,7 +330,7 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
     let after = stack
         .client()
         .await
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("keys after restart");
     assert_eq!(*before.disk_key, *after.disk_key);
@@ -355,7 +362,7 @@ async fn a_node_whose_root_is_not_registered_does_not_serve() {
     let g = guest(stack.app(), stack.compose_hash);
     let (code, msg) = refused(
         client
-            .get_app_key(&g, stack.app().0 .0, stack.compose_hash, None, None)
+            .get_app_key(&g, stack.app().0 .0, stack.compose_hash, None, stack.root)
             .await,
     );
     assert_eq!(code, Code::Unavailable);
@@ -370,7 +377,7 @@ async fn metrics_count_requests_verifications_and_releases() {
     let g = guest(app, stack.compose_hash);
     let mut client = stack.client().await;
     client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("keys");
     let debug = guest_with(
@@ -380,7 +387,7 @@ async fn metrics_count_requests_verifications_and_releases() {
         GuestPolicy::SMT | GuestPolicy::RESERVED_MBO | GuestPolicy::DEBUG,
     );
     let _ = client
-        .get_app_key(&debug, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&debug, app.0 .0, stack.compose_hash, None, stack.root)
         .await;
     let addr = stack.node.as_ref().unwrap().metrics_addr.unwrap();
     let body = http_get(&format!("{addr}"), "/metrics").await;
@@ -389,7 +396,9 @@ async fn metrics_count_requests_verifications_and_releases() {
         "snpkms_requests_total{method=\"GetAppKey\",code=\"Unauthenticated\"} 1",
         "snpkms_verification_failures_total{reason=\"policy\"} 1",
         &format!("snpkms_key_releases_total{{app=\"{:#x}\"}} 1", app),
-        "snpkms_chain_decision_cache_misses_total 1",
+        // One for the guest's app, one for the node's own standing (isKmsAllowed).
+        "snpkms_chain_decision_cache_misses_total 2",
+        "snpkms_serving 1",
         "snpkms_request_duration_seconds_count{method=\"GetAppKey\"} 2",
         "snpkms_audit_records 1",
     ] {
@@ -397,17 +406,6 @@ async fn metrics_count_requests_verifications_and_releases() {
     }
     // No key material in the metrics.
     assert!(!body.contains(&hex::encode(stack.compose_hash)));
-}
-
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,7 +430,7 @@ async fn tls_listener_serves_and_publishes_its_key() {
     let app = stack.app();
     let g = guest(app, stack.compose_hash);
     client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("keys over TLS");
     // The node publishes its TLS key (SPKI) for guests to pin.

@@ -157,9 +157,7 @@ fn forged_authority() -> Arc<SimAuthority> {
 async fn forty_plus_kinds_of_bad_requests_fail_closed() {
     let mut stack = Stack::start().await;
     // Short nonce lifetime for the expiry case.
-    stack.stop_node().await;
-    stack.config.limits.nonce_ttl_secs = 2;
-    stack.start_node().await;
+    stack.reconfigure(|c| c.limits.nonce_ttl_secs = 2).await;
 
     let app = stack.app();
     let ctx = Ctx {
@@ -202,7 +200,7 @@ async fn forty_plus_kinds_of_bad_requests_fail_closed() {
     let mut good = GuestClient::connect(&stack.url()).await.unwrap();
     let g = guest(app, stack.compose_hash);
     let reference = good
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("a good request works");
     let secrets = [
@@ -656,7 +654,7 @@ async fn forty_plus_kinds_of_bad_requests_fail_closed() {
         }
         // And the node keeps serving.
         let again = good
-            .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
             .await
             .unwrap_or_else(|e| panic!("after {name}: {e}"));
         assert_eq!(*again.disk_key, *reference.disk_key);
@@ -687,10 +685,12 @@ async fn forty_plus_kinds_of_bad_requests_fail_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_resource_exhausted() {
     let mut stack = Stack::start().await;
-    stack.stop_node().await;
-    stack.config.limits.per_client_rate = 1.0;
-    stack.config.limits.per_client_burst = 3;
-    stack.start_node().await;
+    stack
+        .reconfigure(|c| {
+            c.limits.per_client_rate = 1.0;
+            c.limits.per_client_burst = 3;
+        })
+        .await;
     let mut raw = stack.raw_client().await;
     for _ in 0..3 {
         raw.get_challenge(pb::GetChallengeRequest {})
@@ -710,20 +710,22 @@ async fn rate_limits_answer_resource_exhausted() {
     );
 
     // Per app: a burst of 1 for GetAppKey of one app.
-    stack.stop_node().await;
-    stack.config.limits.per_client_rate = 0.0;
-    stack.config.limits.per_app_rate = 0.01;
-    stack.config.limits.per_app_burst = 1;
-    stack.start_node().await;
+    stack
+        .reconfigure(|c| {
+            c.limits.per_client_rate = 0.0;
+            c.limits.per_app_rate = 0.01;
+            c.limits.per_app_burst = 1;
+        })
+        .await;
     let app = stack.app();
     let g = guest(app, stack.compose_hash);
     let mut client = GuestClient::connect(&stack.url()).await.unwrap();
     client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("first request of the app");
     match client
-        .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
     {
         Err(snpkms_guest::GuestClientError::Refused { code, message }) => {

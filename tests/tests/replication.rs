@@ -42,7 +42,7 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
     for url in [&url1, &url2, &url3] {
         let mut c = GuestClient::connect(url).await.unwrap();
         grants.push(
-            c.get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+            c.get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
                 .await
                 .unwrap_or_else(|e| panic!("{url}: {e}")),
         );
@@ -67,7 +67,7 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
         let mut grant = None;
         for _ in 0..40 {
             let g1 = c
-                .get_app_key(&g, app.0 .0, stack.compose_hash, None, None)
+                .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
                 .await
                 .unwrap();
             if g1.key_epoch == 1 {
@@ -78,7 +78,7 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
         }
         new.push(grant.unwrap_or_else(|| panic!("{url} did not move to epoch 1")));
         old.push(
-            c.get_app_key(&g, app.0 .0, stack.compose_hash, Some(0), None)
+            c.get_app_key(&g, app.0 .0, stack.compose_hash, Some(0), stack.root)
                 .await
                 .unwrap(),
         );
@@ -97,7 +97,7 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
     }
     let mut c = GuestClient::connect(&url2).await.unwrap();
     assert!(c
-        .get_app_key(&g, app.0 .0, stack.compose_hash, Some(2), None)
+        .get_app_key(&g, app.0 .0, stack.compose_hash, Some(2), stack.root)
         .await
         .is_err());
     node2.stop().await.unwrap();
@@ -200,4 +200,72 @@ async fn a_peer_handing_out_another_secret_is_refused() {
     );
     node.stop().await.unwrap();
     assert!(cfg.data_dir.join("store").exists());
+}
+
+/// The documented way to change a node's security configuration: governance allows the new
+/// digest, a node with the new configuration starts from an empty data dir and onboards from a
+/// peer, and governance withdraws the old digest. The deployment's root (every app key) stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_the_security_configuration_keeps_the_root() {
+    let stack = Stack::start().await;
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    let mut c = stack.client().await;
+    let before = c
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .unwrap();
+
+    let change = |c: &mut snpkms_kms_node::config::NodeConfig| {
+        c.limits.nonce_ttl_secs = 30;
+        c.chain.max_staleness_secs = 1800;
+    };
+    let mut new_cfg = stack.config.clone();
+    change(&mut new_cfg);
+    let new_digest = snpkms_kms_node::security::SecuritySettings::resolve(&new_cfg)
+        .unwrap()
+        .digest();
+    assert_ne!(new_digest.0, stack.config_digest.0);
+    stack
+        .fixture
+        .governor
+        .add_kms_config(new_digest.0.into())
+        .await
+        .unwrap();
+    let (node, cfg, _dir) = stack
+        .join_with("e2e-kms-chip-7", KMS_MEASUREMENT, &[stack.url()], change)
+        .await
+        .expect("onboarded with the new configuration");
+    assert_eq!(node.node.config_digest(), new_digest);
+    assert_eq!(cfg.limits.nonce_ttl_secs, 30);
+    let new_url = format!("http://{}", node.addr);
+    let mut c2 = GuestClient::connect(&new_url).await.unwrap();
+    let after = c2
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .unwrap();
+    assert_eq!(*after.disk_key, *before.disk_key, "same root, same keys");
+
+    // The old configuration is withdrawn: the old node stops, the new one goes on.
+    let tx = stack
+        .fixture
+        .governor
+        .remove_kms_config(stack.config_digest)
+        .await
+        .unwrap();
+    stack.wait_pinned(tx.block).await;
+    match c
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+    {
+        Err(snpkms_guest::GuestClientError::Refused { code, message }) => {
+            assert_eq!(code, tonic::Code::Unavailable, "{message}");
+            assert!(message.contains("kms config not allowed"), "{message}");
+        }
+        other => panic!("the old configuration still serves: {:?}", other.err()),
+    }
+    c2.get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .expect("the new node serves");
+    node.stop().await.unwrap();
 }

@@ -533,24 +533,43 @@ fn derived_keys_are_bound_to_chip_measurement_and_policy() {
             launch,
         )
     };
-    let req = DerivedKeyRequest::sealing();
-    let k = guest(b"chip-A", launch.clone()).derived_key(req);
-    assert_eq!(k, guest(b"chip-A", launch.clone()).derived_key(req));
-    assert_ne!(k, guest(b"chip-B", launch.clone()).derived_key(req));
+    let tcb = snpkms_simulator::default_tcb(Product::Milan);
+    let req = DerivedKeyRequest::sealing(tcb);
+    let key = |g: SimulatedGuest, r| g.derived_key(r).unwrap();
+    let k = key(guest(b"chip-A", launch.clone()), req);
+    assert_eq!(k, key(guest(b"chip-A", launch.clone()), req));
+    assert_ne!(k, key(guest(b"chip-B", launch.clone()), req));
     let other_image = GuestLaunch {
         measurement: [2; 48],
         ..launch.clone()
     };
-    assert_ne!(k, guest(b"chip-A", other_image.clone()).derived_key(req));
+    assert_ne!(k, key(guest(b"chip-A", other_image.clone()), req));
     let other_policy = GuestLaunch {
         policy: launch.policy | GuestPolicy::DEBUG,
         ..launch.clone()
     };
-    assert_ne!(k, guest(b"chip-A", other_policy).derived_key(req));
+    assert_ne!(k, key(guest(b"chip-A", other_policy), req));
+    // The TCB version is mixed in: an older one gives another key; one above the committed
+    // TCB is refused, as the firmware refuses it.
+    let mut older = tcb;
+    older.snp -= 1;
+    assert_ne!(
+        k,
+        key(
+            guest(b"chip-A", launch.clone()),
+            DerivedKeyRequest::sealing(older)
+        )
+    );
+    let mut newer = tcb;
+    newer.microcode += 1;
+    assert!(matches!(
+        guest(b"chip-A", launch.clone()).derived_key(DerivedKeyRequest::sealing(newer)),
+        Err(snpkms_simulator::DerivedKeyError::TcbAboveCommitted { .. })
+    ));
     // Not mixing the measurement: the key no longer depends on it.
     let unbound = DerivedKeyRequest::default();
     assert_eq!(
-        guest(b"chip-A", launch).derived_key(unbound),
-        guest(b"chip-A", other_image).derived_key(unbound)
+        key(guest(b"chip-A", launch), unbound),
+        key(guest(b"chip-A", other_image), unbound)
     );
 }

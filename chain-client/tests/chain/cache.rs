@@ -12,7 +12,7 @@ async fn a_warm_decision_costs_no_rpc_call() {
     let f = deploy_fixture().await;
     let proxy = RpcProxy::start(&f.chain.url).await;
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![proxy.url.clone()];
+    cfg.endpoints = vec![endpoint(&proxy.url)];
     let c = connect(cfg).await;
     let info = f.app_boot_info();
 
@@ -33,7 +33,7 @@ async fn a_warm_decision_costs_no_rpc_call() {
     assert!(proxy.total() - requests <= 3);
 
     // App and KMS decisions on the same BootInfo are different entries.
-    let kms = c.is_kms_allowed(&info).await.unwrap();
+    let kms = c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap();
     assert!(!kms.cached);
     assert_eq!(proxy.count("eth_call"), 2);
     assert_eq!(
@@ -82,7 +82,7 @@ async fn only_the_affected_entries_are_dropped() {
     let info = f.app_boot_info();
     let kms = f.kms_boot_info();
     c.is_app_allowed(&info).await.unwrap();
-    c.is_kms_allowed(&kms).await.unwrap();
+    c.is_kms_allowed(&kms, KMS_CONFIG).await.unwrap();
 
     // Another app's change and a KMS info change leave both cached.
     let (other, _) = f.stranger.register_app(B256::repeat_byte(9)).await.unwrap();
@@ -93,7 +93,7 @@ async fn only_the_affected_entries_are_dropped() {
     f.governor.bump_key_epoch().await.unwrap();
     c.refresh().await.unwrap();
     assert!(c.is_app_allowed(&info).await.unwrap().cached);
-    assert!(c.is_kms_allowed(&kms).await.unwrap().cached);
+    assert!(c.is_kms_allowed(&kms, KMS_CONFIG).await.unwrap().cached);
     assert_eq!(c.cache_stats().invalidations, 0);
 
     // This app's change drops its entry only.
@@ -103,14 +103,14 @@ async fn only_the_affected_entries_are_dropped() {
         .unwrap();
     c.refresh().await.unwrap();
     assert!(!c.is_app_allowed(&info).await.unwrap().cached);
-    assert!(c.is_kms_allowed(&kms).await.unwrap().cached);
+    assert!(c.is_kms_allowed(&kms, KMS_CONFIG).await.unwrap().cached);
     assert_eq!(c.cache_stats().invalidations, 1);
 
     // A registry policy change drops everything.
     f.governor.add_os_image(&[0x66; 48]).await.unwrap();
     c.refresh().await.unwrap();
     assert!(!c.is_app_allowed(&info).await.unwrap().cached);
-    assert!(!c.is_kms_allowed(&kms).await.unwrap().cached);
+    assert!(!c.is_kms_allowed(&kms, KMS_CONFIG).await.unwrap().cached);
     assert_eq!(c.cache_stats().invalidations, 3);
 }
 
@@ -172,7 +172,7 @@ async fn the_follower_stops_with_the_last_clone() {
     let f = deploy_fixture().await;
     let proxy = RpcProxy::start(&f.chain.url).await;
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![proxy.url.clone()];
+    cfg.endpoints = vec![endpoint(&proxy.url)];
     cfg.poll_interval = Duration::from_millis(20);
     let c = connect(cfg).await;
     let other = c.clone();

@@ -7,6 +7,7 @@ mod owner;
 mod pinning;
 mod quorum;
 mod reads;
+mod tls;
 
 use snpkms_chain_client::{ChainClient, ChainConfig};
 use std::future::Future;

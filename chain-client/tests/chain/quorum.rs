@@ -11,7 +11,7 @@ async fn two_endpoints_that_agree_make_a_quorum() {
     let a = RpcProxy::start(&f.chain.url).await;
     let b = RpcProxy::start(&f.chain.url).await;
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![a.url.clone(), b.url.clone()];
+    cfg.endpoints = vec![endpoint(&a.url), endpoint(&b.url)];
     cfg.quorum = 2;
     let c = connect(cfg).await;
     let d = c.is_app_allowed(&f.app_boot_info()).await.unwrap();
@@ -35,7 +35,7 @@ async fn two_anvils_with_different_state_give_an_error() {
     assert_eq!(one.chain.head().await, two.chain.head().await);
     for quorum in [1, 2] {
         let mut cfg = one.config();
-        cfg.rpc_urls = vec![one.chain.url.clone(), two.chain.url.clone()];
+        cfg.endpoints = vec![endpoint(&one.chain.url), endpoint(&two.chain.url)];
         cfg.quorum = quorum;
         match ChainClient::connect(cfg).await {
             Err(ChainError::BlockDisagreement { detail, .. }) => {
@@ -67,7 +67,7 @@ async fn an_endpoint_that_lies_about_the_answer_gives_an_error_not_a_decision() 
     refused.compose_hash[0] ^= 1;
     for quorum in [1, 2] {
         let mut cfg = f.config();
-        cfg.rpc_urls = vec![honest.url.clone(), liar.url.clone()];
+        cfg.endpoints = vec![endpoint(&honest.url), endpoint(&liar.url)];
         cfg.quorum = quorum;
         let c = connect(cfg).await;
         for info in [f.app_boot_info(), refused.clone()] {
@@ -89,7 +89,7 @@ async fn too_few_answers_is_no_quorum() {
     let a = RpcProxy::start(&f.chain.url).await;
     let b = RpcProxy::start(&f.chain.url).await;
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![a.url.clone(), b.url.clone()];
+    cfg.endpoints = vec![endpoint(&a.url), endpoint(&b.url)];
     cfg.request_timeout = Duration::from_millis(200);
     cfg.poll_interval = Duration::from_secs(60);
 
@@ -116,7 +116,7 @@ async fn too_few_answers_is_no_quorum() {
     }
     // And at connect time.
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![a.url.clone(), b.url.clone()];
+    cfg.endpoints = vec![endpoint(&a.url), endpoint(&b.url)];
     cfg.quorum = 2;
     cfg.request_timeout = Duration::from_millis(200);
     assert!(matches!(
@@ -134,7 +134,7 @@ async fn endpoints_on_another_chain_are_refused() {
     let f = deploy_fixture().await;
     let other = spawn_anvil_with(&["--chain-id", "4242"]);
     let mut cfg = f.config();
-    cfg.rpc_urls = vec![f.chain.url.clone(), other.url.clone()];
+    cfg.endpoints = vec![endpoint(&f.chain.url), endpoint(&other.url)];
     assert!(matches!(
         ChainClient::connect(cfg).await,
         Err(ChainError::ChainIdMismatch { .. })

@@ -79,17 +79,27 @@ async fn kms_decision_paths() {
     let f = deploy_fixture().await;
     let c = connect(f.config()).await;
     let allowed = f.kms_boot_info();
-    let d = c.is_kms_allowed(&allowed).await.unwrap();
+    let d = c.is_kms_allowed(&allowed, KMS_CONFIG).await.unwrap();
     assert!(d.allowed, "{d:?}");
+
+    // The node's security configuration is part of the decision.
+    let d = c.is_kms_allowed(&allowed, [0xee; 32]).await.unwrap();
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "kms config not allowed")
+    );
 
     // App identity is not part of the KMS decision.
     let mut info = allowed.clone();
     info.app_id = [0x99; 20];
     info.compose_hash = [0x98; 32];
-    assert!(c.is_kms_allowed(&info).await.unwrap().allowed);
+    assert!(c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap().allowed);
 
     // An app OS image is not a KMS image, and the other way round.
-    let d = c.is_kms_allowed(&f.app_boot_info()).await.unwrap();
+    let d = c
+        .is_kms_allowed(&f.app_boot_info(), KMS_CONFIG)
+        .await
+        .unwrap();
     assert_eq!(
         (d.allowed, d.reason.as_str()),
         (false, "kms measurement not allowed")
@@ -105,21 +115,26 @@ async fn kms_decision_paths() {
     let mut info = allowed.clone();
     info.launch_tcb.tee = 0;
     info.launch_tcb.bootloader = MIN_TCB.bootloader - 1;
-    let d = c.is_kms_allowed(&info).await.unwrap();
+    let d = c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap();
     assert_eq!((d.allowed, d.reason.as_str()), (false, "tcb below minimum"));
 
     // A non-empty chip list admits only listed chips.
     let other_chip = [0x77u8; 64];
     f.governor.add_kms_chip(&other_chip).await.unwrap();
     c.refresh().await.unwrap();
-    let d = c.is_kms_allowed(&allowed).await.unwrap();
+    let d = c.is_kms_allowed(&allowed, KMS_CONFIG).await.unwrap();
     assert_eq!(
         (d.allowed, d.reason.as_str()),
         (false, "kms chip not allowed")
     );
     f.governor.add_kms_chip(&CHIP_ID).await.unwrap();
     c.refresh().await.unwrap();
-    assert!(c.is_kms_allowed(&allowed).await.unwrap().allowed);
+    assert!(
+        c.is_kms_allowed(&allowed, KMS_CONFIG)
+            .await
+            .unwrap()
+            .allowed
+    );
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
             app.0 .0,
             stack.compose_hash,
             None,
-            Some(on_chain_root.0 .0),
+            on_chain_root.0 .0,
         )
         .await
         .context("the simulated guest's GetAppKey")?;

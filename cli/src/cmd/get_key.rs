@@ -3,6 +3,7 @@
 use super::compose_arg::ComposeArg;
 use super::guest_source::{parse_hex, SourceArgs};
 use anyhow::Context;
+use snpkms_chain_client::{ChainClient, ChainConfig, RpcEndpoint};
 use snpkms_guest::{AppKeyGrant, GuestClient};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -26,12 +27,24 @@ pub struct Args {
     /// Key epoch to ask for (default: the registry's current one).
     #[arg(long)]
     epoch: Option<u32>,
-    /// The KMS root signing address the grant must be signed by. Read from the chain when
-    /// --rpc-url and --registry are given.
+    /// The KMS root signing address the grant must be signed by. Without it, it is read from
+    /// the registry (--rpc-url and --registry); one of the two is required, because a KMS's
+    /// own claim about its root proves nothing.
     #[arg(long)]
     expected_root: Option<String>,
-    #[arg(long, env = "SNPKMS_RPC_URL")]
-    rpc_url: Option<String>,
+    /// RPC endpoint(s) to read the registry's KMS root from: https://, or http:// to a
+    /// loopback address; repeat (or separate with commas) for a quorum.
+    #[arg(long = "rpc-url", env = "SNPKMS_RPC_URL", value_delimiter = ',')]
+    rpc_urls: Vec<String>,
+    /// How many of the --rpc-url endpoints must agree.
+    #[arg(long, default_value_t = 1)]
+    rpc_quorum: usize,
+    /// CA certificate(s) (PEM) to trust for the https RPC endpoints instead of the Mozilla roots.
+    #[arg(long, value_name = "PEM")]
+    rpc_ca: Option<PathBuf>,
+    /// Block the registry is read at: `safe`, `finalized`, or a number of confirmations.
+    #[arg(long, default_value = "3")]
+    read_at: String,
     #[arg(long, env = "SNPKMS_REGISTRY")]
     registry: Option<String>,
     /// Write disk.key, env.key and signing.key here (mode 0600).
@@ -51,20 +64,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(get_key(args))
 }
 
+/// The KMS root the grant must be signed by: given, or read from the registry with the same
+/// rules as a node's reads (https or loopback, distinct hosts, quorum, a pinned block).
 async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
     if let Some(root) = &args.expected_root {
         return Ok(Some(parse_hex::<20>(root).context("--expected-root")?));
     }
-    let (Some(rpc), Some(registry)) = (&args.rpc_url, &args.registry) else {
-        eprintln!("warning: no --expected-root or --rpc-url/--registry: the grant is checked against the root the KMS names itself");
+    let Some(registry) = &args.registry else {
         return Ok(None);
     };
-    let registry = registry.parse().context("--registry")?;
-    let chain = snpkms_chain_client::ChainClient::connect(snpkms_chain_client::ChainConfig::new(
-        rpc.clone(),
-        registry,
-    ))
-    .await?;
+    if args.rpc_urls.is_empty() {
+        return Ok(None);
+    }
+    let ca = args.rpc_ca.as_deref().map(super::read_file).transpose()?;
+    let mut endpoints = Vec::new();
+    for url in &args.rpc_urls {
+        let mut endpoint = RpcEndpoint::new(url)?;
+        if let (Some(pem), "https") = (&ca, endpoint.url().scheme()) {
+            endpoint = endpoint.with_ca_pem(pem)?;
+        }
+        endpoints.push(endpoint);
+    }
+    let mut cfg = ChainConfig::new(
+        endpoints[0].clone(),
+        registry.parse().context("--registry")?,
+    );
+    cfg.endpoints = endpoints;
+    cfg.quorum = args.rpc_quorum;
+    cfg.read_at = args
+        .read_at
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--read-at: {e}"))?;
+    let chain = ChainClient::connect(cfg).await?;
     let info = chain.kms_info().await?;
     Ok(Some(info.root_signing_address.0 .0))
 }
@@ -72,10 +103,17 @@ async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
 async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
     let app_id = parse_hex::<20>(&args.app_id).context("--app-id")?;
     let compose_hash = args.compose.hash()?;
+    let Some(expected) = expected_root(&args).await? else {
+        eprintln!(
+            "error: get-key needs the KMS root it may trust: pass --expected-root 0x<address>, or \
+             --rpc-url URL --registry 0x<registry> to read it from the chain \
+             (what a KMS says about its own root proves nothing)"
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    };
     let source = args
         .source
         .open(snpkms_verifier::app_host_data(&app_id, &compose_hash))?;
-    let expected = expected_root(&args).await?;
     let mut client = match &args.kms_ca {
         Some(ca) => GuestClient::connect_tls(&args.kms, &super::read_file(ca)?).await?,
         None => GuestClient::connect(&args.kms).await?,

@@ -4,7 +4,9 @@ use super::chain_args::{
     hex_bytes, print_outcome, progress_line, run_async, Output, Registry, Rpc, Signer,
 };
 use anyhow::Context;
-use snpkms_chain_client::{deploy_registry_with_progress, Address, Inspector, Owner, TxOutcome};
+use snpkms_chain_client::{
+    deploy_registry_with_progress, Address, Inspector, Owner, TxOutcome, B256,
+};
 use snpkms_verifier::{Product, TcbVersion};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,11 @@ enum Command {
     AddKmsMeasurement(MeasurementArgs),
     /// Remove an allowed KMS node image.
     RemoveKmsMeasurement(MeasurementArgs),
+    /// Allow KMS nodes whose security configuration has this digest
+    /// (`snpkms node config-digest`, or the bootstrap output's `config_digest`).
+    AddKmsConfig(ConfigArgs),
+    /// Remove an allowed KMS configuration digest: nodes running with it stop serving.
+    RemoveKmsConfig(ConfigArgs),
     /// List a chip allowed to run KMS nodes (while the list is empty, any chip may).
     AddKmsChip(ChipArgs),
     /// Remove a listed KMS chip.
@@ -150,6 +157,15 @@ struct OsImageArgs {
 }
 
 #[derive(clap::Args)]
+struct ConfigArgs {
+    #[command(flatten)]
+    tx: TxArgs,
+    /// 32-byte configuration digest, hex.
+    #[arg(long, value_name = "HEX")]
+    digest: String,
+}
+
+#[derive(clap::Args)]
 struct ChipArgs {
     #[command(flatten)]
     tx: TxArgs,
@@ -213,6 +229,19 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             let m = hex_bytes(&a.measurement, 48, "--measurement")?;
             let tx = a.tx.owner()?.remove_kms_measurement(&m).await?;
             done(&a.tx, "removeKmsMeasurement", tx)
+        }
+        Command::AddKmsConfig(a) => {
+            let d = hex_bytes(&a.digest, 32, "--digest")?;
+            let tx = a.tx.owner()?.add_kms_config(B256::from_slice(&d)).await?;
+            done(&a.tx, "addKmsConfig", tx)
+        }
+        Command::RemoveKmsConfig(a) => {
+            let d = hex_bytes(&a.digest, 32, "--digest")?;
+            let tx =
+                a.tx.owner()?
+                    .remove_kms_config(B256::from_slice(&d))
+                    .await?;
+            done(&a.tx, "removeKmsConfig", tx)
         }
         Command::AddKmsChip(a) => {
             let c = hex_bytes(&a.chip_id, 64, "--chip-id")?;
@@ -297,6 +326,7 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             }
             list("os images", &s.os_images);
             list("kms measurements", &s.kms_measurements);
+            list("kms configs", &s.kms_configs);
             if s.kms_chips.is_empty() {
                 println!("kms chips             any");
             } else {

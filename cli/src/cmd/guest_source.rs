@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use snpkms_guest::EvidenceSource;
-use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
 use snpkms_verifier::Product;
 use std::sync::Arc;
 
@@ -27,33 +26,42 @@ impl SourceArgs {
     /// from the app id and compose hash.
     pub fn open(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
         match self.source.as_str() {
-            "simulator" => {
-                let measurement = match &self.sim_measurement {
-                    Some(hex) => parse_hex::<48>(hex).context("--sim-measurement")?,
-                    None => anyhow::bail!("--source simulator needs --sim-measurement (the OS image digest registered on-chain)"),
-                };
-                let platform = SimulatedPlatform::new(
-                    Arc::new(SimAuthority::load()),
-                    self.sim_product,
-                    self.sim_chip_seed.as_bytes(),
-                );
-                Ok(Arc::new(snpkms_guest::SimulatedSource::new(
-                    SimulatedGuest::new(
-                        Arc::new(platform),
-                        GuestLaunch {
-                            measurement,
-                            host_data,
-                            ..GuestLaunch::default()
-                        },
-                    ),
-                )))
-            }
+            "simulator" => self.simulator(host_data),
             _ => {
                 let source = snpkms_guest::hardware::detect()?;
                 eprintln!("evidence source: {}", source.name());
                 Ok(source)
             }
         }
+    }
+
+    #[cfg(not(feature = "simulator"))]
+    fn simulator(&self, _: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+        anyhow::bail!("--source simulator: this snpkms was built without the `simulator` feature")
+    }
+
+    #[cfg(feature = "simulator")]
+    fn simulator(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+        use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
+        let measurement = match &self.sim_measurement {
+            Some(hex) => parse_hex::<48>(hex).context("--sim-measurement")?,
+            None => anyhow::bail!("--source simulator needs --sim-measurement (the OS image digest registered on-chain)"),
+        };
+        let platform = SimulatedPlatform::new(
+            Arc::new(SimAuthority::load()),
+            self.sim_product,
+            self.sim_chip_seed.as_bytes(),
+        );
+        Ok(Arc::new(snpkms_guest::SimulatedSource::new(
+            SimulatedGuest::new(
+                Arc::new(platform),
+                GuestLaunch {
+                    measurement,
+                    host_data,
+                    ..GuestLaunch::default()
+                },
+            ),
+        )))
     }
 }
 

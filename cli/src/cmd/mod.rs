@@ -2,9 +2,11 @@
 
 pub mod app;
 pub mod audit;
+#[cfg(feature = "simulator")]
 pub mod bench;
 pub mod chain_args;
 pub mod compose_arg;
+#[cfg(feature = "simulator")]
 pub mod dev;
 pub mod get_key;
 pub mod gov;

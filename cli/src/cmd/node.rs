@@ -46,6 +46,16 @@ enum NodeCommand {
         #[arg(long = "extra-root", value_name = "PEM")]
         extra_roots: Vec<PathBuf>,
     },
+    /// Print the digest of the node's security configuration (chain view, trust roots, guest
+    /// policy, limits; `SNPKMS_NODE__*` overrides applied): what its root is sealed under and
+    /// what governance allows with `snpkms gov add-kms-config`.
+    ConfigDigest {
+        #[arg(long)]
+        config: PathBuf,
+        /// Also print the canonical configuration the digest is over (it may hold RPC API keys).
+        #[arg(long)]
+        show: bool,
+    },
     /// Print the key-release log and check its hash chain.
     AuditLog {
         #[arg(long)]
@@ -117,12 +127,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .as_secs(),
             );
             match snpkms_kms_node::bootstrap::check_bootstrap(&out, &verifier, now) {
-                Ok(report) => {
+                Ok(checked) => {
+                    let report = &checked.report;
                     println!("root signing address {}", out.root_signing_address);
+                    println!("config digest        {}", checked.config_digest);
                     println!("KMS measurement      {}", hex::encode(report.measurement));
                     println!("chip id              {}", hex::encode(report.chip_id));
                     println!("root of trust        {}", report.root);
-                    println!("verdict: the evidence binds this KMS info");
+                    println!("verdict: the evidence binds this KMS info and configuration digest");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -130,6 +142,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(super::EXIT_REJECTED))
                 }
             }
+        }
+        NodeCommand::ConfigDigest { config, show } => {
+            let cfg = NodeConfig::load(&config)?;
+            let settings = snpkms_kms_node::security::SecuritySettings::resolve(&cfg)?;
+            println!("{}", settings.digest());
+            if show {
+                eprintln!("{}", settings.canonical_json());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         NodeCommand::AuditLog { config, json } => {
             let cfg = NodeConfig::load(&config)?;
@@ -195,13 +216,24 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
         eprintln!("  metrics:      http://{m}/metrics");
     }
     eprintln!("  trust roots:  {trusted}");
+    let endpoints: Vec<String> = cfg
+        .chain
+        .rpc_urls
+        .iter()
+        .map(|u| {
+            snpkms_chain_client::RpcEndpoint::new(u.url())
+                .map(|e| e.label())
+                .unwrap_or_else(|_| "(invalid URL)".into())
+        })
+        .collect();
     eprintln!(
         "  chain:        {} (chain id {}), registry {}, reads at {}",
-        cfg.chain.rpc_urls.join(", "),
+        endpoints.join(", "),
         node.node.chain().chain_id(),
         node.node.chain().registry(),
         cfg.chain.read_at
     );
+    eprintln!("  config:       digest {}", node.node.config_digest());
     eprintln!(
         "  root signer:  0x{}  epoch {}  {}",
         hex::encode(node.node.root_address()),
