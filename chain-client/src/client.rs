@@ -398,7 +398,9 @@ impl Inner {
             .join(", ")
     }
 
-    /// How old the follower's view may be before a request polls by itself.
+    /// How old the follower's view may be before a request polls by itself. It depends on
+    /// `request_timeout` (a poll in flight may take that long), which is why the node seals that
+    /// setting too.
     fn view_max_age(&self) -> Duration {
         self.cfg.poll_interval * 2 + self.cfg.request_timeout
     }
@@ -569,50 +571,51 @@ impl Inner {
             }
         }))
         .await;
-        let mut by_hash: BTreeMap<B256, Vec<usize>> = BTreeMap::new();
-        let mut blocks: HashMap<B256, BlockMeta> = HashMap::new();
+        // The vote is on the whole summary (number, hash, parent, timestamp): with the hash alone,
+        // whichever endpoint answered last would set the timestamp staleness is judged on.
+        let mut by_block: BTreeMap<BlockMeta, Vec<usize>> = BTreeMap::new();
         let mut errors = Vec::new();
         for (&(i, _), b) in ok.iter().zip(at_target) {
             match b {
-                Ok(b) => {
-                    by_hash.entry(b.hash).or_default().push(i);
-                    blocks.insert(b.hash, b);
-                }
+                Ok(b) => by_block.entry(b).or_default().push(i),
                 Err(e) => errors.push(e),
             }
         }
         let describe = || {
-            by_hash
+            by_block
                 .iter()
-                .map(|(h, idx)| {
+                .map(|(b, idx)| {
                     let urls: Vec<&str> = idx
                         .iter()
                         .map(|&i| self.endpoints[i].url.as_str())
                         .collect();
-                    format!("{} have {h}", urls.join(", "))
+                    format!(
+                        "{} have {} (parent {}, time {})",
+                        urls.join(", "),
+                        b.hash,
+                        b.parent_hash,
+                        b.timestamp
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        match quorum_winner(&by_hash, k) {
-            Winner::One(hash) => {
-                if by_hash.len() > 1 {
+        match quorum_winner(&by_block, k) {
+            Winner::One(pinned) => {
+                if by_block.len() > 1 {
                     tracing::warn!(
                         number = target,
                         blocks = %describe(),
-                        "RPC endpoints disagree on the block hash; {k} or more agree, the others are out-voted"
+                        "RPC endpoints disagree on the block; {k} or more agree, the others are out-voted"
                     );
                 }
-                let agreeing = by_hash.get(&hash).cloned().unwrap_or_default();
-                match blocks.get(&hash) {
-                    Some(&pinned) => Ok(View {
-                        head,
-                        pinned,
-                        agreeing,
-                        at: Instant::now(),
-                    }),
-                    None => Err(too_few(k, 0, errors, n)),
-                }
+                let agreeing = by_block.get(&pinned).cloned().unwrap_or_default();
+                Ok(View {
+                    head,
+                    pinned,
+                    agreeing,
+                    at: Instant::now(),
+                })
             }
             Winner::Contested => Err(ChainError::BlockDisagreement {
                 number: target,
@@ -620,7 +623,7 @@ impl Inner {
             }),
             Winner::None => Err(too_few(
                 k,
-                by_hash.values().map(Vec::len).max().unwrap_or(0),
+                by_block.values().map(Vec::len).max().unwrap_or(0),
                 errors,
                 n,
             )),

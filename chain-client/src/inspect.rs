@@ -128,7 +128,7 @@ impl Inspector {
             .block_id(BlockId::hash(h))
             .await
             .map_err(|e| {
-                crate::rpc::map_transport_error(&self.endpoint.url, "eth_getStorageAt", e)
+                crate::rpc::map_transport_error(&self.endpoint.endpoint, "eth_getStorageAt", e)
             })?;
         let mut status = RegistryStatus {
             registry: r,

@@ -94,6 +94,7 @@ fn warn_if_readable_by_others(_: &Path) {}
 pub(crate) struct Sender {
     provider: DynProvider,
     url: String,
+    endpoint: crate::RpcEndpoint,
     from: Address,
     receipt_timeout: Duration,
     request_timeout: Duration,
@@ -113,6 +114,7 @@ impl Sender {
         Ok(Sender {
             provider,
             url: endpoint.label(),
+            endpoint,
             from,
             receipt_timeout: Duration::from_secs(120),
             request_timeout,
@@ -143,7 +145,7 @@ impl Sender {
         fut: impl std::future::IntoFuture<Output = Result<T, alloy::transports::TransportError>>,
     ) -> Result<T, ChainError> {
         match tokio::time::timeout(self.request_timeout, fut).await {
-            Ok(r) => r.map_err(|e| map_transport_error(&self.url, method, e)),
+            Ok(r) => r.map_err(|e| map_transport_error(&self.endpoint, method, e)),
             Err(_) => Err(ChainError::Timeout {
                 url: self.url.clone(),
                 method,

@@ -12,8 +12,10 @@ use alloy::transports::{RpcError, TransportError, TransportErrorKind};
 use std::future::Future;
 use std::time::Duration;
 
-/// What the client keeps of a block header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the client keeps of a block header. Endpoints vote on all of it, not only the hash: a
+/// single endpoint must not choose the timestamp staleness is judged on, or the parent hash
+/// continuity is judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct BlockMeta {
     pub number: u64,
     pub hash: B256,
@@ -25,6 +27,7 @@ pub(crate) struct BlockMeta {
 pub(crate) struct Endpoint {
     /// What messages call this endpoint: `scheme://host:port`, never the API key in its path.
     pub url: String,
+    pub endpoint: RpcEndpoint,
     provider: DynProvider,
     timeout: Duration,
     retries: u32,
@@ -45,6 +48,7 @@ impl Endpoint {
         let provider = endpoint.provider()?;
         Ok(Endpoint {
             url: endpoint.label(),
+            endpoint: endpoint.clone(),
             provider,
             timeout,
             retries,
@@ -76,7 +80,7 @@ impl Endpoint {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     let retryable = is_transient(&e);
-                    let err = map_transport_error(&self.url, method, e);
+                    let err = map_transport_error(&self.endpoint, method, e);
                     if !retryable {
                         return Err(err);
                     }
@@ -171,19 +175,23 @@ impl Endpoint {
     }
 }
 
-/// Maps an alloy transport error to ours; revert data becomes [`ChainError::Contract`].
+/// Maps an alloy transport error to ours; revert data becomes [`ChainError::Contract`]. Every
+/// text taken from the error is redacted: transport errors quote the full URL, API key and all.
 pub(crate) fn map_transport_error(
-    url: &str,
+    endpoint: &RpcEndpoint,
     method: &'static str,
     e: TransportError,
 ) -> ChainError {
+    let url = endpoint.label();
+    let url = url.as_str();
+    let clean = |s: String| endpoint.redact(&s);
     match e {
         RpcError::ErrorResp(payload) => match payload.as_revert_data() {
             Some(data) => ChainError::Contract(decode_revert(&data)),
             None => ChainError::Rpc {
                 url: url.to_string(),
                 method,
-                message: format!("{} (code {})", payload.message, payload.code),
+                message: clean(format!("{} (code {})", payload.message, payload.code)),
             },
         },
         RpcError::Transport(TransportErrorKind::HttpError(h)) => ChainError::Rpc {
@@ -194,11 +202,11 @@ pub(crate) fn map_transport_error(
         RpcError::Transport(kind) => match tls_failure(&kind) {
             Some(reason) => ChainError::Tls {
                 url: url.to_string(),
-                reason,
+                reason: clean(reason),
             },
             None => ChainError::Unreachable {
                 url: url.to_string(),
-                reason: error_chain(&kind),
+                reason: clean(error_chain(&kind)),
             },
         },
         RpcError::NullResp => ChainError::BadResponse {
@@ -209,7 +217,7 @@ pub(crate) fn map_transport_error(
         other => ChainError::BadResponse {
             url: url.to_string(),
             method,
-            detail: other.to_string(),
+            detail: clean(other.to_string()),
         },
     }
 }

@@ -26,7 +26,7 @@ pub struct RpcEndpoint {
     /// DER certificates: when non-empty, the only CAs trusted for this endpoint (instead of
     /// the Mozilla roots).
     ca_certs: Vec<Vec<u8>>,
-    /// SHA-256 of a SubjectPublicKeyInfo that must appear in the server's chain.
+    /// SHA-256 of the SubjectPublicKeyInfo the server's own certificate must carry.
     spki_sha256: Option<[u8; 32]>,
 }
 
@@ -93,7 +93,8 @@ impl RpcEndpoint {
         Ok(self)
     }
 
-    /// Requires a certificate of the server's chain to have this SPKI SHA-256.
+    /// Requires the server's own certificate (the leaf) to carry the public key with this SPKI
+    /// SHA-256. (To pin a CA, pin its certificate with [`Self::with_ca_pem`].)
     pub fn with_spki_sha256(mut self, hash: [u8; 32]) -> Result<RpcEndpoint, ChainError> {
         self.require_https("a pinned SPKI hash")?;
         self.spki_sha256 = Some(hash);
@@ -131,11 +132,25 @@ impl RpcEndpoint {
         redact(&self.url)
     }
 
+    /// `text` with this endpoint's URL (and its path and query) replaced by the label: the
+    /// errors of HTTP clients quote the URL they failed on.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(self.url.as_str(), &self.label());
+        let tail = &self.url[url::Position::BeforePath..];
+        if tail != "/" && !tail.is_empty() {
+            out = out.replace(tail, "/…");
+        }
+        out
+    }
+
     /// The host, lower-cased, as quorum distinctness compares it.
     pub fn host(&self) -> String {
         match self.url.host() {
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            // [::ffff:a.b.c.d] is a.b.c.d.
+            Some(url::Host::Ipv6(ip)) => ip
+                .to_ipv4_mapped()
+                .map_or_else(|| ip.to_string(), |v4| v4.to_string()),
             Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
             None => String::new(),
         }
@@ -279,9 +294,10 @@ pub fn spki_sha256_of_certificate(der: &[u8]) -> Result<[u8; 32], String> {
     Ok(Sha256::digest(spki).into())
 }
 
-/// Chain validation as usual, then: some certificate of the presented chain must carry the
-/// pinned public key. A CA the Mozilla set trusts, but that issued a certificate to someone
-/// else for this name, does not pass.
+/// Chain validation as usual, then: the server's own certificate must carry the pinned public
+/// key. A CA the Mozilla set trusts, but that issued a certificate to someone else for this
+/// name, does not pass. Only the leaf counts: webpki ignores intermediates it does not use, so
+/// anyone could append the (public) pinned certificate to their own chain.
 #[derive(Debug)]
 struct SpkiPinned {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
@@ -304,10 +320,7 @@ impl rustls::client::danger::ServerCertVerifier for SpkiPinned {
             ocsp_response,
             now,
         )?;
-        let pinned = std::iter::once(end_entity)
-            .chain(intermediates)
-            .any(|c| spki_sha256_of_certificate(c).is_ok_and(|h| h == self.pin));
-        if pinned {
+        if spki_sha256_of_certificate(end_entity).is_ok_and(|h| h == self.pin) {
             Ok(verified)
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -348,7 +361,7 @@ impl std::fmt::Display for PinMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "no certificate of the server's chain has the pinned public key (SPKI SHA-256 {})",
+            "the server's certificate does not carry the pinned public key (SPKI SHA-256 {})",
             hex::encode(self.0)
         )
     }
@@ -434,6 +447,20 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_redacted_to_the_label() {
+        let e = RpcEndpoint::new("https://rpc.example:8443/v3/SECRETKEY?token=T0KEN").unwrap();
+        let text =
+            "error sending request for url (https://rpc.example:8443/v3/SECRETKEY?token=T0KEN): \
+                    and again /v3/SECRETKEY?token=T0KEN";
+        let clean = e.redact(text);
+        assert!(
+            !clean.contains("SECRETKEY") && !clean.contains("T0KEN"),
+            "{clean}"
+        );
+        assert!(clean.contains("https://rpc.example:8443/…"), "{clean}");
+    }
+
+    #[test]
     fn pins_need_https() {
         let http = RpcEndpoint::new("http://127.0.0.1:1").unwrap();
         assert!(http.clone().with_spki_sha256([0; 32]).is_err());
@@ -448,5 +475,8 @@ mod tests {
         let a = RpcEndpoint::new("https://RPC.example.").unwrap();
         let b = RpcEndpoint::new("https://rpc.example:8443/x").unwrap();
         assert_eq!(a.host(), b.host());
+        let v4 = RpcEndpoint::new("https://192.0.2.7").unwrap();
+        let mapped = RpcEndpoint::new("https://[::ffff:192.0.2.7]").unwrap();
+        assert_eq!(v4.host(), mapped.host());
     }
 }

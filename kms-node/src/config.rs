@@ -247,6 +247,10 @@ impl NodeConfig {
                 message: e,
             });
         }
+        cfg.policy.validate().map_err(|e| ConfigError::Invalid {
+            field: "policy",
+            message: e.to_string(),
+        })?;
         Ok(cfg)
     }
 
@@ -256,5 +260,37 @@ impl NodeConfig {
             field: "(configuration)",
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_is_validated_like_a_policy_file() {
+        let base = r#"
+            listen = "127.0.0.1:1"
+            data_dir = "/tmp/x"
+            [chain]
+            rpc_urls = ["http://127.0.0.1:8545"]
+            registry = "0x0101010101010101010101010101010101010101"
+            [platform]
+            kind = "hardware"
+        "#;
+        assert!(NodeConfig::from_toml_str(base).is_ok());
+        for bad in [
+            "[policy]\nmin_report_version = 0",
+            "[policy]\nmin_report_version = 5\nmax_report_version = 3",
+            "[policy.min_tcb.milan]\nfmc = 1",
+        ] {
+            let text = format!("{base}\n{bad}");
+            match NodeConfig::from_toml_str(&text) {
+                Err(ConfigError::Invalid {
+                    field: "policy", ..
+                }) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

@@ -214,9 +214,11 @@ impl Node {
                 block: decision.block.to_string(),
             });
         }
-        // The node's own standing must be known at least as late as the app's decision: a
-        // registry that revoked this node at that block stops this release, not a later one.
-        self.standing_at(decision.block.number).await?;
+        // The node's own standing must be known as of the current chain view, which is at or
+        // after the app's decision: a registry that dropped this node at a block stops every
+        // release decided at that block or later, not only those after the watcher's next turn.
+        let view = self.chain.pinned_block().unwrap_or(decision.block);
+        self.standing_at(view).await?;
 
         let grant =
             self.grants
@@ -289,7 +291,7 @@ impl Node {
         let state = self.state();
         if state.serving.is_err() {
             if let Some(pinned) = self.chain.pinned_block() {
-                self.standing_at(pinned.number).await?;
+                self.standing_at(pinned).await?;
                 return Ok(self.state());
             }
         }
@@ -297,16 +299,13 @@ impl Node {
         Ok(state)
     }
 
-    /// The node's verdict on itself, read at a pinned block at or after `block` (re-read if the
-    /// last one is older).
-    async fn standing_at(&self, block: u64) -> Result<(), ReleaseError> {
-        let fresh = |s: &KmsState| s.checked_at.is_some_and(|b| b.number >= block);
-        let state = self.state();
-        if !fresh(&state) {
-            let _one = self.standing_check.lock().await;
-            if !fresh(&self.state()) {
-                self.refresh_kms_state().await;
-            }
+    /// The node's verdict on itself as of the pinned block `at`: read again unless the last
+    /// verdict was read at exactly that block (a verdict from a later block, or from a fork the
+    /// chain has left, is not taken for it).
+    async fn standing_at(&self, at: BlockRef) -> Result<(), ReleaseError> {
+        if self.state().checked_at != Some(at) {
+            self.refresh_standing_if(|checked| checked != Some(at))
+                .await;
         }
         self.state().serving.map_err(ReleaseError::NotServing)
     }
@@ -315,6 +314,17 @@ impl Node {
     /// measurement, chip, TCB and security configuration) as a KMS. Fails closed: while the
     /// registry cannot be read, the node does not serve.
     pub async fn refresh_kms_state(&self) -> KmsState {
+        self.refresh_standing_if(|_| true).await
+    }
+
+    /// One standing read at a time, and only if `needed` still holds once it is this one's turn
+    /// (a concurrent reader may have made it moot). Readers never overwrite each other out of
+    /// order.
+    async fn refresh_standing_if(&self, needed: impl Fn(Option<BlockRef>) -> bool) -> KmsState {
+        let _one = self.standing_check.lock().await;
+        if !needed(self.state().checked_at) {
+            return self.state();
+        }
         let (read, verdict) = self.standing().await;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if let Some((epoch, _)) = read {

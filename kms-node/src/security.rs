@@ -8,8 +8,9 @@
 //! configuration cannot unseal its root and is not allowed by the chain.
 //!
 //! What is in the digest, and why, is written at each field of [`CanonicalConfig`]; settings
-//! that cannot change a release (log level, listen addresses, metrics, the data dir, RPC
-//! timeouts and retries, cache sizes, the log's commit delay) stay out and can change freely.
+//! that cannot change a release (log level, listen addresses, metrics, the data dir, the TLS
+//! listener, the verified-certificate cache size, the log's commit delay) stay out and can
+//! change freely.
 
 use crate::config::{ConfigError, Limits, NodeConfig, PlatformConfig, RpcUrl};
 use serde::Serialize;
@@ -80,16 +81,22 @@ struct CanonicalChain {
     read_at: String,
     /// How old a view may be: an old view hides revocations.
     max_staleness_secs: u64,
-    /// How long a cached decision may outlive the events that would drop it, and how often
-    /// events are looked for: both bound how long a revocation takes to bite.
+    /// How long a cached decision may outlive the events that would drop it, how often events
+    /// are looked for, and how long a poll may hang (timeout and retries) before cached
+    /// decisions stop being served: all bound how long a revocation takes to bite.
     cache_ttl_secs: u64,
     poll_interval_ms: u64,
+    request_timeout_ms: u64,
+    retries: u32,
 }
 
 #[derive(Debug, Serialize)]
 struct CanonicalEndpoint {
-    /// The full URL: another URL is another operator.
-    url: String,
+    /// `scheme://host[:port]`, for people reading the canonical form.
+    origin: String,
+    /// SHA-256 of the full URL: another URL is another operator (or another chain of the same
+    /// provider), and the API key that URLs often carry stays out of the canonical form.
+    url_sha256: String,
     /// SHA-256 of each pinned CA certificate (DER).
     ca_sha256: Vec<String>,
     spki_sha256: Option<String>,
@@ -163,6 +170,8 @@ impl SecuritySettings {
                 max_staleness_secs: cfg.chain.max_staleness_secs,
                 cache_ttl_secs: cfg.chain.cache_ttl_secs,
                 poll_interval_ms: cfg.chain.poll_interval_ms,
+                request_timeout_ms: cfg.chain.request_timeout_ms,
+                retries: cfg.chain.retries,
             },
             trust: CanonicalTrust {
                 simulator_root: cfg.trust.simulator_root,
@@ -207,7 +216,8 @@ impl SecuritySettings {
         self.digest
     }
 
-    /// The canonical JSON the digest is over (URLs included: it may hold API keys).
+    /// The canonical JSON the digest is over. It holds no secret (URLs enter as their hash), so
+    /// an operator can hand it to governance with the digest.
     pub fn canonical_json(&self) -> &str {
         &self.canonical
     }
@@ -262,7 +272,8 @@ fn resolve_chain(cfg: &NodeConfig) -> Result<(ChainConfig, Vec<CanonicalEndpoint
             spki_sha256 = Some(hex::encode(bytes));
         }
         canonical.push(CanonicalEndpoint {
-            url: endpoint.url().to_string(),
+            origin: endpoint.url().origin().ascii_serialization(),
+            url_sha256: sha256_hex(endpoint.url().as_str().as_bytes()),
             ca_sha256,
             spki_sha256,
         });
@@ -393,8 +404,12 @@ mod tests {
         for free in [
             BASE.replace("50051", "50052"),
             BASE.replace("/tmp/snpkms-test", "/var/lib/other"),
-            format!("metrics_listen = \"127.0.0.1:9464\"\n{BASE}").replace("\n        listen", "\nlisten"),
-            BASE.replace("[platform]", "request_timeout_ms = 1\nretries = 9\n[limits]\nverified_chain_cache = 1\naudit_commit_delay_us = 0\n[platform]"),
+            format!("metrics_listen = \"127.0.0.1:9464\"\n{BASE}")
+                .replace("\n        listen", "\nlisten"),
+            BASE.replace(
+                "[platform]",
+                "[limits]\nverified_chain_cache = 1\naudit_commit_delay_us = 0\n[platform]",
+            ),
         ] {
             assert_eq!(digest(&free), base, "{free}");
         }
@@ -404,6 +419,12 @@ mod tests {
             BASE.replace("[platform]", "quorum = 2\n[platform]"),
             BASE.replace("[platform]", "read_at = \"safe\"\n[platform]"),
             BASE.replace("[platform]", "chain_id = 1\n[platform]"),
+            BASE.replace("[platform]", "request_timeout_ms = 86400000\n[platform]"),
+            BASE.replace("[platform]", "retries = 9\n[platform]"),
+            BASE.replace(
+                "\"https://rpc-a.example\"",
+                "{ url = \"https://rpc-a.example\", spki_sha256 = \"00000000000000000000000000000000000000000000000000000000000000aa\" }",
+            ),
             BASE.replace("[platform]", "[policy]\nallow_smt = false\n[platform]"),
             BASE.replace("[platform]", "[limits]\nper_app_burst = 1\n[platform]"),
             BASE.replace("kind = \"hardware\"", "kind = \"simulator\"\nproduct = \"milan\"\nchip_seed = \"x\"\nmeasurement = \"00\""),
@@ -469,6 +490,38 @@ mod tests {
         );
         std::fs::copy(genoa, &b).unwrap();
         assert_ne!(with(&a), with(&b), "another root, same path");
+
+        // A CA pinned for an endpoint, with the same URL: its contents are bound.
+        let ca = |pem: &str| {
+            std::fs::copy(pem, &a).unwrap();
+            digest(&BASE.replace(
+                "\"https://rpc-a.example\"",
+                &format!(
+                    "{{ url = \"https://rpc-a.example\", ca = \"{}\" }}",
+                    a.display()
+                ),
+            ))
+        };
+        let milan = ca(amd);
+        assert_ne!(milan, digest(BASE), "pinning a CA");
+        assert_ne!(milan, ca(genoa), "pinning another CA at the same path");
+    }
+
+    #[test]
+    fn the_canonical_form_holds_no_api_key() {
+        let cfg = BASE.replace(
+            "https://rpc-a.example",
+            "https://rpc-a.example/v3/SECRETKEY",
+        );
+        let settings =
+            SecuritySettings::resolve(&NodeConfig::from_toml_str(&cfg).unwrap()).unwrap();
+        assert!(!settings.canonical_json().contains("SECRETKEY"));
+        assert!(settings.canonical_json().contains("https://rpc-a.example"));
+        assert_ne!(
+            settings.digest(),
+            digest(BASE),
+            "the key is bound, by its hash"
+        );
     }
 
     #[test]

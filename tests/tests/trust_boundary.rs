@@ -183,6 +183,11 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
         ),
         ("chain.read_at", Box::new(|c| c.chain.read_at = "5".into())),
         (
+            "chain.request_timeout_ms",
+            Box::new(|c| c.chain.request_timeout_ms = 86_400_000),
+        ),
+        ("chain.retries", Box::new(|c| c.chain.retries += 5)),
+        (
             "chain.max_staleness_secs",
             Box::new(|c| c.chain.max_staleness_secs = 999_999),
         ),
@@ -249,8 +254,6 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
     let mut cfg = stack.config.clone();
     cfg.listen = "127.0.0.1:0".parse().unwrap();
     cfg.metrics_listen = None;
-    cfg.chain.request_timeout_ms += 500;
-    cfg.chain.retries += 1;
     cfg.limits.verified_chain_cache = 7;
     cfg.limits.audit_commit_delay_us = 0;
     stack.config = cfg;

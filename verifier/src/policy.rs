@@ -79,7 +79,10 @@ impl Policy {
         Ok(policy)
     }
 
-    fn validate(&self) -> Result<(), PolicyLoadError> {
+    /// Refuses policies that could never be meant: a version window that is empty or below 2,
+    /// an fmc minimum for a product without fmc. Every policy a verifier is built from, from a
+    /// file or a node's configuration, goes through it.
+    pub fn validate(&self) -> Result<(), PolicyLoadError> {
         if self.min_report_version > self.max_report_version {
             return Err(PolicyLoadError::Invalid(format!(
                 "min_report_version {} is above max_report_version {}",

@@ -223,12 +223,20 @@ async fn unreachable_rpc_is_a_typed_error() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut cfg = ChainConfig::new(endpoint(&url), Address::repeat_byte(1));
+    let mut cfg = ChainConfig::new(
+        endpoint(&format!("{url}/v3/SECRET-API-KEY")),
+        Address::repeat_byte(1),
+    );
     cfg.retries = 1;
     match ChainClient::connect(cfg).await {
-        Err(ChainError::Unreachable { url: u, reason }) => {
-            assert_eq!(u, url);
+        Err(e @ ChainError::Unreachable { .. }) => {
+            let ChainError::Unreachable { url: u, reason } = &e else {
+                unreachable!()
+            };
+            assert_eq!(*u, format!("{url}/…"));
             assert!(!reason.is_empty());
+            // The API key in the URL's path is in no message.
+            assert!(!format!("{e} {e:?}").contains("SECRET-API-KEY"), "{e}");
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }

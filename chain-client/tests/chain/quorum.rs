@@ -152,3 +152,47 @@ async fn endpoints_on_another_chain_are_refused() {
         Err(ChainError::NoContract { .. })
     ));
 }
+
+#[tokio::test]
+async fn one_endpoint_cannot_choose_the_pinned_blocks_timestamp() {
+    // A chain that stopped two hours ago. One endpoint of three answers the right block hash
+    // with a fresh timestamp, which would hide the staleness if its word alone set it.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    let f = deploy_fixture_on(spawn_anvil_with(&["--timestamp", &start.to_string()])).await;
+    let honest_a = RpcProxy::start(&f.chain.url).await;
+    let honest_b = RpcProxy::start(&f.chain.url).await;
+    let liar = RpcProxy::start(&f.chain.url).await;
+    let fresh = format!(
+        "0x{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    liar.set_tamper(move |req, resp| {
+        if req["method"] == "eth_getBlockByNumber" && resp["result"].is_object() {
+            resp["result"]["timestamp"] = fresh.clone().into();
+        }
+    });
+    let mut cfg = f.config();
+    // The liar last: before the vote covered the whole header summary, the last answer set it.
+    cfg.endpoints = vec![honest_a.endpoint(), honest_b.endpoint(), liar.endpoint()];
+    cfg.quorum = 2;
+    let c = connect(cfg).await;
+    match c.is_app_allowed(&f.app_boot_info()).await {
+        Err(ChainError::Stale { age_secs, .. }) => assert!(age_secs >= 7000, "{age_secs}"),
+        other => panic!("the liar's timestamp was used: {other:?}"),
+    }
+    // With k = 1 its different summary is a disagreement, never a fresh view.
+    let mut cfg = f.config();
+    cfg.endpoints = vec![honest_a.endpoint(), liar.endpoint()];
+    cfg.quorum = 1;
+    assert!(matches!(
+        ChainClient::connect(cfg).await,
+        Err(ChainError::BlockDisagreement { .. })
+    ));
+}

@@ -153,6 +153,30 @@ async fn an_spki_pin_admits_only_its_key() {
 }
 
 #[tokio::test]
+async fn the_pinned_certificate_appended_to_another_chain_does_not_pass() {
+    // The pinned certificate is public: an attacker with any valid certificate for the name
+    // appends it as an extra "intermediate". Only the server's own key counts.
+    let f = deploy_fixture().await;
+    let ca = Ca::new("rpc CA");
+    let ip = next_loopback();
+    let (pinned, pinned_der) = ca.issue(&[ip.to_string()], VALID);
+    let (attacker, _) = ca.issue(&[ip.to_string()], VALID);
+    let chain = TlsIdentity {
+        cert_chain_pem: format!("{}{}", attacker.cert_chain_pem, pinned.cert_chain_pem),
+        key_pem: attacker.key_pem,
+    };
+    let proxy = RpcProxy::start_tls(&f.chain.url, ip, &chain).await;
+    let ep = proxy
+        .endpoint()
+        .with_ca_pem(ca.pem().as_bytes())
+        .unwrap()
+        .with_spki_sha256(spki_sha256_of_certificate(&pinned_der).unwrap())
+        .unwrap();
+    let (_, reason) = refused(config_with(&f, vec![ep])).await;
+    assert!(reason.contains("pinned public key"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_lying_endpoint_behind_valid_tls_is_out_voted() {
     let f = deploy_fixture().await;
     let ca = Ca::new("rpc CA");

@@ -52,7 +52,8 @@ enum NodeCommand {
     ConfigDigest {
         #[arg(long)]
         config: PathBuf,
-        /// Also print the canonical configuration the digest is over (it may hold RPC API keys).
+        /// Also print the canonical configuration the digest is over (on stderr; it holds no
+        /// secret: RPC URLs enter as their SHA-256).
         #[arg(long)]
         show: bool,
     },
