@@ -1,43 +1,53 @@
-//! Authorization reads: pinned to one block, answered by a quorum of endpoints, cached per
-//! BootInfo until an event (or the TTL) says the answer may have changed.
+//! [`ChainClient`]: authorization reads pinned to one block ([`crate::view`]), decided by a
+//! quorum of endpoints ([`crate::quorum`]), cached per BootInfo ([`crate::cache`]) until the
+//! follower ([`crate::follower`]) sees an event that may change them. This module only wires
+//! them: each holds its own invariant.
 
-use crate::bindings::{sol_boot_info, AppAuth, KmsRegistry};
-use crate::config::{ChainConfig, ReadAt};
+use crate::bindings::{sol_boot_info, KmsRegistry};
+use crate::cache::{CacheKey, DecisionCache, Entry, Kind};
+use crate::config::ChainConfig;
 use crate::error::ChainError;
-use crate::rpc::{BlockMeta, Endpoint};
+use crate::follower::next_view;
+use crate::quorum::{too_few, winner, Winner};
+use crate::rpc::Connection;
+use crate::view::{check_stale, View};
 use crate::BlockRef;
-use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{keccak256, Address, Bytes, B256};
-use alloy::rpc::types::{Filter, Log};
-use alloy::sol_types::{SolCall, SolEvent};
+use alloy::sol_types::SolCall;
 use futures::future::join_all;
 use serde::Serialize;
 use snpkms_verifier::{BootInfo, Product, TcbVersion};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// An authorization answer and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// Whether the registry allows it.
     pub allowed: bool,
     /// The registry's reason when refused (`"os image not allowed"`, ...); empty when allowed.
     pub reason: String,
     /// The block the answer was read at. A cached answer keeps the block it was first read at:
     /// no authorization event happened between that block and the current pinned block.
     pub block: BlockRef,
+    /// Served from the decision cache (no RPC call).
     pub cached: bool,
 }
 
 /// The KMS identity published on chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KmsInfo {
+    /// The address of the KMS root signing key: what guests trust.
     pub root_signing_address: Address,
+    /// The KMS nodes' TLS public key (SPKI DER), possibly empty.
     #[serde(serialize_with = "hex_bytes")]
     pub tls_public_key: Vec<u8>,
+    /// The current key epoch.
     pub key_epoch: u32,
+    /// The pinned block it was read at.
     pub block: BlockRef,
 }
 
@@ -48,7 +58,9 @@ fn hex_bytes<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
 /// Decision cache counters since `connect`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CacheStats {
+    /// Decisions served from the cache.
     pub hits: u64,
+    /// Decisions read from the chain.
     pub misses: u64,
     /// Cached decisions dropped because an event (or a reorg) may have changed them.
     pub invalidations: u64,
@@ -71,15 +83,9 @@ impl std::fmt::Debug for ChainClient {
     }
 }
 
-/// Beyond this many blocks since the last processed one, the follower drops the whole cache
-/// instead of asking for the logs (providers cap `eth_getLogs` ranges, and a cold cache is safe).
-const MAX_LOG_RANGE: u64 = 2_000;
-/// Bound on cached decisions; BootInfos come from verified hardware, but memory is not free.
-const MAX_CACHE_ENTRIES: usize = 10_000;
-
 struct Inner {
     cfg: ChainConfig,
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<Connection>,
     chain_id: u64,
     state: Mutex<State>,
     /// Serialises polls, so a request that finds the view old and the follower polling at the
@@ -106,47 +112,7 @@ struct State {
     view: Option<View>,
     /// False after a failed poll: nothing is served from the cache until a poll succeeds.
     view_ok: bool,
-    cache: HashMap<CacheKey, Entry>,
-}
-
-/// The follower's picture of the chain after one poll.
-#[derive(Debug, Clone)]
-struct View {
-    /// The k-th newest head among the endpoints: what staleness is measured on.
-    head: BlockMeta,
-    /// The block all reads are made at.
-    pinned: BlockMeta,
-    /// Indices of the endpoints that have `pinned`.
-    agreeing: Vec<usize>,
-    at: Instant,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    App,
-    Kms,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct CacheKey {
-    kind: Kind,
-    /// keccak256 of the calldata, which is the whole BootInfo.
-    digest: B256,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    allowed: bool,
-    reason: String,
-    block: BlockRef,
-    app: Address,
-    inserted: Instant,
-}
-
-enum Invalidation {
-    Nothing,
-    All(&'static str),
-    Apps(HashSet<Address>),
+    cache: DecisionCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,7 +129,7 @@ impl ChainClient {
         let endpoints = cfg
             .endpoints
             .iter()
-            .map(|e| Endpoint::new(e, cfg.request_timeout, cfg.retries))
+            .map(|e| Connection::new(e, cfg.request_timeout, cfg.retries))
             .collect::<Result<Vec<_>, _>>()?;
 
         let ids = join_all(endpoints.iter().map(|e| e.chain_id())).await;
@@ -274,6 +240,7 @@ impl ChainClient {
         })
     }
 
+    /// The current key epoch.
     pub async fn key_epoch(&self) -> Result<u32, ChainError> {
         Ok(self.inner.read(KmsRegistry::keyEpochCall {}).await?.0)
     }
@@ -304,6 +271,7 @@ impl ChainClient {
         Ok(self.inner.read(call).await?.0)
     }
 
+    /// Decision cache counters since `connect`.
     pub fn cache_stats(&self) -> CacheStats {
         CacheStats {
             hits: self.inner.hits.load(Ordering::Relaxed),
@@ -312,10 +280,12 @@ impl ChainClient {
         }
     }
 
+    /// The chain id every endpoint serves.
     pub fn chain_id(&self) -> u64 {
         self.inner.chain_id
     }
 
+    /// The registry proxy reads go to.
     pub fn registry(&self) -> Address {
         self.inner.cfg.registry
     }
@@ -360,35 +330,6 @@ async fn follow(inner: Weak<Inner>) {
     }
 }
 
-impl BlockMeta {
-    fn block_ref(&self) -> BlockRef {
-        BlockRef {
-            number: self.number,
-            hash: self.hash,
-        }
-    }
-}
-
-fn too_few(needed: usize, answered: usize, mut errors: Vec<ChainError>, n: usize) -> ChainError {
-    if n == 1 && errors.len() == 1 {
-        if let Some(e) = errors.pop() {
-            return e;
-        }
-    }
-    ChainError::NoQuorum {
-        needed,
-        answered,
-        errors: errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Inner {
     fn endpoint_labels(&self) -> String {
         self.endpoints
@@ -405,22 +346,6 @@ impl Inner {
         self.cfg.poll_interval * 2 + self.cfg.request_timeout
     }
 
-    /// The pinned block's age is what counts, not the head's: with `safe`/`finalized` a fresh
-    /// head over a stalled finality is an old view in which revocations are invisible.
-    fn check_stale(&self, view: &View) -> Result<(), ChainError> {
-        let age = unix_now().saturating_sub(view.pinned.timestamp);
-        let max = self.cfg.max_staleness.as_secs();
-        if age > max {
-            return Err(ChainError::Stale {
-                block: view.pinned.number,
-                read_at: self.cfg.read_at.to_string(),
-                age_secs: age,
-                max_secs: max,
-            });
-        }
-        Ok(())
-    }
-
     /// A view to read at: the follower's if recent, else a fresh poll. Never a stale one.
     async fn current_view(&self) -> Result<View, ChainError> {
         let asked = Instant::now();
@@ -428,7 +353,7 @@ impl Inner {
             let st = lock(&self.state);
             if let Some(v) = &st.view {
                 if st.view_ok && v.at.elapsed() <= self.view_max_age() {
-                    self.check_stale(v)?;
+                    check_stale(&self.cfg, v)?;
                     return Ok(v.clone());
                 }
             }
@@ -439,13 +364,13 @@ impl Inner {
             let st = lock(&self.state);
             if let Some(v) = &st.view {
                 if st.view_ok && v.at >= asked {
-                    self.check_stale(v)?;
+                    check_stale(&self.cfg, v)?;
                     return Ok(v.clone());
                 }
             }
         }
         let view = self.poll_locked().await?;
-        self.check_stale(&view)?;
+        check_stale(&self.cfg, &view)?;
         Ok(view)
     }
 
@@ -454,45 +379,21 @@ impl Inner {
         self.poll_locked().await
     }
 
-    /// One follower step; the caller holds `poll_lock`.
+    /// One follower step; the caller holds `poll_lock`. What changed is applied to the cache
+    /// under the same lock that publishes the new view: no reader sees the new pinned block
+    /// with decisions the events up to it have invalidated.
     async fn poll_locked(&self) -> Result<View, ChainError> {
         let prev = lock(&self.state).view.clone();
-        let mut view = match self.observe().await {
+        let (view, invalidation) = match next_view(&self.endpoints, &self.cfg, prev.as_ref()).await
+        {
             Ok(v) => v,
             Err(e) => {
                 lock(&self.state).view_ok = false;
                 return Err(e);
             }
         };
-        if let Some(prev) = &prev {
-            if view.pinned.number < prev.pinned.number
-                && self.still_canonical(&prev.pinned, &view).await
-            {
-                // A lagging answer (a load-balanced provider, a restarted node), not a reorg:
-                // never move the pin back, or a removal already seen could be undone.
-                view.pinned = prev.pinned;
-            }
-        }
-        let invalidation = match &prev {
-            None => Invalidation::Nothing,
-            Some(prev) => self.changes_between(&prev.pinned, &view).await,
-        };
         let mut st = lock(&self.state);
-        let dropped = match invalidation {
-            Invalidation::Nothing => 0,
-            Invalidation::All(why) => {
-                tracing::debug!(why, entries = st.cache.len(), "decision cache cleared");
-                let n = st.cache.len();
-                st.cache.clear();
-                n
-            }
-            Invalidation::Apps(apps) => {
-                let before = st.cache.len();
-                st.cache
-                    .retain(|k, e| !(k.kind == Kind::App && apps.contains(&e.app)));
-                before - st.cache.len()
-            }
-        };
+        let dropped = st.cache.apply(invalidation);
         self.invalidations
             .fetch_add(dropped as u64, Ordering::Relaxed);
         st.view = Some(view.clone());
@@ -505,230 +406,6 @@ impl Inner {
             changed
         });
         Ok(view)
-    }
-
-    /// Heads of all endpoints -> the pinned block number -> the block at that number, which k
-    /// endpoints must agree on.
-    async fn observe(&self) -> Result<View, ChainError> {
-        let k = self.cfg.quorum;
-        let n = self.endpoints.len();
-        let heads = join_all(
-            self.endpoints
-                .iter()
-                .map(|e| e.block(BlockNumberOrTag::Latest)),
-        )
-        .await;
-        let mut ok: Vec<(usize, BlockMeta)> = Vec::new();
-        let mut errors = Vec::new();
-        for (i, h) in heads.into_iter().enumerate() {
-            match h {
-                Ok(b) => ok.push((i, b)),
-                Err(e) => errors.push(e),
-            }
-        }
-        if ok.len() < k {
-            return Err(too_few(k, ok.len(), errors, n));
-        }
-        // The k-th newest: fewer than k endpoints cannot make the chain look fresher or longer.
-        let mut by_time = ok.clone();
-        by_time.sort_by_key(|(_, b)| std::cmp::Reverse(b.timestamp));
-        let head = by_time[k - 1].1;
-        let mut numbers: Vec<u64> = ok.iter().map(|(_, b)| b.number).collect();
-        numbers.sort_unstable_by(|a, b| b.cmp(a));
-
-        let target = match self.cfg.read_at {
-            ReadAt::Confirmations(c) => numbers[k - 1].saturating_sub(c),
-            ReadAt::Safe | ReadAt::Finalized => {
-                let tag = if self.cfg.read_at == ReadAt::Safe {
-                    BlockNumberOrTag::Safe
-                } else {
-                    BlockNumberOrTag::Finalized
-                };
-                let tagged = join_all(ok.iter().map(|&(i, _)| self.endpoints[i].block(tag))).await;
-                let mut nums = Vec::new();
-                let mut errors = Vec::new();
-                for t in tagged {
-                    match t {
-                        Ok(b) => nums.push(b.number),
-                        Err(e) => errors.push(e),
-                    }
-                }
-                if nums.len() < k {
-                    return Err(too_few(k, nums.len(), errors, n));
-                }
-                nums.sort_unstable_by(|a, b| b.cmp(a));
-                nums[k - 1]
-            }
-        };
-
-        let at_target = join_all(ok.iter().map(|&(i, h)| async move {
-            if h.number == target {
-                Ok(h)
-            } else {
-                self.endpoints[i]
-                    .block(BlockNumberOrTag::Number(target))
-                    .await
-            }
-        }))
-        .await;
-        // The vote is on the whole summary (number, hash, parent, timestamp): with the hash alone,
-        // whichever endpoint answered last would set the timestamp staleness is judged on.
-        let mut by_block: BTreeMap<BlockMeta, Vec<usize>> = BTreeMap::new();
-        let mut errors = Vec::new();
-        for (&(i, _), b) in ok.iter().zip(at_target) {
-            match b {
-                Ok(b) => by_block.entry(b).or_default().push(i),
-                Err(e) => errors.push(e),
-            }
-        }
-        let describe = || {
-            by_block
-                .iter()
-                .map(|(b, idx)| {
-                    let urls: Vec<&str> = idx
-                        .iter()
-                        .map(|&i| self.endpoints[i].url.as_str())
-                        .collect();
-                    format!(
-                        "{} have {} (parent {}, time {})",
-                        urls.join(", "),
-                        b.hash,
-                        b.parent_hash,
-                        b.timestamp
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        match quorum_winner(&by_block, k) {
-            Winner::One(pinned) => {
-                if by_block.len() > 1 {
-                    tracing::warn!(
-                        number = target,
-                        blocks = %describe(),
-                        "RPC endpoints disagree on the block; {k} or more agree, the others are out-voted"
-                    );
-                }
-                let agreeing = by_block.get(&pinned).cloned().unwrap_or_default();
-                Ok(View {
-                    head,
-                    pinned,
-                    agreeing,
-                    at: Instant::now(),
-                })
-            }
-            Winner::Contested => Err(ChainError::BlockDisagreement {
-                number: target,
-                detail: describe(),
-            }),
-            Winner::None => Err(too_few(
-                k,
-                by_block.values().map(Vec::len).max().unwrap_or(0),
-                errors,
-                n,
-            )),
-        }
-    }
-
-    /// Do all endpoints that agreed on the new view still have `block` at its height?
-    async fn still_canonical(&self, block: &BlockMeta, view: &View) -> bool {
-        let found = join_all(
-            view.agreeing
-                .iter()
-                .map(|&i| self.endpoints[i].block(BlockNumberOrTag::Number(block.number))),
-        )
-        .await;
-        found
-            .iter()
-            .all(|b| matches!(b, Ok(b) if b.hash == block.hash))
-    }
-
-    /// What may have changed between the previously processed pinned block and the new one.
-    async fn changes_between(&self, prev: &BlockMeta, view: &View) -> Invalidation {
-        let new = &view.pinned;
-        if new.hash == prev.hash {
-            return Invalidation::Nothing;
-        }
-        if new.number <= prev.number {
-            tracing::warn!(
-                prev = prev.number,
-                new = new.number,
-                "pinned block went back or was replaced (reorg deeper than the confirmations?)"
-            );
-            return Invalidation::All("pinned block replaced");
-        }
-        // The new pinned block must descend from the one whose events we processed; otherwise
-        // the events between them were on another fork and the range query would mislead us.
-        let continuous = if new.number == prev.number + 1 {
-            new.parent_hash == prev.hash
-        } else {
-            self.still_canonical(prev, view).await
-        };
-        if !continuous {
-            tracing::warn!(
-                number = prev.number,
-                "previously pinned block is no longer canonical"
-            );
-            return Invalidation::All("reorg below the pinned block");
-        }
-        if new.number - prev.number > MAX_LOG_RANGE {
-            return Invalidation::All("too many blocks since the last poll");
-        }
-        let filter = Filter::new()
-            .from_block(prev.number + 1)
-            .to_block(new.number)
-            .event_signature(decision_topics());
-        let results = join_all(
-            view.agreeing
-                .iter()
-                .map(|&i| self.endpoints[i].logs(&filter)),
-        )
-        .await;
-        // Union over the agreeing endpoints: an endpoint that hides an event cannot keep a
-        // revoked decision cached as long as another one reports it.
-        let mut logs: Vec<Log> = Vec::new();
-        for r in results {
-            match r {
-                Ok(l) => logs.extend(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, "eth_getLogs failed; dropping the decision cache");
-                    return Invalidation::All("eth_getLogs failed");
-                }
-            }
-        }
-        self.classify(&logs, new)
-    }
-
-    fn classify(&self, logs: &[Log], pinned: &BlockMeta) -> Invalidation {
-        let mut apps = HashSet::new();
-        for log in logs {
-            if log.block_number == Some(pinned.number) && log.block_hash != Some(pinned.hash) {
-                return Invalidation::All("logs from another fork");
-            }
-            let Some(&topic0) = log.topics().first() else {
-                continue;
-            };
-            if log.address() == self.cfg.registry {
-                if topic0 == KmsRegistry::AppRegistered::SIGNATURE_HASH {
-                    match log.topics().get(1) {
-                        Some(t) => {
-                            apps.insert(Address::from_word(*t));
-                        }
-                        None => return Invalidation::All("malformed AppRegistered"),
-                    }
-                } else {
-                    return Invalidation::All("registry policy changed");
-                }
-            } else if APP_TOPICS.contains(&topic0) {
-                // An app's events come from its AppAuth clone, whose address is the app id.
-                apps.insert(log.address());
-            }
-        }
-        if apps.is_empty() {
-            Invalidation::Nothing
-        } else {
-            Invalidation::Apps(apps)
-        }
     }
 
     async fn decide(&self, kind: Kind, app: Address, data: Bytes) -> Result<Decision, ChainError> {
@@ -751,31 +428,19 @@ impl Inner {
             }
         })?;
         let mut st = lock(&self.state);
-        // Only if the follower has not moved on: the events between `block` and its new pinned
-        // block were processed without this entry, so caching it now could outlive a removal.
-        if st
-            .view
-            .as_ref()
-            .is_some_and(|v| v.pinned.hash == block.hash)
-        {
-            if st.cache.len() >= MAX_CACHE_ENTRIES {
-                let ttl = self.cfg.cache_ttl;
-                st.cache.retain(|_, e| e.inserted.elapsed() <= ttl);
-                if st.cache.len() >= MAX_CACHE_ENTRIES {
-                    st.cache.clear();
-                }
-            }
-            st.cache.insert(
-                key,
-                Entry {
-                    allowed: r.allowed,
-                    reason: r.reason.clone(),
-                    block,
-                    app,
-                    inserted: Instant::now(),
-                },
-            );
-        }
+        let pinned = st.view.as_ref().map(|v| v.pinned.block_ref());
+        st.cache.insert_if_current(
+            key,
+            Entry {
+                allowed: r.allowed,
+                reason: r.reason.clone(),
+                block,
+                app,
+                inserted: Instant::now(),
+            },
+            pinned,
+            self.cfg.cache_ttl,
+        );
         Ok(Decision {
             allowed: r.allowed,
             reason: r.reason,
@@ -788,14 +453,13 @@ impl Inner {
     fn cached(&self, key: &CacheKey) -> Option<Decision> {
         let st = lock(&self.state);
         let view = st.view.as_ref()?;
-        if !st.view_ok || view.at.elapsed() > self.view_max_age() || self.check_stale(view).is_err()
+        if !st.view_ok
+            || view.at.elapsed() > self.view_max_age()
+            || check_stale(&self.cfg, view).is_err()
         {
             return None;
         }
-        let e = st.cache.get(key)?;
-        if e.inserted.elapsed() > self.cfg.cache_ttl {
-            return None;
-        }
+        let e = st.cache.get(key, self.cfg.cache_ttl)?;
         Some(Decision {
             allowed: e.allowed,
             reason: e.reason.clone(),
@@ -816,7 +480,7 @@ impl Inner {
         Ok((r, block))
     }
 
-    /// One `eth_call` per endpoint at the pinned block hash; k identical answers make a result.
+    /// One `eth_call` per endpoint at the pinned block hash, decided by the quorum vote.
     async fn quorum_call(&self, to: Address, data: Bytes) -> Result<(Bytes, BlockRef), ChainError> {
         let view = self.current_view().await?;
         let block = view.pinned.block_ref();
@@ -837,17 +501,15 @@ impl Inner {
                     format!(
                         "{} answered 0x{}",
                         urls.join(", "),
-                        hex::encode(short(bytes))
+                        hex::encode(&bytes[..bytes.len().min(96)])
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        match quorum_winner(&answers, k) {
+        match winner(&answers, k) {
             Winner::One(bytes) => {
                 if answers.len() > 1 {
-                    // Out-voted: fewer than k endpoints said something else. Worth a look,
-                    // never a decision.
                     tracing::warn!(
                         block = %block,
                         answers = %describe(&answers),
@@ -875,64 +537,6 @@ impl Inner {
         }
     }
 }
-
-/// The outcome of a k-of-n vote.
-#[derive(Debug, PartialEq, Eq)]
-enum Winner<T> {
-    /// Exactly one answer has k or more votes.
-    One(T),
-    /// Different answers and none decides: two reach k, or none does.
-    Contested,
-    /// A single answer (or none) with fewer than k votes.
-    None,
-}
-
-/// An answer decides only if k endpoints gave it and no other answer has k: fewer than k lying
-/// endpoints can never decide, and with k > n/2 a minority of them is out-voted.
-fn quorum_winner<K: Clone + Ord, V>(answers: &BTreeMap<K, Vec<V>>, k: usize) -> Winner<K> {
-    let mut decided = answers.iter().filter(|(_, votes)| votes.len() >= k);
-    match (decided.next(), decided.next()) {
-        (Some((answer, _)), None) => Winner::One(answer.clone()),
-        (Some(_), Some(_)) => Winner::Contested,
-        (None, _) if answers.len() > 1 => Winner::Contested,
-        (None, _) => Winner::None,
-    }
-}
-
-fn short(b: &[u8]) -> &[u8] {
-    &b[..b.len().min(96)]
-}
-
-/// Events after which a cached decision may be wrong: the registry's policy changes and app
-/// registrations, and every AppAuth change. `KmsInfoSet`/`KeyEpochBumped` do not affect
-/// `isAppAllowed`/`isKmsAllowed`.
-fn decision_topics() -> Vec<B256> {
-    let mut t = vec![
-        KmsRegistry::OsImageAdded::SIGNATURE_HASH,
-        KmsRegistry::OsImageRemoved::SIGNATURE_HASH,
-        KmsRegistry::KmsMeasurementAdded::SIGNATURE_HASH,
-        KmsRegistry::KmsMeasurementRemoved::SIGNATURE_HASH,
-        KmsRegistry::KmsConfigAdded::SIGNATURE_HASH,
-        KmsRegistry::KmsConfigRemoved::SIGNATURE_HASH,
-        KmsRegistry::KmsChipAdded::SIGNATURE_HASH,
-        KmsRegistry::KmsChipRemoved::SIGNATURE_HASH,
-        KmsRegistry::MinTcbSet::SIGNATURE_HASH,
-        KmsRegistry::AppRegistered::SIGNATURE_HASH,
-        KmsRegistry::Upgraded::SIGNATURE_HASH,
-    ];
-    t.extend_from_slice(&APP_TOPICS);
-    t
-}
-
-const APP_TOPICS: [B256; 7] = [
-    AppAuth::ComposeHashAdded::SIGNATURE_HASH,
-    AppAuth::ComposeHashRemoved::SIGNATURE_HASH,
-    AppAuth::DeviceAdded::SIGNATURE_HASH,
-    AppAuth::DeviceRemoved::SIGNATURE_HASH,
-    AppAuth::AllowAnyDeviceSet::SIGNATURE_HASH,
-    AppAuth::AppEnabled::SIGNATURE_HASH,
-    AppAuth::AppDisabled::SIGNATURE_HASH,
-];
 
 #[allow(dead_code)]
 fn _assert_send_sync() {

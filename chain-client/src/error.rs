@@ -7,75 +7,142 @@ use alloy::primitives::Address;
 use alloy::sol_types::{Panic, Revert, SolError, SolInterface};
 
 /// Everything that can stop the client from giving an answer. No variant ever means "allowed":
-/// callers must treat every error as a refusal.
+/// callers must treat every error as a refusal. `url` fields are endpoint labels
+/// (`scheme://host:port`), never a URL with its path (API keys stay out).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
+    /// No connection to the endpoint.
     #[error("RPC endpoint {url} is unreachable ({reason}); check that the node runs and the URL is right")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The endpoint.
+        url: String,
+        /// The transport's account, redacted.
+        reason: String,
+    },
 
+    /// The endpoint's TLS server was not the one the configuration trusts.
     #[error("RPC endpoint {url} refused by TLS: {reason}; check the URL, the endpoint's certificate and its pin (chain.rpc_urls)")]
-    Tls { url: String, reason: String },
+    Tls {
+        /// The endpoint.
+        url: String,
+        /// Unknown issuer, expired, another host name, not the pinned key, ...
+        reason: String,
+    },
 
+    /// The endpoint did not answer in time, after the retries.
     #[error("RPC endpoint {url} did not answer {method} within {timeout_ms} ms ({attempts} attempt(s)); the node may be overloaded or the timeout too short")]
     Timeout {
+        /// The endpoint.
         url: String,
+        /// The JSON-RPC method.
         method: &'static str,
+        /// The timeout of one attempt.
         timeout_ms: u64,
+        /// Attempts made.
         attempts: u32,
     },
 
+    /// The endpoint answered with an error (not a revert).
     #[error("RPC endpoint {url} answered {method} with an error: {message}")]
     Rpc {
+        /// The endpoint.
         url: String,
+        /// The JSON-RPC method.
         method: &'static str,
+        /// Its message and code, redacted.
         message: String,
     },
 
+    /// The endpoint's answer does not decode.
     #[error("RPC endpoint {url} sent an answer to {method} that cannot be decoded: {detail}")]
     BadResponse {
+        /// The endpoint(s).
         url: String,
+        /// The JSON-RPC method.
         method: &'static str,
+        /// What did not decode.
         detail: String,
     },
 
+    /// The pinned block is older than `max_staleness`.
     #[error("chain is stale: block #{block}, the one reads are pinned to ({read_at}), is {age_secs} s old, more than the allowed {max_secs} s; the RPC nodes may be out of sync, the chain halted or its finality stalled")]
     Stale {
+        /// The pinned block's number.
         block: u64,
+        /// How reads are pinned (`latest-3`, `safe`, `finalized`).
         read_at: String,
+        /// Its age by its timestamp.
         age_secs: u64,
+        /// The configured bound.
         max_secs: u64,
     },
 
+    /// Fewer than k endpoints gave an answer.
     #[error("no quorum: {answered} of the required {needed} RPC endpoint(s) answered{}", fmt_errors(.errors))]
     NoQuorum {
+        /// k.
         needed: usize,
+        /// How many gave the most common answer.
         answered: usize,
+        /// What the others said.
         errors: Vec<String>,
     },
 
+    /// Different answers and none decides.
     #[error("RPC endpoints disagree at block {block}: {detail}; one of them is wrong, on a fork, or lying")]
-    Disagreement { block: BlockRef, detail: String },
+    Disagreement {
+        /// The pinned block.
+        block: BlockRef,
+        /// Who answered what.
+        detail: String,
+    },
 
-    #[error("RPC endpoints disagree on the block hash at height {number}: {detail}; one of them is wrong, on a fork, or lying")]
-    BlockDisagreement { number: u64, detail: String },
+    /// Different blocks at the pinned height and none decides.
+    #[error("RPC endpoints disagree on the block at height {number}: {detail}; one of them is wrong, on a fork, or lying")]
+    BlockDisagreement {
+        /// The height.
+        number: u64,
+        /// Who has which block.
+        detail: String,
+    },
 
+    /// The endpoints serve another chain than configured, or different chains.
     #[error("chain id mismatch: {detail}; all RPC URLs must serve the chain the registry is on")]
-    ChainIdMismatch { detail: String },
+    ChainIdMismatch {
+        /// Which endpoint serves which chain.
+        detail: String,
+    },
 
+    /// The registry address has no code.
     #[error(
         "no contract at {address} on chain {chain_id}; check the registry address and the RPC URL"
     )]
-    NoContract { address: Address, chain_id: u64 },
+    NoContract {
+        /// The configured registry.
+        address: Address,
+        /// The chain the endpoints serve.
+        chain_id: u64,
+    },
 
+    /// A call or transaction reverted; the decoded reason.
     #[error("contract call reverted: {0}")]
     Contract(String),
 
+    /// A transaction was sent but no receipt came.
     #[error("transaction {tx_hash} was not mined within {waited_secs} s; it may still be pending")]
-    ReceiptTimeout { tx_hash: String, waited_secs: u64 },
+    ReceiptTimeout {
+        /// The transaction.
+        tx_hash: String,
+        /// How long we waited.
+        waited_secs: u64,
+    },
 
+    /// A signer key could not be loaded (the message names the file or variable, never the key).
     #[error("signer: {0}")]
     Signer(String),
 
+    /// A configuration that can never work.
     #[error("invalid configuration: {0}")]
     Config(String),
 }

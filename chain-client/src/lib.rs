@@ -1,32 +1,34 @@
-//! Everything snpkms asks of Ethereum: authorization reads the KMS decides on, the audit trail
-//! of authorization events, and the owner/governance transactions that change the policy.
+//! What a KMS node asks of Ethereum: authorization reads it decides on.
 //!
-//! Reads ([`ChainClient`]) are pinned to one block (`latest - confirmations`, or the
-//! `safe`/`finalized` tag), answered by a quorum of RPC endpoints that must agree on the block
-//! hash and the answer, refused when the chain is stale, and cached per BootInfo until an event
-//! that may change them. No error is ever a decision: callers refuse on every `Err`.
+//! Reads ([`ChainClient`]) go to authenticated endpoints ([`RpcEndpoint`]: https with compiled-in
+//! roots or pins, http only to loopback), are pinned to one block (`latest - confirmations`, or
+//! the `safe`/`finalized` tag) whose summary a quorum agrees on, are decided by k agreeing
+//! answers, refused when the pinned block is stale, and cached per BootInfo until an event that
+//! may change them. No error is ever a decision: callers refuse on every `Err`.
+//!
+//! The read path, one job per module: `transport` (how an endpoint is reached), `rpc` (one
+//! endpoint with timeouts and retries), `view` (the pinned view), `quorum` (the vote),
+//! `follower` (what changed between views), `cache` (decisions), `client` (the facade).
+//! Governance tools (transactions, audit) live in `snpkms-governance`, not here.
 
-mod audit;
+#![warn(missing_docs)]
+
 pub mod bindings;
+mod cache;
 mod client;
 mod config;
-mod deploy;
 mod error;
-mod inspect;
-mod owner;
+mod follower;
+mod quorum;
 mod rpc;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod transport;
+mod view;
 
-pub use audit::{AuditEvent, AuditKind, AuditReader};
 pub use client::{CacheStats, ChainClient, Decision, KmsInfo};
 pub use config::{ChainConfig, ReadAt};
-pub use deploy::{deploy_registry, deploy_registry_with_progress, Deployment};
 pub use error::{decode_revert, ChainError};
-pub use inspect::{AppStatus, Inspector, RegistryStatus};
-pub use owner::{device_id, signer_from_env, signer_from_file, Owner, Progress, TxOutcome};
-pub use transport::{spki_sha256_of_certificate, RpcEndpoint};
+pub use rpc::{map_transport_error, BlockSummary, Connection};
+pub use transport::{http_client, spki_sha256_of_certificate, RpcEndpoint};
 
 pub use alloy::primitives::{keccak256, Address, B256};
 pub use alloy::signers::local::PrivateKeySigner;
@@ -36,7 +38,9 @@ use serde::Serialize;
 /// A block by number and hash: the hash says which fork the number is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct BlockRef {
+    /// Height.
     pub number: u64,
+    /// Which block at that height.
     pub hash: B256,
 }
 

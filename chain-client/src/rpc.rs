@@ -1,5 +1,5 @@
-//! One JSON-RPC endpoint with a per-request timeout and bounded retries, and the typed errors
-//! its failures map to.
+//! One JSON-RPC endpoint with a per-request timeout and bounded retries ([`Connection`]), and
+//! the typed errors its failures map to.
 
 use crate::error::{decode_revert, ChainError};
 use crate::transport::{tls_failure, RpcEndpoint};
@@ -16,37 +16,57 @@ use std::time::Duration;
 /// single endpoint must not choose the timestamp staleness is judged on, or the parent hash
 /// continuity is judged on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct BlockMeta {
+pub struct BlockSummary {
+    /// Height.
     pub number: u64,
+    /// Which block at that height.
     pub hash: B256,
+    /// Its parent: what continuity is judged on.
     pub parent_hash: B256,
+    /// Unix seconds: what staleness is judged on.
     pub timestamp: u64,
 }
 
+impl BlockSummary {
+    /// Number and hash.
+    pub fn block_ref(&self) -> crate::BlockRef {
+        crate::BlockRef {
+            number: self.number,
+            hash: self.hash,
+        }
+    }
+}
+
+/// One endpoint: its provider, the timeout of one request and how often a transport failure is
+/// retried.
 #[derive(Clone)]
-pub(crate) struct Endpoint {
+pub struct Connection {
     /// What messages call this endpoint: `scheme://host:port`, never the API key in its path.
     pub url: String,
+    /// The endpoint and its TLS rules.
     pub endpoint: RpcEndpoint,
     provider: DynProvider,
     timeout: Duration,
     retries: u32,
 }
 
-impl std::fmt::Debug for Endpoint {
+impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("url", &self.url).finish()
+        f.debug_struct("Connection")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
-impl Endpoint {
+impl Connection {
+    /// A connection to `endpoint` (no request is made yet).
     pub fn new(
         endpoint: &RpcEndpoint,
         timeout: Duration,
         retries: u32,
-    ) -> Result<Endpoint, ChainError> {
+    ) -> Result<Connection, ChainError> {
         let provider = endpoint.provider()?;
-        Ok(Endpoint {
+        Ok(Connection {
             url: endpoint.label(),
             endpoint: endpoint.clone(),
             provider,
@@ -95,10 +115,13 @@ impl Endpoint {
         }))
     }
 
+    /// The alloy provider, for calls this type has no method for (errors through
+    /// [`map_transport_error`]).
     pub fn provider(&self) -> &DynProvider {
         &self.provider
     }
 
+    /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, ChainError> {
         self.with_retry("eth_chainId", || async {
             self.provider.get_chain_id().await
@@ -106,6 +129,7 @@ impl Endpoint {
         .await
     }
 
+    /// Length of the code at `address` in the block with hash `block`.
     pub async fn code_len(&self, address: Address, block: B256) -> Result<usize, ChainError> {
         self.with_retry("eth_getCode", || async {
             self.provider
@@ -117,7 +141,8 @@ impl Endpoint {
         .map(|c| c.len())
     }
 
-    pub async fn block(&self, tag: BlockNumberOrTag) -> Result<BlockMeta, ChainError> {
+    /// The summary of a block by number or tag.
+    pub async fn block(&self, tag: BlockNumberOrTag) -> Result<BlockSummary, ChainError> {
         let block = self
             .with_retry("eth_getBlockByNumber", || async {
                 self.provider.get_block_by_number(tag).await
@@ -128,7 +153,7 @@ impl Endpoint {
             method: "eth_getBlockByNumber",
             message: format!("the node does not have block {tag}"),
         })?;
-        Ok(BlockMeta {
+        Ok(BlockSummary {
             number: block.header.inner.number,
             hash: block.header.hash,
             parent_hash: block.header.inner.parent_hash,
@@ -167,6 +192,7 @@ impl Endpoint {
         .await
     }
 
+    /// `eth_getLogs`.
     pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
         self.with_retry("eth_getLogs", || async {
             self.provider.get_logs(filter).await
@@ -177,7 +203,7 @@ impl Endpoint {
 
 /// Maps an alloy transport error to ours; revert data becomes [`ChainError::Contract`]. Every
 /// text taken from the error is redacted: transport errors quote the full URL, API key and all.
-pub(crate) fn map_transport_error(
+pub fn map_transport_error(
     endpoint: &RpcEndpoint,
     method: &'static str,
     e: TransportError,

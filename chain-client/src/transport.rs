@@ -122,6 +122,7 @@ impl RpcEndpoint {
         &self.ca_certs
     }
 
+    /// The pinned SPKI SHA-256 of the server's own key, if any.
     pub fn spki_sha256(&self) -> Option<[u8; 32]> {
         self.spki_sha256
     }
@@ -167,7 +168,7 @@ impl RpcEndpoint {
 
     /// A provider for this endpoint (no fillers: reads need none, and each would add RPC
     /// calls). Callers bound each request's time themselves, to report it as a timeout.
-    pub(crate) fn provider(&self) -> Result<DynProvider, ChainError> {
+    pub fn provider(&self) -> Result<DynProvider, ChainError> {
         Ok(ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_client(self.rpc_client()?)
@@ -175,7 +176,7 @@ impl RpcEndpoint {
     }
 
     /// The JSON-RPC client under [`Self::provider`], for providers with a wallet.
-    pub(crate) fn rpc_client(&self) -> Result<RpcClient, ChainError> {
+    pub fn rpc_client(&self) -> Result<RpcClient, ChainError> {
         // The TLS configuration is set for http URLs too, though unused there: reqwest has no
         // default crypto provider in this build, so nothing can fall back to roots read from
         // the host's disk.
@@ -237,14 +238,12 @@ pub(crate) fn client_builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilde
         .tls_backend_preconfigured(tls)
 }
 
-/// A plain-http client (tests' proxies talking to anvil).
-#[cfg(feature = "testing")]
-pub(crate) fn loopback_http_client() -> reqwest::Client {
-    RpcEndpoint::new("http://127.0.0.1")
-        .and_then(|e| e.tls_config())
-        .map(|tls| client_builder(tls).build())
-        .expect("TLS configuration")
-        .expect("HTTP client")
+/// An HTTP client built like this crate's own (no proxy, no redirects, this TLS configuration),
+/// for components that speak plain JSON over HTTP to the same kind of endpoints.
+pub fn http_client(endpoint: &RpcEndpoint) -> Result<reqwest::Client, ChainError> {
+    client_builder(endpoint.tls_config()?)
+        .build()
+        .map_err(|e| ChainError::Config(format!("HTTP client for {}: {e}", endpoint.label())))
 }
 
 fn redact(url: &reqwest::Url) -> String {

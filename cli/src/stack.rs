@@ -4,8 +4,9 @@
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256, Sha384};
-use snpkms_chain_client::{
-    deploy_registry_with_progress, device_id, signer_from_file, Address, Deployment, Owner, B256,
+use snpkms_chain_client::{Address, B256};
+use snpkms_governance::{
+    deploy_registry_with_progress, device_id, signer_from_file, Deployment, Owner,
 };
 use snpkms_kms_node::config::{ChainSection, Limits, NodeConfig, PlatformConfig, TrustSection};
 use snpkms_simulator::{default_tcb, GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
@@ -274,8 +275,8 @@ impl LocalStack {
     }
 
     /// The demo app's guest, on the simulated guest machine.
-    pub fn guest(&self) -> snpkms_guest::SimulatedSource {
-        snpkms_guest::SimulatedSource::new(SimulatedGuest::new(
+    pub fn guest(&self) -> snpkms_platform::SimulatedAttestor {
+        snpkms_platform::SimulatedAttestor::new(SimulatedGuest::new(
             self.guest_platform.clone(),
             GuestLaunch {
                 measurement: self.guest_image,

@@ -47,7 +47,7 @@ fn bootstrap_evidence_binds_the_kms_info() {
     );
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(
-        text.contains(&hex::encode(snpkms_chain_client::testing::KMS_MEASUREMENT)),
+        text.contains(&hex::encode(snpkms_testkit::KMS_MEASUREMENT)),
         "{text}"
     );
     // The evidence commits to the configuration digest, which `node config-digest` prints.

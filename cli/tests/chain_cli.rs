@@ -2,8 +2,9 @@
 //! checked through the library's own reads.
 
 use serde_json::Value;
-use snpkms_chain_client::testing::{boot_info, spawn_anvil, TestChain, CHIP_ID, MIN_TCB};
-use snpkms_chain_client::{Address, ChainClient, Deployment, ReadAt};
+use snpkms_chain_client::{Address, ChainClient, ReadAt};
+use snpkms_governance::Deployment;
+use snpkms_testkit::{boot_info, spawn_anvil, TestChain, CHIP_ID, MIN_TCB};
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,8 +1,8 @@
 //! `snpkms gov add-os-image` with launch inputs registers exactly what `snpkms measure` computes
 //! (issue 10), using Debian's OVMF that scripts/setup installs.
 
-use snpkms_chain_client::testing::deploy_fixture;
-use snpkms_chain_client::Inspector;
+use snpkms_governance::Inspector;
+use snpkms_testkit::deploy_fixture;
 use std::process::Command;
 
 const OVMF: &str = "/usr/share/OVMF/OVMF_CODE.fd";

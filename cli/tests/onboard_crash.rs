@@ -1,9 +1,9 @@
 //! `snpkms node onboard` killed with SIGKILL in the middle restarts cleanly and can onboard
 //! again; a half-written store from a crash never counts as a store.
 
-use snpkms_chain_client::testing::KMS_MEASUREMENT;
 use snpkms_e2e::{node_config, Stack};
 use snpkms_kms_node::config::PlatformConfig;
+use snpkms_testkit::KMS_MEASUREMENT;
 use snpkms_verifier::Product;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -8,7 +8,7 @@ use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
 use snpkms_api::{app_key_signature, binding};
 use zeroize::Zeroizing;
 
-use crate::source::{EvidenceSource, GuestError};
+use snpkms_platform::{Attestor, PlatformError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestClientError {
@@ -17,7 +17,7 @@ pub enum GuestClientError {
     #[error("KMS refused: {code:?}: {message}")]
     Refused { code: tonic::Code, message: String },
     #[error("evidence: {0}")]
-    Evidence(#[from] GuestError),
+    Evidence(#[from] PlatformError),
     #[error("the response did not open with our ephemeral key: {0}")]
     Open(#[from] seal::SealError),
     #[error("malformed response: {0}")]
@@ -117,7 +117,7 @@ impl GuestClient {
     /// refused unless the KMS signature is by `expected_root`.
     pub async fn get_app_key(
         &mut self,
-        source: &dyn EvidenceSource,
+        source: &dyn Attestor,
         app_id: [u8; 20],
         compose_hash: [u8; 32],
         epoch: Option<u32>,

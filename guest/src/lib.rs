@@ -1,11 +1,6 @@
-//! The guest side of snpkms: where SNP evidence comes from ([`source`]) and the client that
-//! turns it into app keys ([`client`]).
+//! The guest side of snpkms: the client that turns this guest's SNP evidence (from
+//! [`snpkms_platform`]) into app keys.
 
 pub mod client;
-pub mod hardware;
-pub mod source;
 
 pub use client::{AppKeyGrant, GuestClient, GuestClientError};
-#[cfg(feature = "simulator")]
-pub use source::SimulatedSource;
-pub use source::{EvidenceSource, GuestError, SnpEvidence};

@@ -109,7 +109,7 @@ fn log_roots(roots: &TrustRoots) {
 /// This node's own evidence, verified with its own verifier: the BootInfo it asks the registry
 /// about (`isKmsAllowed`) before it serves and before it onboards others.
 fn attest_self(
-    platform: &dyn snpkms_guest::EvidenceSource,
+    platform: &dyn snpkms_platform::Attestor,
     evidence: &EvidenceVerifier,
     root_address: &[u8; 20],
     digest: &ConfigDigest,

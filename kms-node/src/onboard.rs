@@ -16,7 +16,7 @@ use snpkms_api::pb;
 use snpkms_api::pb::kms_client::KmsClient;
 use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
 use snpkms_chain_client::ChainClient;
-use snpkms_guest::EvidenceSource;
+use snpkms_platform::Attestor;
 use snpkms_verifier::BootInfo;
 use zeroize::Zeroizing;
 
@@ -171,7 +171,7 @@ pub async fn join(cfg: &NodeConfig, peers: &[String]) -> Result<JoinOutcome, Nod
 /// the sealing key is bound to).
 async fn from_peer(
     peer: &str,
-    source: &dyn EvidenceSource,
+    source: &dyn Attestor,
     registered: &[u8; 20],
     digest: &ConfigDigest,
 ) -> Result<(RootSecret, Vec<u8>), PeerError> {

@@ -1,7 +1,7 @@
 //! The node's own TEE, from its configuration: its evidence and its sealing key.
 
 use crate::config::PlatformConfig;
-use snpkms_guest::EvidenceSource;
+use snpkms_platform::Attestor;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -9,16 +9,16 @@ pub enum PlatformError {
     #[error("platform: {0}")]
     Config(String),
     #[error("platform: {0}")]
-    Guest(#[from] snpkms_guest::GuestError),
+    Device(#[from] snpkms_platform::PlatformError),
     #[error("platform: the node's own report cannot be read: {0}")]
     OwnReport(#[from] snpkms_verifier::FormatError),
 }
 
 /// Opens the configured platform. The simulator is for development: its evidence only passes
 /// verifiers that trust the simulator root, which a hardware node never does.
-pub fn open(cfg: &PlatformConfig) -> Result<Arc<dyn EvidenceSource>, PlatformError> {
+pub fn open(cfg: &PlatformConfig) -> Result<Arc<dyn Attestor>, PlatformError> {
     match cfg {
-        PlatformConfig::Hardware => Ok(snpkms_guest::hardware::detect()?),
+        PlatformConfig::Hardware => Ok(snpkms_platform::hardware::detect()?),
         PlatformConfig::Simulator {
             product,
             chip_seed,
@@ -32,7 +32,7 @@ fn simulator(
     product: snpkms_verifier::Product,
     chip_seed: &str,
     measurement: &str,
-) -> Result<Arc<dyn EvidenceSource>, PlatformError> {
+) -> Result<Arc<dyn Attestor>, PlatformError> {
     let measurement: [u8; 48] = hex::decode(measurement.trim_start_matches("0x"))
         .ok()
         .and_then(|m| m.try_into().ok())
@@ -47,7 +47,7 @@ fn simulator(
     _: snpkms_verifier::Product,
     _: &str,
     _: &str,
-) -> Result<Arc<dyn EvidenceSource>, PlatformError> {
+) -> Result<Arc<dyn Attestor>, PlatformError> {
     Err(PlatformError::Config(
         "platform.kind = \"simulator\": this build has no simulator (built without the `simulator` feature)".into(),
     ))
@@ -59,14 +59,14 @@ pub fn simulated_kms(
     product: snpkms_verifier::Product,
     chip_seed: &str,
     measurement: [u8; 48],
-) -> snpkms_guest::SimulatedSource {
+) -> snpkms_platform::SimulatedAttestor {
     use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
     let platform = SimulatedPlatform::new(
         Arc::new(SimAuthority::load()),
         product,
         chip_seed.as_bytes(),
     );
-    snpkms_guest::SimulatedSource::new(SimulatedGuest::new(
+    snpkms_platform::SimulatedAttestor::new(SimulatedGuest::new(
         Arc::new(platform),
         GuestLaunch {
             measurement,

@@ -3,12 +3,13 @@
 //! simulator root trusted explicitly, and simulated guests. Panics on set-up failure: tests only.
 
 use snpkms_api::pb::kms_client::KmsClient;
-use snpkms_chain_client::testing::{deploy_fixture, Fixture, RpcProxy, KMS_MEASUREMENT};
 use snpkms_chain_client::{Address, B256};
-use snpkms_guest::{GuestClient, SimulatedSource};
+use snpkms_guest::GuestClient;
 use snpkms_kms_node::config::{ChainSection, Limits, NodeConfig, PlatformConfig, TrustSection};
 use snpkms_kms_node::RunningNode;
+use snpkms_platform::SimulatedAttestor;
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
+use snpkms_testkit::{deploy_fixture, Fixture, RpcProxy, KMS_MEASUREMENT};
 use snpkms_verifier::{app_host_data, Policy, Product};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -25,7 +26,7 @@ pub fn authority() -> Arc<SimAuthority> {
 
 /// A simulated guest of `app` running `compose_hash` on `GUEST_IMAGE`, as a VMM would launch
 /// it (host_data bound to the app and compose).
-pub fn guest(app: Address, compose_hash: [u8; 32]) -> SimulatedSource {
+pub fn guest(app: Address, compose_hash: [u8; 32]) -> SimulatedAttestor {
     guest_with(
         app,
         compose_hash,
@@ -39,9 +40,9 @@ pub fn guest_with(
     compose_hash: [u8; 32],
     measurement: [u8; 48],
     policy: u64,
-) -> SimulatedSource {
+) -> SimulatedAttestor {
     let platform = SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes());
-    SimulatedSource::new(SimulatedGuest::new(
+    SimulatedAttestor::new(SimulatedGuest::new(
         Arc::new(platform),
         GuestLaunch {
             measurement,
@@ -115,7 +116,7 @@ pub struct Stack {
 impl Stack {
     pub async fn start() -> Stack {
         let fixture = deploy_fixture().await;
-        let compose_hash = snpkms_chain_client::testing::COMPOSE_HASH;
+        let compose_hash = snpkms_testkit::COMPOSE_HASH;
         fixture
             .governor
             .add_os_image(&GUEST_IMAGE)
@@ -123,10 +124,7 @@ impl Stack {
             .expect("addOsImage");
         fixture
             .app_owner
-            .add_device(
-                fixture.app,
-                snpkms_chain_client::device_id(&guest_chip_id()),
-            )
+            .add_device(fixture.app, snpkms_governance::device_id(&guest_chip_id()))
             .await
             .expect("addDevice");
         let proxy = RpcProxy::start(&fixture.chain.url).await;

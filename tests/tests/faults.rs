@@ -1,8 +1,8 @@
 //! A lying RPC provider cannot make the node release a key.
 
-use snpkms_chain_client::testing::RpcProxy;
 use snpkms_e2e::*;
 use snpkms_guest::{GuestClient, GuestClientError};
+use snpkms_testkit::RpcProxy;
 use snpkms_verifier::GuestPolicy;
 use tonic::Code;
 

@@ -5,7 +5,8 @@ use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
 use snpkms_api::{app_key_signature, binding};
 use snpkms_chain_client::{Address, B256};
 use snpkms_e2e::*;
-use snpkms_guest::{EvidenceSource, GuestClientError};
+use snpkms_guest::GuestClientError;
+use snpkms_platform::Attestor;
 use snpkms_verifier::GuestPolicy;
 use tonic::Code;
 
@@ -108,7 +109,7 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
     assert_ne!(other.app_signing_address, a.app_signing_address);
 }
 
-fn guest_for(app: Address, compose: [u8; 32]) -> snpkms_guest::SimulatedSource {
+fn guest_for(app: Address, compose: [u8; 32]) -> snpkms_platform::SimulatedAttestor {
     guest(app, compose)
 }
 

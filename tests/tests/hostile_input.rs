@@ -6,11 +6,11 @@ use rsa::RsaPrivateKey;
 use snpkms_api::pb;
 use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_api::{binding, pb::kms_client::KmsClient};
-use snpkms_chain_client::testing::MIN_TCB;
 use snpkms_chain_client::B256;
 use snpkms_e2e::*;
 use snpkms_guest::GuestClient;
 use snpkms_simulator::{AuthorityNames, ReportFields, SimAuthority, SimulatedPlatform};
+use snpkms_testkit::MIN_TCB;
 use snpkms_verifier::cert_table::{self, CertTableEntry, Guid};
 use snpkms_verifier::report::offsets;
 use snpkms_verifier::{

@@ -2,9 +2,9 @@
 
 use snpkms_api::pb;
 use snpkms_api::seal::{self};
-use snpkms_chain_client::testing::KMS_MEASUREMENT;
 use snpkms_e2e::*;
 use snpkms_guest::GuestClient;
+use snpkms_testkit::KMS_MEASUREMENT;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,10 +4,11 @@
 
 use snpkms_chain_client::B256;
 use snpkms_e2e::*;
-use snpkms_guest::{GuestClientError, SimulatedSource};
+use snpkms_guest::GuestClientError;
 use snpkms_kms_node::config::{NodeConfig, PinnedRpcUrl, RpcUrl};
 use snpkms_kms_node::store::StoreError;
 use snpkms_kms_node::NodeError;
+use snpkms_platform::SimulatedAttestor;
 use snpkms_simulator::{default_tcb, GuestLaunch, SimulatedGuest, SimulatedPlatform};
 use snpkms_verifier::{app_host_data, Product, TcbVersion};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ fn node_chip() -> [u8; 64] {
     SimulatedPlatform::new(authority(), Product::Milan, b"e2e-kms-chip-1").chip_id()
 }
 
-async fn refused_unavailable(stack: &Stack, guest: &SimulatedSource) -> String {
+async fn refused_unavailable(stack: &Stack, guest: &SimulatedAttestor) -> String {
     let app = stack.app();
     let mut client = stack.client().await;
     match client
@@ -34,7 +35,7 @@ async fn refused_unavailable(stack: &Stack, guest: &SimulatedSource) -> String {
     }
 }
 
-async fn served(stack: &Stack, guest: &SimulatedSource) {
+async fn served(stack: &Stack, guest: &SimulatedAttestor) {
     let app = stack.app();
     let mut client = stack.client().await;
     client
@@ -53,7 +54,7 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
 
     // The node's image is removed (a compromised KMS release): refused from the removal block.
     let removal = governor
-        .remove_kms_measurement(&snpkms_chain_client::testing::KMS_MEASUREMENT)
+        .remove_kms_measurement(&snpkms_testkit::KMS_MEASUREMENT)
         .await
         .unwrap();
     stack.wait_pinned(removal.block).await;
@@ -62,7 +63,7 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     let body = http_get(&metrics.to_string(), "/metrics").await;
     assert!(body.contains("snpkms_serving 0"), "{body}");
     let back = governor
-        .add_kms_measurement(&snpkms_chain_client::testing::KMS_MEASUREMENT)
+        .add_kms_measurement(&snpkms_testkit::KMS_MEASUREMENT)
         .await
         .unwrap();
     stack.wait_pinned(back.block).await;
@@ -114,8 +115,8 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     assert!(body.contains("snpkms_serving 1"), "{body}");
 }
 
-fn guest_on(platform: SimulatedPlatform, stack: &Stack) -> SimulatedSource {
-    SimulatedSource::new(SimulatedGuest::new(
+fn guest_on(platform: SimulatedPlatform, stack: &Stack) -> SimulatedAttestor {
+    SimulatedAttestor::new(SimulatedGuest::new(
         Arc::new(platform),
         GuestLaunch {
             measurement: GUEST_IMAGE,
@@ -136,8 +137,7 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
     let files = tempfile::tempdir().unwrap();
     let amd_root = files.path().join("amd-genoa.pem");
     std::fs::copy(
-        snpkms_chain_client::testing::workspace_root()
-            .join("verifier/testdata/amd/roots/genoa-ask-ark.pem"),
+        snpkms_testkit::workspace_root().join("verifier/testdata/amd/roots/genoa-ask-ark.pem"),
         &amd_root,
     )
     .unwrap();
@@ -146,7 +146,7 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
     let ca = files.path().join("rpc-ca.pem");
     std::fs::write(&ca, rcgen_ca_pem()).unwrap();
     let proxy_url = stack.proxy.url.clone();
-    let other_proxy = snpkms_chain_client::testing::RpcProxy::start(&stack.fixture.chain.url).await;
+    let other_proxy = snpkms_testkit::RpcProxy::start(&stack.fixture.chain.url).await;
 
     type Change = Box<dyn Fn(&mut NodeConfig)>;
     let changes: Vec<(&str, Change)> = vec![
@@ -275,7 +275,7 @@ async fn a_joiner_with_a_configuration_not_allowed_learns_nothing() {
     let err = stack
         .join_with(
             "e2e-kms-chip-9",
-            snpkms_chain_client::testing::KMS_MEASUREMENT,
+            snpkms_testkit::KMS_MEASUREMENT,
             &[stack.url()],
             |c| c.policy.allow_debug = true,
         )

@@ -3,8 +3,8 @@
 use crate::{connect, eventually};
 use alloy::primitives::B256;
 use alloy::providers::ext::AnvilApi;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_testkit::*;
 use std::time::Duration;
 
 #[tokio::test]
@@ -56,7 +56,7 @@ async fn a_removal_event_invalidates_the_cache_by_itself() {
 
     let removal = f
         .app_owner
-        .remove_device(f.app, device_id(&CHIP_ID))
+        .remove_device(f.app, snpkms_governance::device_id(&CHIP_ID))
         .await
         .unwrap();
     // No refresh(): the follower alone must notice within a few polls.

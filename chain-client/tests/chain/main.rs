@@ -1,9 +1,7 @@
 //! Integration tests against real anvil nodes with the registry deployed from the committed
 //! artifacts. One test binary (modules below) so alloy is linked once.
 
-mod audit;
 mod cache;
-mod owner;
 mod pinning;
 mod quorum;
 mod reads;

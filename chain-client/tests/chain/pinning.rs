@@ -4,8 +4,8 @@ use crate::{connect, eventually};
 use alloy::eips::BlockNumberOrTag;
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::Provider;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_testkit::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> u64 {

@@ -1,8 +1,8 @@
 //! k-of-n RPC quorum: agreement is required on the block hash and on the answer.
 
 use crate::connect;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_testkit::*;
 use std::time::Duration;
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Every decision path of isAppAllowed / isKmsAllowed, and the other reads.
 
 use crate::connect;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_testkit::*;
 use snpkms_verifier::{Product, TcbVersion};
 use std::str::FromStr;
 

@@ -3,8 +3,8 @@
 
 use crate::connect;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_testkit::*;
 use std::net::Ipv4Addr;
 
 struct Ca {

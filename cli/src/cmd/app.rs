@@ -3,7 +3,8 @@
 use super::chain_args::{print_outcome, run_async, Output, Registry, Rpc};
 use super::compose_arg::ComposeArg;
 use super::gov::TxArgs;
-use snpkms_chain_client::{device_id, Address, Inspector, B256};
+use snpkms_chain_client::{Address, B256};
+use snpkms_governance::{device_id, Inspector};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]

@@ -1,7 +1,8 @@
 //! `snpkms audit`: the authorization events of a registry or one app, as a table or JSON lines.
 
 use super::chain_args::{run_async, Output, Registry, Rpc};
-use snpkms_chain_client::{Address, AuditEvent, AuditReader};
+use snpkms_chain_client::Address;
+use snpkms_governance::{AuditEvent, AuditReader};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;

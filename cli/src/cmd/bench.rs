@@ -249,7 +249,7 @@ async fn prepare(
                     .map(|nonce| {
                         let ephemeral = EphemeralKeyPair::generate().public_key();
                         let data = binding::get_app_key_report_data(&nonce, &ephemeral);
-                        let report = snpkms_guest::EvidenceSource::attest(guest.as_ref(), data)
+                        let report = snpkms_platform::Attestor::attest(guest.as_ref(), data)
                             .expect("simulated evidence")
                             .report;
                         Prepared {
@@ -410,7 +410,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let client = KmsClient::connect(url.clone()).await?;
-    let table = Arc::new(snpkms_guest::EvidenceSource::attest(&stack.guest(), [0; 64])?.cert_table);
+    let table = Arc::new(snpkms_platform::Attestor::attest(&stack.guest(), [0; 64])?.cert_table);
 
     // Wait until the node serves (the chain must show its KMS info at the configured depth).
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -2,9 +2,8 @@
 
 use super::EXIT_REJECTED;
 use anyhow::Context;
-use snpkms_chain_client::{
-    signer_from_env, signer_from_file, Address, ChainError, PrivateKeySigner, Progress,
-};
+use snpkms_chain_client::{Address, ChainError, PrivateKeySigner};
+use snpkms_governance::{signer_from_env, signer_from_file, Progress};
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -107,7 +106,7 @@ pub fn end_progress_line() {
 pub fn print_outcome(
     out: &Output,
     what: &str,
-    tx: &snpkms_chain_client::TxOutcome,
+    tx: &snpkms_governance::TxOutcome,
     extra: serde_json::Value,
 ) -> anyhow::Result<()> {
     end_progress_line();

@@ -6,7 +6,8 @@
 
 use crate::stack::{default_anvil, LocalStack, StackOptions};
 use anyhow::{bail, Context};
-use snpkms_chain_client::{Address, AuditReader};
+use snpkms_chain_client::Address;
+use snpkms_governance::AuditReader;
 use snpkms_guest::GuestClient;
 use snpkms_kms_node::config::Limits;
 use std::path::PathBuf;

@@ -4,9 +4,8 @@ use super::chain_args::{
     hex_bytes, print_outcome, progress_line, run_async, Output, Registry, Rpc, Signer,
 };
 use anyhow::Context;
-use snpkms_chain_client::{
-    deploy_registry_with_progress, Address, Inspector, Owner, TxOutcome, B256,
-};
+use snpkms_chain_client::{Address, B256};
+use snpkms_governance::{deploy_registry_with_progress, Inspector, Owner, TxOutcome};
 use snpkms_verifier::{Product, TcbVersion};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,7 +1,7 @@
 //! Where a guest command gets its evidence: real hardware (auto-detected) or the simulator.
 
 use anyhow::Context;
-use snpkms_guest::EvidenceSource;
+use snpkms_platform::Attestor;
 use snpkms_verifier::Product;
 use std::sync::Arc;
 
@@ -24,11 +24,11 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// Opens the source. The simulated VMM sets host_data to `host_data`, as a real VMM does
     /// from the app id and compose hash.
-    pub fn open(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+    pub fn open(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn Attestor>> {
         match self.source.as_str() {
             "simulator" => self.simulator(host_data),
             _ => {
-                let source = snpkms_guest::hardware::detect()?;
+                let source = snpkms_platform::hardware::detect()?;
                 eprintln!("evidence source: {}", source.name());
                 Ok(source)
             }
@@ -36,12 +36,12 @@ impl SourceArgs {
     }
 
     #[cfg(not(feature = "simulator"))]
-    fn simulator(&self, _: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+    fn simulator(&self, _: [u8; 32]) -> anyhow::Result<Arc<dyn Attestor>> {
         anyhow::bail!("--source simulator: this snpkms was built without the `simulator` feature")
     }
 
     #[cfg(feature = "simulator")]
-    fn simulator(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn EvidenceSource>> {
+    fn simulator(&self, host_data: [u8; 32]) -> anyhow::Result<Arc<dyn Attestor>> {
         use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
         let measurement = match &self.sim_measurement {
             Some(hex) => parse_hex::<48>(hex).context("--sim-measurement")?,
@@ -52,7 +52,7 @@ impl SourceArgs {
             self.sim_product,
             self.sim_chip_seed.as_bytes(),
         );
-        Ok(Arc::new(snpkms_guest::SimulatedSource::new(
+        Ok(Arc::new(snpkms_platform::SimulatedAttestor::new(
             SimulatedGuest::new(
                 Arc::new(platform),
                 GuestLaunch {

@@ -2,8 +2,6 @@
 //! implementation) and the `ERC1967Proxy` that is the registry everyone uses, initialized with
 //! its owner in the same transaction so nobody can front-run `initialize`.
 
-use crate::bindings::{ERC1967Proxy, KmsRegistry};
-use crate::error::ChainError;
 use crate::owner::{Progress, Sender};
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, B256};
@@ -11,6 +9,8 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolConstructor};
 use serde::{Deserialize, Serialize};
+use snpkms_chain_client::bindings::{ERC1967Proxy, KmsRegistry};
+use snpkms_chain_client::ChainError;
 use std::path::Path;
 
 /// Where a registry was deployed. Written as JSON by `snpkms gov deploy --out`.

@@ -3,8 +3,9 @@
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::Provider;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_governance::*;
+use snpkms_testkit::*;
 use snpkms_verifier::{Product, TcbVersion};
 use std::time::Duration;
 

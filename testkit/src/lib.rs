@@ -1,15 +1,16 @@
-//! Test support (feature `testing`): a real anvil, a deployed and configured registry, and an
-//! RPC proxy that counts and can falsify requests. Used by this crate's integration tests and
-//! by the KMS node's end-to-end tests. Panics on failure: it is only for tests.
+//! Test support, for dev-dependencies only (as rustls has `rustls-test` and go-sev-guest has
+//! `testing/`): a real anvil, a deployed and configured registry, and an RPC proxy that counts
+//! and can falsify requests, also behind TLS. Panics on failure: it is only for tests.
 
 #![allow(clippy::missing_panics_doc)]
 
-use crate::{deploy_registry, ChainConfig, Deployment, Owner, ReadAt, RpcEndpoint};
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
+use snpkms_chain_client::{ChainConfig, ReadAt, RpcEndpoint};
+use snpkms_governance::{deploy_registry, Deployment, Owner};
 use snpkms_verifier::{app_host_data, BootInfo, Product, TcbVersion};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -208,7 +209,7 @@ pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
         .await
         .expect("addComposeHash");
     app_owner
-        .add_device(app, crate::device_id(&CHIP_ID))
+        .add_device(app, snpkms_governance::device_id(&CHIP_ID))
         .await
         .expect("addDevice");
     Fixture {
@@ -323,7 +324,8 @@ impl RpcProxy {
             rewrite: None,
             hang: false,
         }));
-        let client = crate::transport::loopback_http_client();
+        let client =
+            snpkms_chain_client::http_client(&endpoint("http://127.0.0.1")).expect("HTTP client");
         let upstream = upstream.to_string();
         let st = state.clone();
         tokio::spawn(async move {

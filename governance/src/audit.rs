@@ -1,17 +1,17 @@
 //! The audit trail: every event of a registry and its apps, decoded, with where and when it
 //! happened. Backs `snpkms audit`.
 //!
-//! Audit reads use one endpoint at the requested blocks (not the quorum of [`crate::ChainClient`]):
+//! Audit reads use one endpoint at the requested blocks (not the quorum of [`snpkms_chain_client::ChainClient`]):
 //! they decide nothing, and anyone can repeat them against another node.
 
-use crate::bindings::{AppAuth, KmsRegistry};
-use crate::error::ChainError;
-use crate::rpc::Endpoint;
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::{SolEvent, SolEventInterface};
 use serde::Serialize;
+use snpkms_chain_client::bindings::{AppAuth, KmsRegistry};
+use snpkms_chain_client::ChainError;
+use snpkms_chain_client::Connection;
 use snpkms_verifier::{Product, TcbVersion};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -313,7 +313,7 @@ fn from_app(e: AppAuth::AppAuthEvents) -> AuditKind {
 /// Reads the audit trail of one registry.
 #[derive(Debug, Clone)]
 pub struct AuditReader {
-    endpoint: Endpoint,
+    endpoint: Connection,
     registry: Address,
     /// Block range of one `eth_getLogs` (providers limit it).
     chunk: u64,
@@ -331,8 +331,8 @@ const ADDRESSES_PER_FILTER: usize = 500;
 impl AuditReader {
     pub fn new(rpc_url: &str, registry: Address) -> Result<AuditReader, ChainError> {
         Ok(AuditReader {
-            endpoint: Endpoint::new(
-                &crate::RpcEndpoint::new(rpc_url)?,
+            endpoint: Connection::new(
+                &snpkms_chain_client::RpcEndpoint::new(rpc_url)?,
                 Duration::from_secs(30),
                 2,
             )?,

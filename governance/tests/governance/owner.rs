@@ -2,8 +2,9 @@
 
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
-use snpkms_chain_client::testing::*;
 use snpkms_chain_client::*;
+use snpkms_governance::*;
+use snpkms_testkit::*;
 use snpkms_verifier::{Product, TcbVersion};
 
 fn reason(r: Result<TxOutcome, ChainError>) -> String {

@@ -3,8 +3,8 @@
 //! `inblob` written before it (a FIFO served by a "kernel" thread, signing with the SNP
 //! simulator), `generation` counts writes, and attribute files vanish with the entry.
 
-use snpkms_guest::hardware::ConfigFsTsm;
-use snpkms_guest::EvidenceSource;
+use snpkms_platform::hardware::ConfigFsTsm;
+use snpkms_platform::Attestor;
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
 use snpkms_verifier::{CertificateBundle, Policy, Product, TrustRoots, UnixTime, Verifier};
 use std::ffi::CString;

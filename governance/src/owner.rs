@@ -4,9 +4,6 @@
 //! Signers come from a key file or an environment variable, never from a command-line argument
 //! (which other users of the machine can read in the process list).
 
-use crate::bindings::{AppAuth, KmsRegistry};
-use crate::error::ChainError;
-use crate::rpc::map_transport_error;
 use alloy::eips::BlockId;
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, B256};
@@ -15,6 +12,9 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use serde::Serialize;
+use snpkms_chain_client::bindings::{AppAuth, KmsRegistry};
+use snpkms_chain_client::map_transport_error;
+use snpkms_chain_client::ChainError;
 use snpkms_verifier::{Product, TcbVersion};
 use std::path::Path;
 use std::str::FromStr;
@@ -94,7 +94,7 @@ fn warn_if_readable_by_others(_: &Path) {}
 pub(crate) struct Sender {
     provider: DynProvider,
     url: String,
-    endpoint: crate::RpcEndpoint,
+    endpoint: snpkms_chain_client::RpcEndpoint,
     from: Address,
     receipt_timeout: Duration,
     request_timeout: Duration,
@@ -104,7 +104,7 @@ pub(crate) struct Sender {
 
 impl Sender {
     pub(crate) fn new(rpc_url: &str, signer: PrivateKeySigner) -> Result<Sender, ChainError> {
-        let endpoint = crate::RpcEndpoint::new(rpc_url)?;
+        let endpoint = snpkms_chain_client::RpcEndpoint::new(rpc_url)?;
         let from = signer.address();
         let request_timeout = Duration::from_secs(30);
         let provider = ProviderBuilder::new()
@@ -156,7 +156,7 @@ impl Sender {
     }
 
     /// Read-only call at the latest block, for values a transaction needs (like a proxy's
-    /// implementation). Authorization reads go through [`crate::ChainClient`] instead.
+    /// implementation). Authorization reads go through [`snpkms_chain_client::ChainClient`] instead.
     pub(crate) async fn call(&self, to: Address, data: Bytes) -> Result<Bytes, ChainError> {
         let tx = TransactionRequest::default().with_to(to).with_input(data);
         self.timed("eth_call", self.provider.call(tx)).await

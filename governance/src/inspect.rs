@@ -3,15 +3,15 @@
 //! from the audit trail; the scalar values are read at the same block.
 
 use crate::audit::{AuditKind, AuditReader};
-use crate::bindings::{AppAuth, KmsRegistry};
-use crate::error::ChainError;
-use crate::rpc::Endpoint;
-use crate::BlockRef;
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{b256, Address, Bytes, B256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use serde::Serialize;
+use snpkms_chain_client::bindings::{AppAuth, KmsRegistry};
+use snpkms_chain_client::BlockRef;
+use snpkms_chain_client::ChainError;
+use snpkms_chain_client::Connection;
 use snpkms_verifier::{Product, TcbVersion};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,7 +58,7 @@ pub struct AppStatus {
 
 /// Reads the status views at one block (the latest when the reader starts).
 pub struct Inspector {
-    endpoint: Endpoint,
+    endpoint: Connection,
     audit: AuditReader,
     registry: Address,
     from_block: u64,
@@ -68,8 +68,8 @@ impl Inspector {
     /// `from_block`: where the registry's history starts (its deployment block; 0 works too).
     pub fn new(rpc_url: &str, registry: Address, from_block: u64) -> Result<Inspector, ChainError> {
         Ok(Inspector {
-            endpoint: Endpoint::new(
-                &crate::RpcEndpoint::new(rpc_url)?,
+            endpoint: Connection::new(
+                &snpkms_chain_client::RpcEndpoint::new(rpc_url)?,
                 Duration::from_secs(30),
                 2,
             )?,
@@ -128,7 +128,11 @@ impl Inspector {
             .block_id(BlockId::hash(h))
             .await
             .map_err(|e| {
-                crate::rpc::map_transport_error(&self.endpoint.endpoint, "eth_getStorageAt", e)
+                snpkms_chain_client::map_transport_error(
+                    &self.endpoint.endpoint,
+                    "eth_getStorageAt",
+                    e,
+                )
             })?;
         let mut status = RegistryStatus {
             registry: r,

@@ -5,19 +5,21 @@
 //! trusted, so neither are its offsets). The sealing key comes from `/dev/sev-guest`
 //! (SNP_GET_DERIVED_KEY), the only interface that offers it.
 
-use crate::source::{EvidenceSource, GuestError, SnpEvidence};
+use crate::{Attestor, PlatformError, SnpEvidence};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
+/// Where configfs-tsm makes report entries.
 pub const CONFIGFS_TSM_REPORT: &str = "/sys/kernel/config/tsm/report";
+/// The SEV guest driver's device.
 pub const SEV_GUEST_DEVICE: &str = "/dev/sev-guest";
 /// The provider name the kernel's SEV guest driver registers with configfs-tsm.
 const SEV_PROVIDER: &str = "sev_guest";
 
-fn device_err(source_name: &'static str, message: String) -> GuestError {
-    GuestError::Device {
+fn device_err(source_name: &'static str, message: String) -> PlatformError {
+    PlatformError::Device {
         source_name,
         message,
     }
@@ -29,11 +31,12 @@ pub struct ConfigFsTsm {
 }
 
 impl ConfigFsTsm {
+    /// Reports under `base` (normally [`CONFIGFS_TSM_REPORT`]).
     pub fn new(base: impl Into<PathBuf>) -> ConfigFsTsm {
         ConfigFsTsm { base: base.into() }
     }
 
-    fn read(&self, entry: &Path, name: &str) -> Result<Vec<u8>, GuestError> {
+    fn read(&self, entry: &Path, name: &str) -> Result<Vec<u8>, PlatformError> {
         fs::read(entry.join(name)).map_err(|e| {
             device_err(
                 "configfs-tsm",
@@ -42,7 +45,7 @@ impl ConfigFsTsm {
         })
     }
 
-    fn write(&self, entry: &Path, name: &str, data: &[u8]) -> Result<(), GuestError> {
+    fn write(&self, entry: &Path, name: &str, data: &[u8]) -> Result<(), PlatformError> {
         fs::write(entry.join(name), data).map_err(|e| {
             device_err(
                 "configfs-tsm",
@@ -51,7 +54,7 @@ impl ConfigFsTsm {
         })
     }
 
-    fn generation(&self, entry: &Path) -> Result<u64, GuestError> {
+    fn generation(&self, entry: &Path) -> Result<u64, PlatformError> {
         let text = self.read(entry, "generation")?;
         String::from_utf8_lossy(&text)
             .trim()
@@ -59,7 +62,11 @@ impl ConfigFsTsm {
             .map_err(|_| device_err("configfs-tsm", "generation is not a number".into()))
     }
 
-    fn attest_in(&self, entry: &Path, report_data: &[u8; 64]) -> Result<SnpEvidence, GuestError> {
+    fn attest_in(
+        &self,
+        entry: &Path,
+        report_data: &[u8; 64],
+    ) -> Result<SnpEvidence, PlatformError> {
         let provider = self.read(entry, "provider")?;
         let provider = String::from_utf8_lossy(&provider).trim().to_string();
         if provider != SEV_PROVIDER {
@@ -89,12 +96,12 @@ impl ConfigFsTsm {
     }
 }
 
-impl EvidenceSource for ConfigFsTsm {
+impl Attestor for ConfigFsTsm {
     fn name(&self) -> &'static str {
         "configfs-tsm"
     }
 
-    fn attest(&self, report_data: [u8; 64]) -> Result<SnpEvidence, GuestError> {
+    fn attest(&self, report_data: [u8; 64]) -> Result<SnpEvidence, PlatformError> {
         let name = format!("snpkms-{}-{}", std::process::id(), rand_suffix());
         let entry = self.base.join(name);
         fs::create_dir(&entry).map_err(|e| {
@@ -117,7 +124,7 @@ impl EvidenceSource for ConfigFsTsm {
         result
     }
 
-    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, GuestError> {
+    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, PlatformError> {
         SevGuestDevice::new(SEV_GUEST_DEVICE).sealing_key(tcb_version)
     }
 }
@@ -139,6 +146,7 @@ pub struct SevGuestDevice {
 }
 
 impl SevGuestDevice {
+    /// The device at `path` (only [`SEV_GUEST_DEVICE`] is supported).
     pub fn new(path: impl Into<PathBuf>) -> SevGuestDevice {
         SevGuestDevice {
             path: path.into(),
@@ -152,7 +160,7 @@ impl SevGuestDevice {
         self
     }
 
-    fn firmware(&self) -> Result<sev::firmware::guest::Firmware, GuestError> {
+    fn firmware(&self) -> Result<sev::firmware::guest::Firmware, PlatformError> {
         if self.path != Path::new(SEV_GUEST_DEVICE) {
             return Err(device_err(
                 "sev-guest",
@@ -167,12 +175,12 @@ impl SevGuestDevice {
     }
 }
 
-impl EvidenceSource for SevGuestDevice {
+impl Attestor for SevGuestDevice {
     fn name(&self) -> &'static str {
         "sev-guest"
     }
 
-    fn attest(&self, report_data: [u8; 64]) -> Result<SnpEvidence, GuestError> {
+    fn attest(&self, report_data: [u8; 64]) -> Result<SnpEvidence, PlatformError> {
         let cert_table = self.cert_table.clone().ok_or_else(|| {
             device_err(
                 "sev-guest",
@@ -186,7 +194,7 @@ impl EvidenceSource for SevGuestDevice {
         Ok(SnpEvidence { report, cert_table })
     }
 
-    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, GuestError> {
+    fn sealing_key(&self, tcb_version: [u8; 8]) -> Result<Zeroizing<[u8; 32]>, PlatformError> {
         use sev::firmware::guest::{DerivedKey, GuestFieldSelect};
         // Bound to the VCEK (this chip), the guest policy, the launch measurement and a TCB
         // version the firmware must be at or above.
@@ -203,7 +211,7 @@ impl EvidenceSource for SevGuestDevice {
 }
 
 /// Finds the hardware evidence source of this machine, saying what was looked for.
-pub fn detect() -> Result<std::sync::Arc<dyn EvidenceSource>, GuestError> {
+pub fn detect() -> Result<std::sync::Arc<dyn Attestor>, PlatformError> {
     let configfs = Path::new(CONFIGFS_TSM_REPORT).is_dir();
     let device = Path::new(SEV_GUEST_DEVICE).exists();
     match (configfs, device) {
@@ -211,13 +219,13 @@ pub fn detect() -> Result<std::sync::Arc<dyn EvidenceSource>, GuestError> {
             tracing::info!("SNP evidence from configfs-tsm, sealing key from {SEV_GUEST_DEVICE}");
             Ok(std::sync::Arc::new(ConfigFsTsm::new(CONFIGFS_TSM_REPORT)))
         }
-        (false, true) => Err(GuestError::NotFound(format!(
+        (false, true) => Err(PlatformError::NotFound(format!(
             "{SEV_GUEST_DEVICE} exists but {CONFIGFS_TSM_REPORT} does not: mount configfs (mount -t configfs none /sys/kernel/config) on a kernel with CONFIG_TSM_REPORTS"
         ))),
-        (true, false) => Err(GuestError::NotFound(format!(
+        (true, false) => Err(PlatformError::NotFound(format!(
             "{CONFIGFS_TSM_REPORT} exists but {SEV_GUEST_DEVICE} does not: load the sev-guest driver (modprobe sev-guest)"
         ))),
-        (false, false) => Err(GuestError::NotFound(format!(
+        (false, false) => Err(PlatformError::NotFound(format!(
             "neither {CONFIGFS_TSM_REPORT} nor {SEV_GUEST_DEVICE}: this is not an SEV-SNP guest (use the simulator for development)"
         ))),
     }
