@@ -3,7 +3,6 @@
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::Provider;
-use snpkms_chain_client::*;
 use snpkms_governance::*;
 use snpkms_testkit::*;
 use snpkms_verifier::{Product, TcbVersion};
