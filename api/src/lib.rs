@@ -6,10 +6,10 @@ pub mod app_key_signature;
 pub mod binding;
 pub mod seal;
 
-/// Generated protobuf and gRPC types of `snpkms.v1`.
+/// Generated protobuf (and, with the `grpc` feature, gRPC) types of `snpkms.v1`.
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("snpkms.v1");
+    include!(concat!(env!("OUT_DIR"), "/snpkms.v1.rs"));
 }
 
 /// Key material is wiped when the message is dropped, wherever it is.
@@ -23,4 +23,5 @@ impl Drop for pb::AppKeys {
 }
 
 /// The encoded file descriptor set, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("snpkms_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/snpkms_descriptor.bin"));

@@ -4,13 +4,11 @@
 //! the epoch check and everything after the chain need node state and are not run here.)
 //!
 //! Shared by the fuzz target (`fuzz/fuzz_targets/get_app_key_request.rs`) and the `cargo test`
-//! replay of committed inputs (`kms-node/tests/fuzz_regressions.rs`) with `#[path]`.
+//! replay of committed inputs (`core/tests/fuzz_regressions.rs`) with `#[path]`.
 
 use prost::Message;
 use snpkms_api::pb;
-use snpkms_kms_node::error::ReleaseError;
-use snpkms_kms_node::evidence::EvidenceVerifier;
-use snpkms_kms_node::release::validate_request;
+use snpkms_core::{validate_request, EvidenceVerifier, ReleaseError};
 use snpkms_verifier::{Policy, TrustRoots, UnixTime, Verifier};
 use std::sync::OnceLock;
 

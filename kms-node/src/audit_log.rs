@@ -56,21 +56,7 @@ pub struct ReleaseRecord {
     pub prev_hash: String,
 }
 
-/// A record before it gets its place in the chain.
-#[derive(Debug, Clone)]
-pub struct NewRecord {
-    pub time: u64,
-    pub kind: &'static str,
-    pub app_id: [u8; 20],
-    pub compose_hash: [u8; 32],
-    pub chip_id_hash: [u8; 32],
-    pub measurement: [u8; 48],
-    pub epoch: u32,
-    pub block_number: u64,
-    pub block_hash: Vec<u8>,
-    pub allowed: bool,
-    pub reason: String,
-}
+pub use snpkms_core::NewRecord;
 
 pub const FILE_NAME: &str = "audit.log";
 
@@ -363,7 +349,10 @@ fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), Audi
     let mut tail = Vec::new();
     file.seek(SeekFrom::Start(at)).map_err(&io)?;
     file.read_to_end(&mut tail).map_err(&io)?;
-    let aside = path.with_extension(format!("log.torn-{}", crate::release::now_unix()));
+    let aside = path.with_extension(format!(
+        "log.torn-{}",
+        snpkms_core::Clock::now_unix(&crate::adapters::SystemClock)
+    ));
     let mut out = OpenOptions::new()
         .create(true)
         .append(true)
@@ -450,14 +439,14 @@ impl AuditLog {
             let record = ReleaseRecord {
                 seq: p.head.next_seq,
                 time: new.time,
-                kind: new.kind.to_string(),
+                kind: new.kind.as_str().to_string(),
                 app_id: format!("0x{}", hex::encode(new.app_id)),
                 compose_hash: format!("0x{}", hex::encode(new.compose_hash)),
                 chip_id_hash: format!("0x{}", hex::encode(new.chip_id_hash)),
                 measurement: hex::encode(new.measurement),
                 epoch: new.epoch,
                 block_number: new.block_number,
-                block_hash: format!("0x{}", hex::encode(&new.block_hash)),
+                block_hash: format!("0x{}", hex::encode(new.block_hash)),
                 decision: if new.allowed { "allowed" } else { "denied" }.to_string(),
                 reason: new.reason,
                 prev_hash: hex::encode(p.head.hash),
@@ -607,14 +596,14 @@ mod tests {
     fn record(i: u8) -> NewRecord {
         NewRecord {
             time: 1000 + i as u64,
-            kind: "app_key",
+            kind: snpkms_core::RecordKind::AppKey,
             app_id: [i; 20],
             compose_hash: [i; 32],
             chip_id_hash: [i; 32],
             measurement: [i; 48],
             epoch: 0,
             block_number: i as u64,
-            block_hash: vec![i; 32],
+            block_hash: [i; 32],
             allowed: i.is_multiple_of(2),
             reason: "line\nbreak".into(),
         }

@@ -1,13 +1,13 @@
 //! `snpkms node bootstrap`: the birth of a deployment's root secret, inside the first node's TEE.
 
 use crate::config::NodeConfig;
-use crate::keys::RootSecret;
 use crate::sealed_root::SealedUnder;
 use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
 use crate::{platform, sealed_root, NodeError};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
+use snpkms_core::keys::RootSecret;
 
 /// Domain of the bootstrap evidence: report_data = SHA-512(domain || root signing address ||
 /// config digest || TLS public key), so the registry owner can check, before `gov
@@ -49,7 +49,8 @@ pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
     let settings = SecuritySettings::resolve(cfg)?;
     let digest = settings.digest();
     let platform = platform::open(&cfg.platform)?;
-    let tls_public_key = crate::tls_public_key(cfg)?;
+    let tls_public_key =
+        crate::tls::TlsIdentity::public_key_of(&crate::tls::TlsIdentity::load(cfg)?);
     let root = RootSecret::generate();
     let address = root.root_signing_address();
     let evidence = platform

@@ -8,7 +8,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use snpkms_chain_client::{ChainError, Decision};
 use snpkms_verifier::VerifyError;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -30,7 +29,8 @@ pub struct Snapshot {
     pub serving: bool,
 }
 
-type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+/// Samples a [`Snapshot`] at scrape time.
+pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -216,19 +216,10 @@ impl Metrics {
         }
     }
 
-    pub fn observe_chain(&self, elapsed: Duration, result: &Result<Decision, ChainError>) {
+    /// One authorization read of the registry, and the kind of failure if it gave no decision.
+    pub fn observe_registry_read(&self, elapsed: Duration, failure: Option<&'static str>) {
         self.chain_seconds.observe(elapsed.as_secs_f64());
-        if let Err(e) = result {
-            let kind = match e {
-                ChainError::Unreachable { .. } => "unreachable",
-                ChainError::Timeout { .. } => "timeout",
-                ChainError::Stale { .. } => "stale",
-                ChainError::NoQuorum { .. } => "no_quorum",
-                ChainError::Disagreement { .. } | ChainError::BlockDisagreement { .. } => {
-                    "disagreement"
-                }
-                _ => "other",
-            };
+        if let Some(kind) = failure {
             self.chain_errors
                 .get_or_create(&vec![("kind", kind.to_string())])
                 .inc();

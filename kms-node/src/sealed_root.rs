@@ -9,7 +9,6 @@
 //! not help an attacker: the key is derived from the *current* configuration and the TCB the
 //! firmware agrees to, and a different key does not open the ciphertext.
 
-use crate::keys::{RootSecret, ROOT_SECRET_LEN};
 use crate::security::ConfigDigest;
 use crate::store::{Store, StoreError};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -17,6 +16,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
+use snpkms_core::keys::{RootSecret, ROOT_SECRET_LEN};
 use zeroize::Zeroizing;
 
 const KEY: &[u8] = b"sealed_root";
@@ -127,6 +127,28 @@ fn parse(record: &[u8]) -> Result<SealedRecord, StoreError> {
         nonce,
         ciphertext: record[73..].to_vec(),
     })
+}
+
+/// Unseals the store's root on `attestor` under the configuration digest `current`. The
+/// digests are compared before the platform is asked for a key: a changed configuration is
+/// named as such, and never leads to a new root.
+pub fn unseal(
+    store: &Store,
+    attestor: &dyn snpkms_platform::Attestor,
+    current: ConfigDigest,
+) -> Result<RootSecret, crate::NodeError> {
+    let record = read_record(store)?;
+    if record.under.config_digest != current {
+        return Err(StoreError::ConfigChanged {
+            sealed: record.under.config_digest,
+            current,
+        }
+        .into());
+    }
+    let sealing_key = attestor
+        .sealing_key(record.under.tcb_version)
+        .map_err(crate::platform::PlatformError::from)?;
+    Ok(open(&record, &sealing_key, current)?)
 }
 
 /// Opens the record with the platform's sealing key and the node's *current* configuration

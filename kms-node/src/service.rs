@@ -1,27 +1,39 @@
-//! The gRPC face of [`Node`]: decode, call, map errors to statuses, count.
+//! The gRPC face of the node core: client limits, call, status, count. Nothing here decides a
+//! release.
 
+use crate::adapters::Node;
 use crate::config::Limits;
-use crate::error::ReleaseError;
-use crate::ratelimit::RateLimiter;
-use crate::release::Node;
+use crate::metrics::Metrics;
+use crate::status::status;
 use snpkms_api::pb;
+use snpkms_core::{RateLimitScope, RateLimiter, ReleaseError};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
 
+/// The `snpkms.v1.Kms` service.
 pub struct KmsService {
     node: Arc<Node>,
+    metrics: Arc<Metrics>,
     per_client: RateLimiter<IpAddr>,
     per_app: RateLimiter<[u8; 20]>,
+    chain_id: u64,
+    registry: [u8; 20],
 }
 
 impl KmsService {
-    pub fn new(node: Arc<Node>, limits: &Limits) -> KmsService {
+    /// The service of `node`, with the configured client limits.
+    pub fn new(node: Arc<Node>, metrics: Arc<Metrics>, limits: &Limits) -> KmsService {
+        let chain = &node.authorizer().0;
+        let (chain_id, registry) = (chain.chain_id(), chain.registry().0 .0);
         KmsService {
             node,
+            metrics,
             per_client: RateLimiter::new(limits.per_client_rate, limits.per_client_burst),
             per_app: RateLimiter::new(limits.per_app_rate, limits.per_app_burst),
+            chain_id,
+            registry,
         }
     }
 
@@ -30,12 +42,12 @@ impl KmsService {
         let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
             return Ok(());
         };
-        self.per_client.check(&ip, Instant::now()).map_err(|wait| {
-            ReleaseError::RateLimited(format!(
-                "too many requests from {ip}; retry in {:.0} ms",
-                wait * 1000.0
-            ))
-        })
+        self.per_client
+            .check(&ip, Instant::now())
+            .map_err(|retry_after| ReleaseError::RateLimited {
+                scope: RateLimitScope::Client(ip),
+                retry_after,
+            })
     }
 
     fn limit_app(&self, app_id: &[u8]) -> Result<(), ReleaseError> {
@@ -43,13 +55,12 @@ impl KmsService {
         let Ok(app) = <[u8; 20]>::try_from(app_id) else {
             return Ok(());
         };
-        self.per_app.check(&app, Instant::now()).map_err(|wait| {
-            ReleaseError::RateLimited(format!(
-                "too many key requests for app 0x{}; retry in {:.0} ms",
-                hex::encode(app),
-                wait * 1000.0
-            ))
-        })
+        self.per_app
+            .check(&app, Instant::now())
+            .map_err(|retry_after| ReleaseError::RateLimited {
+                scope: RateLimitScope::App(app),
+                retry_after,
+            })
     }
 
     fn finish<T>(
@@ -58,19 +69,19 @@ impl KmsService {
         started: Instant,
         result: Result<T, ReleaseError>,
     ) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(e) => e.code(),
-        };
-        self.node
-            .metrics
-            .observe_request(method, code, started.elapsed());
         match result {
-            Ok(v) => Ok(Response::new(v)),
+            Ok(v) => {
+                self.metrics
+                    .observe_request(method, tonic::Code::Ok, started.elapsed());
+                Ok(Response::new(v))
+            }
             Err(e) => {
+                let status = status(&e);
+                self.metrics
+                    .observe_request(method, status.code(), started.elapsed());
                 // The message is what the client sees too; it never holds key material.
-                tracing::info!(method, code = ?e.code(), reason = e.label(), "refused: {e}");
-                Err(e.into())
+                tracing::info!(method, code = ?status.code(), reason = e.label(), "refused: {e}");
+                Err(status)
             }
         }
     }
@@ -132,6 +143,10 @@ impl pb::kms_server::Kms for KmsService {
         _request: Request<pb::GetKmsInfoRequest>,
     ) -> Result<Response<pb::GetKmsInfoResponse>, Status> {
         let started = Instant::now();
-        self.finish("GetKmsInfo", started, Ok(self.node.kms_info()))
+        self.finish(
+            "GetKmsInfo",
+            started,
+            Ok(self.node.kms_info(self.chain_id, self.registry)),
+        )
     }
 }

@@ -210,7 +210,7 @@ impl Stack {
     /// Waits until the node's chain view is pinned at `block` or later (the events up to it
     /// processed).
     pub async fn wait_pinned(&self, block: u64) {
-        let node = &self.node.as_ref().expect("node running").node;
+        let node = self.node.as_ref().expect("node running");
         for _ in 0..500 {
             if node
                 .chain()
@@ -284,7 +284,7 @@ impl Stack {
             chip_seed: chip_seed.to_string(),
             measurement: hex::encode(measurement),
         };
-        snpkms_kms_node::onboard::join(&cfg, peers)
+        snpkms_kms_node::join::join(&cfg, peers)
             .await
             .map_err(|e| e.to_string())?;
         let node = snpkms_kms_node::start(cfg.clone())

@@ -45,7 +45,7 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
     assert_eq!(a.kms_root_signing_address, root);
 
     // The registry itself accepts the KMS signature for this app and signing key.
-    let chain = stack.node.as_ref().unwrap().node.chain().clone();
+    let chain = stack.node.as_ref().unwrap().chain().clone();
     assert!(chain
         .verify_app_key(
             app,

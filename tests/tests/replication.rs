@@ -54,7 +54,7 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
     }
 
     // Every onboarding is in the serving node's key-release log.
-    let log1 = stack.node.as_ref().unwrap().node.audit_len();
+    let log1 = stack.node.as_ref().unwrap().audit_records();
     assert_eq!(log1, 2, "node 1: onboarding of node 2 + one key release");
 
     // Governance bumps the epoch: every node derives the new keys, and old ones on request.
@@ -116,7 +116,7 @@ async fn a_joiner_with_an_unregistered_measurement_learns_nothing() {
     assert!(err.contains("kms measurement not allowed"), "{err}");
     // The refusal is in the serving node's log, as a denial.
     let node = stack.node.as_ref().unwrap();
-    assert_eq!(node.node.audit_len(), 1);
+    assert_eq!(node.audit_records(), 1);
 }
 
 /// A peer that answers Onboard with a well-formed, sealed, but different root secret.
@@ -150,7 +150,7 @@ impl pb::kms_server::Kms for LyingPeer {
         request: tonic::Request<pb::OnboardRequest>,
     ) -> Result<tonic::Response<pb::OnboardResponse>, tonic::Status> {
         let req = request.into_inner();
-        let fake = snpkms_kms_node::keys::RootSecret::generate();
+        let fake = snpkms_core::keys::RootSecret::generate();
         let claimed = fake.root_signing_address();
         let sealed = seal::seal(
             &req.ephemeral_public_key,
@@ -236,7 +236,7 @@ async fn changing_the_security_configuration_keeps_the_root() {
         .join_with("e2e-kms-chip-7", KMS_MEASUREMENT, &[stack.url()], change)
         .await
         .expect("onboarded with the new configuration");
-    assert_eq!(node.node.config_digest(), new_digest);
+    assert_eq!(node.config_digest(), new_digest);
     assert_eq!(cfg.limits.nonce_ttl_secs, 30);
     let new_url = format!("http://{}", node.addr);
     let mut c2 = GuestClient::connect(&new_url).await.unwrap();

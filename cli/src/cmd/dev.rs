@@ -86,7 +86,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
 
     // 8. A simulated guest of the demo app asks for its keys.
     let guest = stack.guest();
-    let chain = node.node.chain().clone();
+    let chain = node.chain().clone();
     let on_chain_root = chain.kms_info().await?.root_signing_address;
     let mut client = GuestClient::connect(&url).await?;
     let grant = client

@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         NodeCommand::Onboard { config, peers } => {
             let cfg = NodeConfig::load(&config)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            match runtime.block_on(snpkms_kms_node::onboard::join(&cfg, &peers)) {
+            match runtime.block_on(snpkms_kms_node::join::join(&cfg, &peers)) {
                 Ok(outcome) => {
                     println!("{}", serde_json::to_string_pretty(&outcome)?);
                     eprintln!(
@@ -230,11 +230,11 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
     eprintln!(
         "  chain:        {} (chain id {}), registry {}, reads at {}",
         endpoints.join(", "),
-        node.node.chain().chain_id(),
-        node.node.chain().registry(),
+        node.chain().chain_id(),
+        node.chain().registry(),
         cfg.chain.read_at
     );
-    eprintln!("  config:       digest {}", node.node.config_digest());
+    eprintln!("  config:       digest {}", node.config_digest());
     eprintln!(
         "  root signer:  0x{}  epoch {}  {}",
         hex::encode(node.node.root_address()),

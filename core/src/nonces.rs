@@ -8,16 +8,27 @@ use rand::RngCore;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Length of a challenge.
 pub const NONCE_LEN: usize = 32;
 
+/// Why a challenge is not issued or not accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NonceError {
+    /// A nonce of another length.
     #[error("nonce must be {NONCE_LEN} bytes, got {0}")]
     Length(usize),
+    /// Never issued, already used, or forgotten by a restart.
     #[error("unknown or already used nonce: get a fresh one with GetChallenge")]
     Unknown,
+    /// Issued, but its lifetime is over.
     #[error("nonce expired at {expired_at} (now {now}): get a fresh one with GetChallenge")]
-    Expired { expired_at: u64, now: u64 },
+    Expired {
+        /// When it expired (Unix seconds).
+        expired_at: u64,
+        /// Now.
+        now: u64,
+    },
+    /// The table of outstanding challenges is full.
     #[error("too many outstanding challenges ({0}); retry later")]
     TooMany(usize),
 }

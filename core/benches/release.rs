@@ -4,8 +4,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use snpkms_api::{binding, seal};
-use snpkms_kms_node::grants::GrantCache;
-use snpkms_kms_node::keys::RootSecret;
+use snpkms_core::keys::RootSecret;
+use snpkms_core::GrantCache;
 
 fn bench(c: &mut Criterion) {
     let root = RootSecret::generate();

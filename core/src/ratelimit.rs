@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Beyond this many tracked keys, idle ones are forgotten (a forgotten key starts full, which
 /// errs on the side of serving).
 const MAX_KEYS: usize = 100_000;
 
+/// Token buckets per key.
 pub struct RateLimiter<K> {
     /// Tokens added per second; 0 disables the limiter.
     rate: f64,
@@ -24,6 +25,7 @@ struct Bucket {
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    /// `rate` tokens per second up to `burst`; a rate of 0 disables the limiter.
     pub fn new(rate: f64, burst: u32) -> RateLimiter<K> {
         RateLimiter {
             rate,
@@ -33,7 +35,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 
     /// Takes one token for `key`, or says how many seconds until one is available.
-    pub fn check(&self, key: &K, now: Instant) -> Result<(), f64> {
+    /// Takes a token for `key` at `now`, or says how long until one is there.
+    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());
         }
@@ -54,7 +57,10 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err((1.0 - bucket.tokens) / self.rate)
+            Err(
+                Duration::try_from_secs_f64((1.0 - bucket.tokens) / self.rate)
+                    .unwrap_or(Duration::MAX),
+            )
         }
     }
 }
@@ -62,7 +68,6 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn bursts_then_refills_per_key() {
@@ -72,7 +77,7 @@ mod tests {
             assert!(limiter.check(&"a", t0).is_ok());
         }
         let wait = limiter.check(&"a", t0).unwrap_err();
-        assert!((wait - 0.1).abs() < 1e-9, "{wait}");
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
         // Another key has its own bucket.
         assert!(limiter.check(&"b", t0).is_ok());
         // 100 ms later, one more token.

@@ -17,6 +17,7 @@ use sha2::Sha256;
 use snpkms_api::app_key_signature::address_of;
 use zeroize::Zeroizing;
 
+/// Length of the root secret.
 pub const ROOT_SECRET_LEN: usize = 32;
 
 /// The root secret. Never logged, never written unsealed, wiped on drop.
@@ -30,14 +31,17 @@ impl RootSecret {
         RootSecret(bytes)
     }
 
+    /// A root secret from its bytes (unsealed, or received from a peer).
     pub fn from_bytes(bytes: Zeroizing<[u8; ROOT_SECRET_LEN]>) -> RootSecret {
         RootSecret(bytes)
     }
 
+    /// The bytes, for sealing and onboarding only.
     pub fn expose(&self) -> &[u8; ROOT_SECRET_LEN] {
         &self.0
     }
 
+    /// The KMS root signing key (epoch-independent).
     pub fn root_signing_key(&self) -> SigningKey {
         secp256k1_key(
             &Hkdf::<Sha256>::new(Some(b"snpkms/v1/kms"), self.0.as_ref()),
@@ -45,10 +49,12 @@ impl RootSecret {
         )
     }
 
+    /// The Ethereum address of [`RootSecret::root_signing_key`]: what the registry names.
     pub fn root_signing_address(&self) -> [u8; 20] {
         address_of(self.root_signing_key().verifying_key())
     }
 
+    /// The keys of `app_id` at `epoch`.
     pub fn app_keys(&self, app_id: &[u8; 20], epoch: u32) -> AppKeys {
         let mut salt = b"snpkms/v1/epoch/".to_vec();
         salt.extend_from_slice(&epoch.to_be_bytes());
@@ -94,17 +100,21 @@ fn secp256k1_key(hk: &Hkdf<Sha256>, info: &[u8]) -> SigningKey {
 
 /// The keys of one app at one epoch.
 pub struct AppKeys {
+    /// 32-byte symmetric disk key.
     pub disk: Zeroizing<[u8; 32]>,
     /// X25519 secret (clamped when used, as RFC 7748 says).
     pub env: Zeroizing<[u8; 32]>,
+    /// The app's secp256k1 signing key.
     pub signing: SigningKey,
 }
 
 impl AppKeys {
+    /// The Ethereum address of the signing key.
     pub fn signing_address(&self) -> [u8; 20] {
         address_of(self.signing.verifying_key())
     }
 
+    /// The X25519 public key of the env secret.
     pub fn env_public_key(&self) -> [u8; 32] {
         x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*self.env)).to_bytes()
     }

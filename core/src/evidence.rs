@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The verifier and its cache of verified certificate chains.
 pub struct EvidenceVerifier {
     verifier: Verifier,
     cache: Mutex<ChainCache>,
@@ -46,6 +47,7 @@ impl ChainCache {
 }
 
 impl EvidenceVerifier {
+    /// Keeps up to `cache_capacity` verified chains.
     pub fn new(verifier: Verifier, cache_capacity: usize) -> EvidenceVerifier {
         EvidenceVerifier {
             verifier,
@@ -59,6 +61,7 @@ impl EvidenceVerifier {
         }
     }
 
+    /// The verifier (its roots and policy).
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
     }

@@ -1,12 +1,11 @@
-//! Root secret replication. A serving node hands the root secret only to a joiner whose own SNP
-//! evidence the registry allows as a KMS (`isKmsAllowed`), sealed to a key bound into that
-//! evidence; the joiner accepts it only if it derives the root signing address the registry
-//! names. The secret never leaves a TEE in the clear.
+//! `snpkms node onboard`: the joining side of root secret replication. The joiner proves itself
+//! with its own SNP evidence (bound to a fresh nonce, its ephemeral key and its configuration
+//! digest); a serving node (`snpkms_core::Node::onboard`) hands it the root secret sealed to
+//! that key only if the registry allows it; the joiner keeps the secret only if it derives the
+//! root signing address the registry names, and seals it under its own platform key and
+//! configuration. The secret never leaves a TEE in the clear.
 
 use crate::config::NodeConfig;
-use crate::error::ReleaseError;
-use crate::keys::{RootSecret, ROOT_SECRET_LEN};
-use crate::release::{now_unix, Node};
 use crate::sealed_root::SealedUnder;
 use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
@@ -16,103 +15,51 @@ use snpkms_api::pb;
 use snpkms_api::pb::kms_client::KmsClient;
 use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
 use snpkms_chain_client::ChainClient;
+use snpkms_core::keys::{RootSecret, ROOT_SECRET_LEN};
 use snpkms_platform::Attestor;
-use snpkms_verifier::BootInfo;
 use zeroize::Zeroizing;
-
-fn fixed<const N: usize>(bytes: &[u8], field: &str) -> Result<[u8; N], ReleaseError> {
-    bytes.try_into().map_err(|_| {
-        ReleaseError::InvalidArgument(format!("{field} must be {N} bytes, got {}", bytes.len()))
-    })
-}
-
-impl Node {
-    /// The serving side of onboarding.
-    pub async fn onboard(
-        &self,
-        req: pb::OnboardRequest,
-    ) -> Result<pb::OnboardResponse, ReleaseError> {
-        let state = self.serving_state().await?;
-        let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
-        let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
-        let joiner_digest: [u8; 32] = fixed(&req.config_digest, "config_digest")?;
-        self.nonces.consume(&nonce, now_unix())?;
-
-        let report = self.verify_evidence(req.evidence)?;
-        // The joiner commits to the configuration it will seal the root under; the registry
-        // must allow that configuration, not only the joiner's image and chip.
-        if report.report_data != binding::onboard_report_data(&nonce, &ephemeral, &joiner_digest) {
-            return Err(ReleaseError::ReportDataMismatch {
-                domain: "snpkms/onboard/v2",
-            });
-        }
-        let joiner = BootInfo::for_kms(&report);
-        let decision = self.chain.is_kms_allowed(&joiner, joiner_digest).await?;
-        if !decision.allowed {
-            self.record_kind("onboard", &joiner, state.key_epoch, &decision)
-                .await?;
-            return Err(ReleaseError::Denied {
-                reason: decision.reason,
-                block: decision.block.to_string(),
-            });
-        }
-        // A node the registry has since dropped (old image, revoked chip, another
-        // configuration) must not hand out the root any more, even between two checks of
-        // its standing.
-        let me = self.self_boot.as_ref().map_err(|why| {
-            ReleaseError::NotServing(format!("this node cannot attest itself: {why}"))
-        })?;
-        let mine = self.chain.is_kms_allowed(me, self.config_digest.0).await?;
-        if !mine.allowed {
-            return Err(ReleaseError::NotServing(format!(
-                "the registry no longer allows this node as a KMS: {}",
-                mine.reason
-            )));
-        }
-
-        let sealed = seal::seal(
-            &ephemeral,
-            seal::ROOT_SECRET_INFO,
-            &seal::root_secret_aad(&nonce, &self.root_address),
-            self.root.expose(),
-        )
-        .map_err(|e| ReleaseError::InvalidArgument(e.to_string()))?;
-        self.record_kind("onboard", &joiner, state.key_epoch, &decision)
-            .await?;
-        tracing::info!(
-            chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(&joiner.chip_id)),
-            config_digest = %format!("0x{}", hex::encode(joiner_digest)),
-            "root secret handed to an allowed KMS node"
-        );
-        Ok(pb::OnboardResponse {
-            encapsulated_key: sealed.encapsulated_key,
-            sealed_root_secret: sealed.ciphertext,
-            root_signing_address: self.root_address.to_vec(),
-            block_number: decision.block.number,
-            block_hash: decision.block.hash.to_vec(),
-        })
-    }
-}
 
 /// Why one peer could not onboard us.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error("cannot reach {peer}: {message}")]
-    Connect { peer: String, message: String },
+    /// No connection to the peer.
+    #[error("cannot reach {peer}: {source}")]
+    Connect {
+        /// The peer's URL.
+        peer: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The peer refused (its status code and message).
     #[error("{peer} refused: {code:?}: {message}")]
     Refused {
+        /// The peer's URL.
         peer: String,
+        /// The gRPC code.
         code: tonic::Code,
+        /// Its message.
         message: String,
     },
+    /// This node's platform gave no evidence.
     #[error("evidence: {0}")]
-    Evidence(String),
+    Evidence(#[from] snpkms_platform::PlatformError),
+    /// The answer does not open with our ephemeral key.
     #[error("{peer} sent a response that does not open with our key: {message}")]
-    Open { peer: String, message: String },
+    Open {
+        /// The peer's URL.
+        peer: String,
+        /// Why.
+        message: String,
+    },
+    /// The secret derives another root than the registry names.
     #[error("{peer} handed out a root secret for {claimed} but the registry names {registered}: refused; report this peer")]
     WrongRoot {
+        /// The peer's URL.
         peer: String,
+        /// The root the secret derives.
         claimed: String,
+        /// The registry's root.
         registered: String,
     },
 }
@@ -180,13 +127,12 @@ async fn from_peer(
         code: s.code(),
         message: s.message().to_string(),
     };
-    let mut client =
-        KmsClient::connect(peer.to_string())
-            .await
-            .map_err(|e| PeerError::Connect {
-                peer: peer.to_string(),
-                message: e.to_string(),
-            })?;
+    let mut client = KmsClient::connect(peer.to_string())
+        .await
+        .map_err(|source| PeerError::Connect {
+            peer: peer.to_string(),
+            source,
+        })?;
     let nonce = client
         .get_challenge(pb::GetChallengeRequest {})
         .await
@@ -194,13 +140,11 @@ async fn from_peer(
         .into_inner()
         .nonce;
     let ephemeral = EphemeralKeyPair::generate();
-    let evidence = source
-        .attest(binding::onboard_report_data(
-            &nonce,
-            &ephemeral.public_key(),
-            &digest.0,
-        ))
-        .map_err(|e| PeerError::Evidence(e.to_string()))?;
+    let evidence = source.attest(binding::onboard_report_data(
+        &nonce,
+        &ephemeral.public_key(),
+        &digest.0,
+    ))?;
     let own_report = evidence.report.clone();
     let response = client
         .onboard(pb::OnboardRequest {

@@ -15,19 +15,23 @@ use zeroize::Zeroizing;
 pub struct AppGrant {
     /// The encoded `AppKeys` message (sealed per request to the guest's ephemeral key).
     pub plaintext: Zeroizing<Vec<u8>>,
+    /// The app signing key's address.
     pub signing_address: [u8; 20],
+    /// The KMS root's signature over it (verifiable with `KmsRegistry.verifyAppKey`).
     pub kms_signature: [u8; 65],
 }
 
 /// Grants by (app id, epoch).
 type Grants = HashMap<([u8; 20], u32), Arc<AppGrant>>;
 
+/// Grants cached per (app, epoch), wiped when evicted.
 pub struct GrantCache {
     capacity: usize,
     entries: Mutex<Grants>,
 }
 
 impl GrantCache {
+    /// Up to `capacity` grants.
     pub fn new(capacity: usize) -> GrantCache {
         GrantCache {
             capacity,
@@ -35,6 +39,7 @@ impl GrantCache {
         }
     }
 
+    /// The grant of `app_id` at `epoch`, derived and signed on first use.
     pub fn get_or_derive(
         &self,
         root: &RootSecret,
@@ -49,8 +54,7 @@ impl GrantCache {
         let keys = root.app_keys(app_id, epoch);
         let signing_address = keys.signing_address();
         let kms_signature =
-            app_key_signature::sign(root_signing_key, app_id, &signing_address, epoch)
-                .map_err(|e| ReleaseError::Internal(e.to_string()))?;
+            app_key_signature::sign(root_signing_key, app_id, &signing_address, epoch)?;
         let grant = Arc::new(AppGrant {
             plaintext: Zeroizing::new(prost::Message::encode_to_vec(&pb::AppKeys {
                 disk_key: keys.disk.to_vec(),

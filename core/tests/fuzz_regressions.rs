@@ -3,7 +3,7 @@
 //! target) through the same harness the fuzzer runs, so a fixed crash stays fixed under plain
 //! `cargo test`. Files named `ok-*` must pass every stateless step of GetAppKey.
 //!
-//! `cargo test -p snpkms-kms-node --test fuzz_regressions -- --ignored` rewrites the seeds.
+//! `cargo test -p snpkms-core --test fuzz_regressions -- --ignored` rewrites the seeds.
 
 #[path = "../../fuzz/harness/get_app_key_request.rs"]
 mod get_app_key_request;

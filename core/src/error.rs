@@ -1,0 +1,128 @@
+//! Why a key (or the root) was not released, typed: each variant carries what the caller needs
+//! to act on (the field, the registry's reason and block, how long to wait) and keeps its
+//! source. The node maps them to gRPC statuses in one place (`kms-node/src/status.rs`).
+//! Messages never carry key material.
+
+use crate::nonces::NonceError;
+use crate::ports::{AuthorizerError, BlockRef, LogError};
+use snpkms_verifier::{BootInfoError, VerifyError};
+use std::time::Duration;
+
+/// A malformed request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A fixed-size field of another size.
+    #[error("{field} must be {expected} bytes, got {got}")]
+    Length {
+        /// The field.
+        field: &'static str,
+        /// Its size.
+        expected: usize,
+        /// What came.
+        got: usize,
+    },
+    /// No evidence in the request.
+    #[error("evidence is missing")]
+    MissingEvidence,
+    /// The ephemeral key cannot be sealed to (not an X25519 public key HPKE accepts).
+    #[error("ephemeral_public_key cannot be used: {0}")]
+    EphemeralKey(String),
+}
+
+/// What a rate limit was keyed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// Requests from one client address.
+    Client(std::net::IpAddr),
+    /// Key requests for one app.
+    App([u8; 20]),
+}
+
+impl std::fmt::Display for RateLimitScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateLimitScope::Client(ip) => write!(f, "requests from {ip}"),
+            RateLimitScope::App(app) => write!(f, "key requests for app 0x{}", hex::encode(app)),
+        }
+    }
+}
+
+/// Why nothing was released.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// A field of the wrong size, missing evidence, an unusable key.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// An epoch the registry has not reached.
+    #[error("key epoch {requested} is ahead of the registry's current epoch {current}")]
+    EpochAhead {
+        /// What the guest asked for.
+        requested: u32,
+        /// The registry's.
+        current: u32,
+    },
+    /// A nonce that is unknown, used, expired, malformed, or too many outstanding.
+    #[error(transparent)]
+    Nonce(#[from] NonceError),
+    /// The report is not bound to this request.
+    #[error("report_data does not bind this request: it must be {binding}")]
+    ReportDataMismatch {
+        /// What it must be, e.g. `SHA-512("snpkms/get-app-key/v1" || nonce || ephemeral_public_key)`.
+        binding: &'static str,
+    },
+    /// The evidence failed verification (the source names the check).
+    #[error("evidence rejected: {0}")]
+    Evidence(#[from] VerifyError),
+    /// host_data does not commit to the claimed app and compose.
+    #[error("evidence does not bind the claimed app: {0}")]
+    AppBinding(#[from] BootInfoError),
+    /// The registry said no.
+    #[error("the registry refused at block {block}: {reason}")]
+    Denied {
+        /// The registry's reason (`"compose hash not allowed"`, ...).
+        reason: String,
+        /// The block it was read at.
+        block: BlockRef,
+    },
+    /// The registry could not be read.
+    #[error("chain: {0}")]
+    Chain(#[from] AuthorizerError),
+    /// This node may not serve (another root registered, or the registry no longer allows it).
+    #[error("this node is not serving: {0}")]
+    NotServing(String),
+    /// Too many requests for this scope.
+    #[error("rate limited: too many {scope}; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// What the limit is keyed on.
+        scope: RateLimitScope,
+        /// When a request would pass again.
+        retry_after: Duration,
+    },
+    /// The key-release log did not take the record: nothing is released without it.
+    #[error("the key-release log could not record this decision: {0}")]
+    Log(#[from] LogError),
+    /// Signing the app key failed (never expected).
+    #[error("signing the app key failed: {0}")]
+    Signature(#[from] snpkms_api::app_key_signature::SignatureError),
+}
+
+impl ReleaseError {
+    /// A short stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReleaseError::Request(_) => "invalid_argument",
+            ReleaseError::EpochAhead { .. } => "epoch",
+            ReleaseError::Nonce(_) => "nonce",
+            ReleaseError::ReportDataMismatch { .. } => "report_data",
+            ReleaseError::Evidence(e) => e.kind(),
+            ReleaseError::AppBinding(_) => "host_data",
+            ReleaseError::Denied { .. } => "denied",
+            ReleaseError::Chain(_) => "chain",
+            ReleaseError::NotServing(_) => "not_serving",
+            ReleaseError::RateLimited { .. } => "rate_limited",
+            ReleaseError::Log(_) | ReleaseError::Signature(_) => "internal",
+        }
+    }
+}

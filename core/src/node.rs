@@ -1,0 +1,479 @@
+//! The node: GetChallenge, GetAppKey and the serving side of Onboard, one step after the other,
+//! failing closed at each:
+//! verify evidence -> BootInfo (host_data binding) -> registry decision -> the node's own
+//! standing -> derive -> sign -> seal -> durable record -> respond.
+
+use crate::error::{ReleaseError, RequestError};
+use crate::evidence::EvidenceVerifier;
+use crate::grants::GrantCache;
+use crate::keys::RootSecret;
+use crate::nonces::NonceStore;
+use crate::ports::{
+    Attestor, Authorizer, BlockRef, Clock, Decision, Observer, Ports, ReleaseLog, Reservation,
+};
+use crate::record::{NewRecord, RecordKind};
+use crate::request::{fixed, validate_request, ValidatedRequest, ONBOARD_BINDING};
+use k256::ecdsa::SigningKey;
+use snpkms_api::pb;
+use snpkms_api::{binding, seal};
+use snpkms_verifier::{BootInfo, UnixTime, VerifiedReport, Verifier};
+use std::sync::RwLock;
+use std::time::Instant;
+
+/// What the node knows of its standing on the registry.
+#[derive(Debug, Clone)]
+pub struct KmsState {
+    /// `Err(why)` while the node must not release keys: another root registered, the registry
+    /// does not allow this node (image, chip, TCB, configuration), or not checked yet.
+    pub serving: Result<(), String>,
+    /// The registry's key epoch.
+    pub key_epoch: u32,
+    /// The pinned block the verdict was read at.
+    pub checked_at: Option<BlockRef>,
+}
+
+/// The node's limits the core enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreLimits {
+    /// Lifetime of a challenge.
+    pub nonce_ttl_secs: u64,
+    /// Challenges outstanding at once.
+    pub max_outstanding_nonces: usize,
+    /// Verified VCEK chains kept.
+    pub verified_cert_chain_cache: usize,
+}
+
+/// What a node is made of.
+pub struct NodeParts<P: Ports> {
+    /// The root secret, unsealed.
+    pub root: RootSecret,
+    /// The digest of the security configuration the root is sealed under.
+    pub config_digest: [u8; 32],
+    /// The verifier of the node's trust roots and policy.
+    pub verifier: Verifier,
+    /// The TLS public key the node publishes (possibly empty).
+    pub tls_public_key: Vec<u8>,
+    /// Limits.
+    pub limits: CoreLimits,
+    /// The registry.
+    pub authorizer: P::Authorizer,
+    /// The key-release log.
+    pub log: P::Log,
+    /// The clock.
+    pub clock: P::Clock,
+    /// Metrics.
+    pub observer: P::Observer,
+}
+
+/// A serving node's state and its request paths.
+pub struct Node<P: Ports> {
+    evidence: EvidenceVerifier,
+    authorizer: P::Authorizer,
+    log: P::Log,
+    clock: P::Clock,
+    observer: P::Observer,
+    nonces: NonceStore,
+    root: RootSecret,
+    root_signing_key: SigningKey,
+    root_address: [u8; 20],
+    config_digest: [u8; 32],
+    tls_public_key: Vec<u8>,
+    grants: GrantCache,
+    state: RwLock<KmsState>,
+    /// One standing read at a time: requests that find the verdict older than the chain view
+    /// share one read instead of each making it.
+    standing_check: tokio::sync::Mutex<()>,
+    /// This node's own verified BootInfo, which the registry must keep allowing for the node
+    /// to serve and onboard others; `Err` says why the node could not attest itself.
+    self_boot: Result<BootInfo, String>,
+}
+
+impl<P: Ports> Node<P> {
+    /// Builds the node and attests itself on `attestor` (verified with its own verifier): the
+    /// BootInfo it asks the registry about before it serves. It does not serve until
+    /// [`Node::refresh_kms_state`] finds it allowed.
+    pub fn new(parts: NodeParts<P>, attestor: &dyn Attestor) -> Node<P> {
+        let root_signing_key = parts.root.root_signing_key();
+        let root_address = parts.root.root_signing_address();
+        let evidence =
+            EvidenceVerifier::new(parts.verifier, parts.limits.verified_cert_chain_cache);
+        let now = UnixTime(parts.clock.now_unix());
+        let self_boot = attest_self(
+            attestor,
+            &evidence,
+            &root_address,
+            &parts.config_digest,
+            now,
+        );
+        if let Err(why) = &self_boot {
+            tracing::error!("this node cannot attest itself, so it will not serve: {why}");
+        }
+        Node {
+            evidence,
+            authorizer: parts.authorizer,
+            log: parts.log,
+            clock: parts.clock,
+            observer: parts.observer,
+            nonces: NonceStore::new(
+                parts.limits.nonce_ttl_secs,
+                parts.limits.max_outstanding_nonces,
+            ),
+            root: parts.root,
+            root_signing_key,
+            root_address,
+            config_digest: parts.config_digest,
+            tls_public_key: parts.tls_public_key,
+            grants: GrantCache::new(10_000),
+            state: RwLock::new(KmsState {
+                serving: Err("the on-chain KMS info has not been checked yet".into()),
+                key_epoch: 0,
+                checked_at: None,
+            }),
+            standing_check: tokio::sync::Mutex::new(()),
+            self_boot,
+        }
+    }
+
+    /// The KMS root signing address this node's root derives.
+    pub fn root_address(&self) -> [u8; 20] {
+        self.root_address
+    }
+
+    /// The security configuration this node runs with (its root is sealed under it).
+    pub fn config_digest(&self) -> [u8; 32] {
+        self.config_digest
+    }
+
+    /// The node's standing as last read.
+    pub fn state(&self) -> KmsState {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The registry adapter.
+    pub fn authorizer(&self) -> &P::Authorizer {
+        &self.authorizer
+    }
+
+    /// The key-release log.
+    pub fn log(&self) -> &P::Log {
+        &self.log
+    }
+
+    /// The verifier with its certificate-chain cache.
+    pub fn evidence(&self) -> &EvidenceVerifier {
+        &self.evidence
+    }
+
+    /// Challenges issued and not yet used or expired.
+    pub fn outstanding_nonces(&self) -> usize {
+        self.nonces.outstanding()
+    }
+
+    /// Forgets expired challenges; how many went.
+    pub fn sweep_nonces(&self) -> usize {
+        self.nonces.sweep(self.clock.now_unix())
+    }
+
+    /// GetChallenge: a fresh single-use nonce.
+    pub fn challenge(&self) -> Result<pb::GetChallengeResponse, ReleaseError> {
+        let (nonce, expires_at) = self.nonces.issue(self.clock.now_unix())?;
+        Ok(pb::GetChallengeResponse {
+            nonce: nonce.to_vec(),
+            expires_at,
+        })
+    }
+
+    /// GetKmsInfo: what the node says of itself (guests never trust the root from here).
+    pub fn kms_info(&self, chain_id: u64, registry: [u8; 20]) -> pb::GetKmsInfoResponse {
+        pb::GetKmsInfoResponse {
+            root_signing_address: self.root_address.to_vec(),
+            tls_public_key: self.tls_public_key.clone(),
+            key_epoch: self.state().key_epoch,
+            chain_id,
+            registry_address: registry.to_vec(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config_digest: self.config_digest.to_vec(),
+        }
+    }
+
+    /// Verifies evidence on the calling (async worker) thread. It is CPU work (0.8 ms of
+    /// ECDSA, plus RSA on a chain cache miss) that would usually go to a thread pool, but
+    /// handing it over and back cost more than it freed (BENCHMARKS.md).
+    fn verify_evidence(
+        &self,
+        evidence: Option<&pb::Evidence>,
+    ) -> Result<VerifiedReport, ReleaseError> {
+        let evidence = evidence.ok_or(RequestError::MissingEvidence)?;
+        let started = Instant::now();
+        let result = self.evidence.verify(
+            &evidence.report,
+            &evidence.cert_table,
+            UnixTime(self.clock.now_unix()),
+        );
+        self.observer
+            .verified(started.elapsed(), result.as_ref().err());
+        Ok(result?)
+    }
+
+    async fn decide(
+        &self,
+        read: impl std::future::Future<Output = Result<Decision, crate::ports::AuthorizerError>>,
+    ) -> Result<Decision, ReleaseError> {
+        let started = Instant::now();
+        let decision = read.await;
+        self.observer
+            .authorized(started.elapsed(), decision.as_ref().err());
+        Ok(decision?)
+    }
+
+    /// GetAppKey.
+    pub async fn get_app_key(
+        &self,
+        req: pb::GetAppKeyRequest,
+    ) -> Result<pb::GetAppKeyResponse, ReleaseError> {
+        let state = self.serving_state().await?;
+        let request = validate_request(&req)?;
+        let ValidatedRequest {
+            app_id,
+            compose_hash,
+            ephemeral_public_key: ephemeral,
+            nonce,
+        } = request;
+        if let Some(requested) = req.epoch {
+            if requested > state.key_epoch {
+                return Err(ReleaseError::EpochAhead {
+                    requested,
+                    current: state.key_epoch,
+                });
+            }
+        }
+        let epoch = req.epoch.unwrap_or(state.key_epoch);
+
+        // Consumed before the expensive checks: a nonce buys at most one verification.
+        self.nonces.consume(&nonce, self.clock.now_unix())?;
+        // From here on this request may end in a record: the log can wait for it to share a sync.
+        let reservation = self.log.reserve();
+
+        let report = self.verify_evidence(req.evidence.as_ref())?;
+        let boot = request.boot_info(&report)?;
+
+        let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
+        if !decision.allowed {
+            reservation
+                .append(self.record(RecordKind::AppKey, &boot, epoch, &decision))
+                .await?;
+            return Err(ReleaseError::Denied {
+                reason: decision.reason,
+                block: decision.block,
+            });
+        }
+        // The node's own standing must be known as of the current chain view, which is at or
+        // after the app's decision: a registry that dropped this node at a block stops every
+        // release decided at that block or later, not only those after the watcher's next turn.
+        let view = self.authorizer.pinned_block().unwrap_or(decision.block);
+        self.standing_at(view).await?;
+
+        let grant =
+            self.grants
+                .get_or_derive(&self.root, &self.root_signing_key, &app_id, epoch)?;
+        let sealed = seal::seal(
+            &ephemeral,
+            seal::APP_KEYS_INFO,
+            &seal::app_keys_aad(&app_id, &compose_hash, epoch, &nonce),
+            &grant.plaintext,
+        )
+        .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
+
+        // No key leaves before its record is on disk.
+        reservation
+            .append(self.record(RecordKind::AppKey, &boot, epoch, &decision))
+            .await?;
+        self.observer.released(&app_id);
+        Ok(pb::GetAppKeyResponse {
+            encapsulated_key: sealed.encapsulated_key,
+            sealed_keys: sealed.ciphertext,
+            key_epoch: epoch,
+            app_signing_address: grant.signing_address.to_vec(),
+            kms_signature: grant.kms_signature.to_vec(),
+            kms_root_signing_address: self.root_address.to_vec(),
+            block_number: decision.block.number,
+            block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    /// The serving side of Onboard: the root secret, sealed to a joiner whose own evidence
+    /// (committing to its configuration digest) the registry allows as a KMS.
+    pub async fn onboard(
+        &self,
+        req: pb::OnboardRequest,
+    ) -> Result<pb::OnboardResponse, ReleaseError> {
+        let state = self.serving_state().await?;
+        let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
+        let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
+        let joiner_digest: [u8; 32] = fixed(&req.config_digest, "config_digest")?;
+        self.nonces.consume(&nonce, self.clock.now_unix())?;
+
+        let report = self.verify_evidence(req.evidence.as_ref())?;
+        // The joiner commits to the configuration it will seal the root under; the registry
+        // must allow that configuration, not only the joiner's image and chip.
+        if report.report_data != binding::onboard_report_data(&nonce, &ephemeral, &joiner_digest) {
+            return Err(ReleaseError::ReportDataMismatch {
+                binding: ONBOARD_BINDING,
+            });
+        }
+        let joiner = BootInfo::for_kms(&report);
+        let decision = self
+            .decide(self.authorizer.is_kms_allowed(&joiner, joiner_digest))
+            .await?;
+        if !decision.allowed {
+            self.log
+                .append(self.record(RecordKind::Onboard, &joiner, state.key_epoch, &decision))
+                .await?;
+            return Err(ReleaseError::Denied {
+                reason: decision.reason,
+                block: decision.block,
+            });
+        }
+        // A node the registry has since dropped (old image, revoked chip, another
+        // configuration) must not hand out the root any more.
+        let view = self.authorizer.pinned_block().unwrap_or(decision.block);
+        self.standing_at(view).await?;
+
+        let sealed = seal::seal(
+            &ephemeral,
+            seal::ROOT_SECRET_INFO,
+            &seal::root_secret_aad(&nonce, &self.root_address),
+            self.root.expose(),
+        )
+        .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
+        self.log
+            .append(self.record(RecordKind::Onboard, &joiner, state.key_epoch, &decision))
+            .await?;
+        tracing::info!(
+            chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(&joiner.chip_id)),
+            config_digest = %format!("0x{}", hex::encode(joiner_digest)),
+            "root secret handed to an allowed KMS node"
+        );
+        Ok(pb::OnboardResponse {
+            encapsulated_key: sealed.encapsulated_key,
+            sealed_root_secret: sealed.ciphertext,
+            root_signing_address: self.root_address.to_vec(),
+            block_number: decision.block.number,
+            block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    fn record(
+        &self,
+        kind: RecordKind,
+        boot: &BootInfo,
+        epoch: u32,
+        decision: &Decision,
+    ) -> NewRecord {
+        NewRecord::new(kind, self.clock.now_unix(), boot, epoch, decision)
+    }
+
+    /// The node's state if it may serve. A refusal older than the chain view is read again
+    /// first: a node the registry allows again serves from that block, not from the watcher's
+    /// next turn.
+    pub async fn serving_state(&self) -> Result<KmsState, ReleaseError> {
+        let state = self.state();
+        if state.serving.is_err() {
+            if let Some(pinned) = self.authorizer.pinned_block() {
+                self.standing_at(pinned).await?;
+                return Ok(self.state());
+            }
+        }
+        state.serving.clone().map_err(ReleaseError::NotServing)?;
+        Ok(state)
+    }
+
+    /// The node's verdict on itself as of the pinned block `at`: read again unless the last
+    /// verdict was read at exactly that block (a verdict from a later block, or from a fork the
+    /// chain has left, is not taken for it).
+    async fn standing_at(&self, at: BlockRef) -> Result<(), ReleaseError> {
+        if self.state().checked_at != Some(at) {
+            self.refresh_standing_if(|checked| checked != Some(at))
+                .await;
+        }
+        self.state().serving.map_err(ReleaseError::NotServing)
+    }
+
+    /// Decides whether this node may serve: the registry names its root, and allows it (its
+    /// measurement, chip, TCB and security configuration) as a KMS. Fails closed: while the
+    /// registry cannot be read, the node does not serve.
+    pub async fn refresh_kms_state(&self) -> KmsState {
+        self.refresh_standing_if(|_| true).await
+    }
+
+    /// One standing read at a time, and only if `needed` still holds once it is this one's turn
+    /// (a concurrent reader may have made it moot). Readers never overwrite each other out of
+    /// order.
+    async fn refresh_standing_if(&self, needed: impl Fn(Option<BlockRef>) -> bool) -> KmsState {
+        let _one = self.standing_check.lock().await;
+        if !needed(self.state().checked_at) {
+            return self.state();
+        }
+        let (read, verdict) = self.standing().await;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((epoch, _)) = read {
+            state.key_epoch = epoch;
+        }
+        state.checked_at = read.map(|(_, block)| block);
+        state.serving = verdict;
+        state.clone()
+    }
+
+    /// What the registry said (key epoch, at which block), and whether this node may serve.
+    async fn standing(&self) -> (Option<(u32, BlockRef)>, Result<(), String>) {
+        let info = match self.authorizer.kms_info().await {
+            Ok(info) => info,
+            Err(e) => return (None, Err(format!("the registry could not be read: {e}"))),
+        };
+        let read = Some((info.key_epoch, info.block));
+        if info.root_signing_address != self.root_address {
+            return (
+                read,
+                Err(format!(
+                    "the registry's KMS root signing address is 0x{} but this node's is 0x{}; \
+                     register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
+                    hex::encode(info.root_signing_address),
+                    hex::encode(self.root_address)
+                )),
+            );
+        }
+        let me = match &self.self_boot {
+            Ok(me) => me,
+            Err(why) => return (read, Err(format!("this node cannot attest itself: {why}"))),
+        };
+        let verdict = match self.authorizer.is_kms_allowed(me, self.config_digest).await {
+            Err(e) => Err(format!("the registry could not be read: {e}")),
+            Ok(d) if !d.allowed => Err(format!(
+                "the registry does not allow this node as a KMS at block {}: {} \
+                 (configuration digest 0x{})",
+                d.block,
+                d.reason,
+                hex::encode(self.config_digest)
+            )),
+            Ok(_) => Ok(()),
+        };
+        (read, verdict)
+    }
+}
+
+/// This node's own evidence, verified with its own verifier.
+fn attest_self(
+    attestor: &dyn Attestor,
+    evidence: &EvidenceVerifier,
+    root_address: &[u8; 20],
+    digest: &[u8; 32],
+    now: UnixTime,
+) -> Result<BootInfo, String> {
+    let report_data =
+        snpkms_api::binding::report_data(b"snpkms/self-check/v2", root_address, digest);
+    let own = attestor.attest(report_data).map_err(|e| e.to_string())?;
+    let verified = evidence
+        .verify(&own.report, &own.cert_table, now)
+        .map_err(|e| e.to_string())?;
+    Ok(BootInfo::for_kms(&verified))
+}

@@ -1,0 +1,144 @@
+//! What the core needs from the world, and nothing else: the platform ([`Attestor`], from
+//! `snpkms-platform`), the registry ([`Authorizer`]), a durable key-release log
+//! ([`ReleaseLog`]) and a clock ([`Clock`]); plus an [`Observer`] for metrics. The node binary
+//! implements them with the chain client, the log file and the system clock; tests with fakes.
+
+use crate::record::NewRecord;
+use snpkms_verifier::{BootInfo, VerifyError};
+use std::future::Future;
+use std::time::Duration;
+
+pub use snpkms_platform::Attestor;
+
+/// A block by number and hash: the hash says which fork the number is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Height.
+    pub number: u64,
+    /// Which block at that height.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Display for BlockRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{} (0x{})", self.number, hex::encode(self.hash))
+    }
+}
+
+/// An authorization answer and the block it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the registry allows it.
+    pub allowed: bool,
+    /// The registry's reason when refused (`"os image not allowed"`, ...); empty when allowed.
+    pub reason: String,
+    /// The block the answer was read at.
+    pub block: BlockRef,
+}
+
+/// The KMS identity the registry publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsInfo {
+    /// Address of the KMS root signing key.
+    pub root_signing_address: [u8; 20],
+    /// The current key epoch.
+    pub key_epoch: u32,
+    /// The block it was read at.
+    pub block: BlockRef,
+}
+
+/// Why the registry gave no answer. Never a decision: the core refuses on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct AuthorizerError {
+    /// A short stable label for metrics (`unreachable`, `stale`, `no_quorum`, ...).
+    pub kind: &'static str,
+    /// True when the registry itself misbehaved (a revert on a read), not the way to it.
+    pub internal: bool,
+    /// The adapter's error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The on-chain registry as the core asks it.
+pub trait Authorizer: Send + Sync + 'static {
+    /// `isAppAllowed(info)` at the pinned block.
+    fn is_app_allowed(
+        &self,
+        info: &BootInfo,
+    ) -> impl Future<Output = Result<Decision, AuthorizerError>> + Send;
+    /// `isKmsAllowed(info, config_digest)` at the pinned block.
+    fn is_kms_allowed(
+        &self,
+        info: &BootInfo,
+        config_digest: [u8; 32],
+    ) -> impl Future<Output = Result<Decision, AuthorizerError>> + Send;
+    /// The KMS info at the pinned block.
+    fn kms_info(&self) -> impl Future<Output = Result<KmsInfo, AuthorizerError>> + Send;
+    /// The block reads are pinned to now, if the view is healthy.
+    fn pinned_block(&self) -> Option<BlockRef>;
+}
+
+/// Why a record did not become durable. The release it was for does not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LogError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A place in the log announced before its record exists, so that the log can let a disk sync
+/// wait for it (group commit). Dropping it gives the place up.
+pub trait Reservation: Send {
+    /// Appends `record` and waits until it is durable; its sequence number.
+    fn append(self, record: NewRecord) -> impl Future<Output = Result<u64, LogError>> + Send;
+}
+
+/// The durable, ordered key-release log: no key leaves before its record is on it.
+pub trait ReleaseLog: Send + Sync + 'static {
+    /// What [`ReleaseLog::reserve`] hands out.
+    type Reservation<'a>: Reservation
+    where
+        Self: 'a;
+    /// Announces a record to come.
+    fn reserve(&self) -> Self::Reservation<'_>;
+    /// Appends `record` without a reservation and waits until it is durable.
+    fn append(&self, record: NewRecord) -> impl Future<Output = Result<u64, LogError>> + Send;
+    /// Records so far.
+    fn len(&self) -> u64;
+    /// No records yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Wall-clock time. The host may steer it (see THREAT_MODEL.md); the core reads it only here.
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
+    fn now_unix(&self) -> u64;
+}
+
+/// What the core reports for metrics. Every method has a do-nothing default.
+pub trait Observer: Send + Sync + 'static {
+    /// One evidence verification and, if it failed, why.
+    fn verified(&self, elapsed: Duration, failure: Option<&VerifyError>) {
+        let _ = (elapsed, failure);
+    }
+    /// One authorization read and, if it gave no decision, why.
+    fn authorized(&self, elapsed: Duration, failure: Option<&AuthorizerError>) {
+        let _ = (elapsed, failure);
+    }
+    /// Keys of `app_id` left the node.
+    fn released(&self, app_id: &[u8; 20]) {
+        let _ = app_id;
+    }
+}
+
+/// The ports one node is built from.
+pub trait Ports: Send + Sync + 'static {
+    /// The registry.
+    type Authorizer: Authorizer;
+    /// The key-release log.
+    type Log: ReleaseLog;
+    /// The clock.
+    type Clock: Clock;
+    /// Metrics.
+    type Observer: Observer;
+}

@@ -1,0 +1,73 @@
+//! What the key-release log records for one decision, before the log gives it its place.
+
+use snpkms_verifier::BootInfo;
+
+/// Which exchange a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A GetAppKey answer (keys released, or refused by the registry).
+    AppKey,
+    /// An onboarding answer (the root handed over, or refused).
+    Onboard,
+}
+
+impl RecordKind {
+    /// The name the log writes: `app_key` or `onboard`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::AppKey => "app_key",
+            RecordKind::Onboard => "onboard",
+        }
+    }
+}
+
+/// A record before it gets its place in the chain.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Unix seconds.
+    pub time: u64,
+    /// GetAppKey or Onboard.
+    pub kind: RecordKind,
+    /// The app (zero for onboarding).
+    pub app_id: [u8; 20],
+    /// The compose hash the guest runs (zero for onboarding).
+    pub compose_hash: [u8; 32],
+    /// keccak256 of the 64-byte chip id: the on-chain device id.
+    pub chip_id_hash: [u8; 32],
+    /// The launch measurement.
+    pub measurement: [u8; 48],
+    /// The key epoch.
+    pub epoch: u32,
+    /// The block the decision was read at.
+    pub block_number: u64,
+    /// Its hash.
+    pub block_hash: [u8; 32],
+    /// The registry's decision.
+    pub allowed: bool,
+    /// The registry's reason when refused.
+    pub reason: String,
+}
+
+impl NewRecord {
+    pub(crate) fn new(
+        kind: RecordKind,
+        time: u64,
+        boot: &BootInfo,
+        epoch: u32,
+        decision: &crate::ports::Decision,
+    ) -> NewRecord {
+        NewRecord {
+            time,
+            kind,
+            app_id: boot.app_id,
+            compose_hash: boot.compose_hash,
+            chip_id_hash: snpkms_api::app_key_signature::keccak256(&boot.chip_id),
+            measurement: boot.measurement,
+            epoch,
+            block_number: decision.block.number,
+            block_hash: decision.block.hash,
+            allowed: decision.allowed,
+            reason: decision.reason.clone(),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The node's listeners: gRPC (Kms, health, reflection; optional TLS) and Prometheus metrics.
+
+use crate::adapters::Node;
+use crate::config::NodeConfig;
+use crate::metrics::{self, Metrics};
+use crate::service::KmsService;
+use crate::tls::{TlsError, TlsIdentity};
+use crate::NodeError;
+use snpkms_api::pb::kms_server::KmsServer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The gRPC server task.
+pub type ServerTask = JoinHandle<Result<(), NodeError>>;
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), NodeError> {
+    let listen = |source| NodeError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
+    Ok((listener, local))
+}
+
+/// Serves `/metrics` on the configured address until `shutdown`; the bound address.
+pub async fn serve_metrics(
+    cfg: &NodeConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, NodeError> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let (listener, local) = bind(addr).await?;
+    tasks.push(tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = metrics::serve(listener, metrics, stop).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    }));
+    Ok(Some(local))
+}
+
+/// The gRPC server, running.
+pub struct Grpc {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The server task.
+    pub task: ServerTask,
+    /// Sets what the health service reports.
+    pub health: tonic_health::server::HealthReporter,
+}
+
+/// Serves gRPC on the configured address until `shutdown`.
+pub async fn serve_grpc(
+    cfg: &NodeConfig,
+    node: Arc<Node>,
+    metrics: Arc<Metrics>,
+    tls: Option<TlsIdentity>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Grpc, NodeError> {
+    let (listener, addr) = bind(cfg.listen).await?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<KmsServer<KmsService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(snpkms_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let kms = KmsServer::new(KmsService::new(node, metrics, &cfg.limits))
+        .max_decoding_message_size(cfg.limits.max_request_bytes);
+    let mut builder = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests)
+        .timeout(Duration::from_secs(30));
+    let with_tls = tls.is_some();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem),
+            ))
+            .map_err(TlsError::Identity)?;
+    }
+    let router = builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(kms);
+    // serve_with_incoming ignores the builder's tcp_nodelay: set it on the incoming stream, or
+    // Nagle and delayed ACKs add ~40 ms to every small response.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await
+            .map_err(NodeError::Serve)
+    });
+    tracing::info!(%addr, tls = with_tls, "gRPC listening");
+    Ok(Grpc {
+        addr,
+        task: server,
+        health: reporter,
+    })
+}
