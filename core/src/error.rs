@@ -108,7 +108,45 @@ pub enum ReleaseError {
     Signature(#[from] snpkms_api::app_key_signature::SignatureError),
 }
 
+/// What kind of refusal an error is: the node maps each to one gRPC status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request is malformed.
+    InvalidArgument,
+    /// The evidence does not prove what the request claims.
+    Unauthenticated,
+    /// The request is not bound to a live challenge of this node.
+    FailedPrecondition,
+    /// The registry said no.
+    PermissionDenied,
+    /// No decision could be made now (chain, or this node's standing); retrying may help.
+    Unavailable,
+    /// Too many requests or challenges.
+    ResourceExhausted,
+    /// The node failed (its log, the registry's contract); nothing was released.
+    Internal,
+}
+
 impl ReleaseError {
+    /// The kind of refusal.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            ReleaseError::Request(_) | ReleaseError::EpochAhead { .. } => Refusal::InvalidArgument,
+            ReleaseError::Nonce(NonceError::TooMany(_)) | ReleaseError::RateLimited { .. } => {
+                Refusal::ResourceExhausted
+            }
+            ReleaseError::Nonce(NonceError::Length(_)) => Refusal::InvalidArgument,
+            ReleaseError::Nonce(_) | ReleaseError::ReportDataMismatch { .. } => {
+                Refusal::FailedPrecondition
+            }
+            ReleaseError::Evidence(_) | ReleaseError::AppBinding(_) => Refusal::Unauthenticated,
+            ReleaseError::Denied { .. } => Refusal::PermissionDenied,
+            ReleaseError::Chain(e) if e.internal => Refusal::Internal,
+            ReleaseError::Chain(_) | ReleaseError::NotServing(_) => Refusal::Unavailable,
+            ReleaseError::Log(_) | ReleaseError::Signature(_) => Refusal::Internal,
+        }
+    }
+
     /// A short stable label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {

@@ -25,7 +25,7 @@ mod ratelimit;
 mod record;
 mod request;
 
-pub use error::{RateLimitScope, ReleaseError, RequestError};
+pub use error::{RateLimitScope, Refusal, ReleaseError, RequestError};
 pub use evidence::EvidenceVerifier;
 pub use grants::{AppGrant, GrantCache};
 pub use node::{CoreLimits, KmsState, Node, NodeParts};

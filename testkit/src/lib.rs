@@ -4,6 +4,8 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod fakes;
+
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256};
 use alloy::providers::ext::AnvilApi;
