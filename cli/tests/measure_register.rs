@@ -37,7 +37,7 @@ async fn registers_the_measured_digest() {
         .to_string();
     assert_eq!(digest.len(), 96);
 
-    let key = hex::encode(fixture.chain.anvil.keys()[0].to_bytes());
+    let key = fixture.chain.key_hex(0);
     let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
         .args([
             "gov",

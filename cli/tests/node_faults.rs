@@ -3,30 +3,22 @@
 
 use snpkms_e2e::{guest, Stack};
 use snpkms_guest::GuestClient;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Starts `snpkms node run` and returns it with the URL it prints.
+/// Starts `snpkms node run` and returns it with its gRPC URL, from the readiness line it
+/// prints on stdout.
 fn spawn_node(config: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_snpkms"))
         .args(["node", "run", "--config"])
         .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("node exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("snpkms node listening on ") {
-            break format!("http://{}", rest.split_whitespace().next().unwrap());
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    let ready = snpkms_local::wait_ready(child.stdout.take().unwrap())
+        .expect("node exited before it was ready");
+    (child, format!("http://{}", ready.grpc))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -109,6 +109,25 @@ pub struct ChainSection {
     pub poll_interval_ms: u64,
 }
 
+impl ChainSection {
+    /// `rpc_urls` and `registry`, everything else at its default (quorum 1, 3 confirmations,
+    /// 5 min staleness, 5 s timeout, 2 retries, 10 min cache TTL, 2 s polling).
+    pub fn new(rpc_urls: Vec<RpcUrl>, registry: Address) -> ChainSection {
+        ChainSection {
+            rpc_urls,
+            quorum: one(),
+            registry,
+            chain_id: None,
+            read_at: default_read_at(),
+            max_staleness_secs: default_staleness(),
+            request_timeout_ms: default_timeout(),
+            retries: default_retries(),
+            cache_ttl_secs: default_cache_ttl(),
+            poll_interval_ms: default_poll(),
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -221,6 +240,28 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// A configuration with the secure defaults for everything but what has none: where it
+    /// listens and keeps its data, its chain, its platform. (The one way to build one in code;
+    /// files go through [`NodeConfig::load`].)
+    pub fn new(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        chain: ChainSection,
+        platform: PlatformConfig,
+    ) -> NodeConfig {
+        NodeConfig {
+            listen,
+            metrics_listen: None,
+            data_dir,
+            tls: None,
+            chain,
+            trust: TrustSection::default(),
+            policy: Policy::default(),
+            platform,
+            limits: Limits::default(),
+        }
+    }
+
     /// Loads `path` and applies `SNPKMS_NODE__*` overrides.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         if !path.exists() {

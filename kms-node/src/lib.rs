@@ -107,6 +107,24 @@ fn log_roots(roots: &TrustRoots) {
     }
 }
 
+/// What `snpkms node run` prints on stdout, as one JSON line, once it listens: for programs
+/// that start a node (the bench, tests, supervisors), so that none parses a log line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ready {
+    /// The gRPC address.
+    pub grpc: SocketAddr,
+    /// The metrics address, if metrics are on.
+    pub metrics: Option<SocketAddr>,
+    /// Whether gRPC is behind TLS.
+    pub tls: bool,
+    /// The KMS root signing address, `0x…`.
+    pub root_signing_address: String,
+    /// The security configuration digest, `0x…`.
+    pub config_digest: String,
+    /// Whether the registry allowed the node at start (it follows the registry afterwards).
+    pub serving: bool,
+}
+
 /// A started node: its addresses, its state, and a way to stop it.
 pub struct RunningNode {
     /// The node core.
@@ -136,6 +154,18 @@ impl RunningNode {
         let served = self.server.await?;
         self.node.log().close().await;
         served
+    }
+
+    /// What the node reports when it is ready.
+    pub fn ready(&self, tls: bool) -> Ready {
+        Ready {
+            grpc: self.addr,
+            metrics: self.metrics_addr,
+            tls,
+            root_signing_address: format!("0x{}", hex::encode(self.node.root_address())),
+            config_digest: self.config_digest().to_string(),
+            serving: self.node.state().serving.is_ok(),
+        }
     }
 
     /// The node's chain client.

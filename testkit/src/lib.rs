@@ -6,13 +6,12 @@
 
 pub mod fakes;
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256};
-use alloy::providers::ext::AnvilApi;
-use alloy::providers::{DynProvider, Provider};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use snpkms_chain_client::{ChainConfig, ReadAt, RpcEndpoint};
-use snpkms_governance::{deploy_registry, Deployment, Owner};
+use snpkms_governance::{Deployment, Owner};
+use snpkms_local::{LocalChain, LocalRegistry};
 use snpkms_verifier::{app_host_data, BootInfo, Product, TcbVersion};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -34,32 +33,21 @@ pub fn next_loopback() -> Ipv4Addr {
 
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+    snpkms_local::workspace_root()
 }
 
-/// The anvil binary: `$SNPKMS_ANVIL`, else the one npm installs under `node_modules/`.
-/// Panics (never skips) when it is missing, saying how to install it.
+/// The anvil binary. Panics (never skips) when it is missing, saying how to install it.
 pub fn anvil_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SNPKMS_ANVIL") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "SNPKMS_ANVIL={} does not exist", p.display());
-        return p;
-    }
-    let p = workspace_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(
-        p.is_file(),
-        "anvil not found at {}: run scripts/setup (npm ci --ignore-scripts) at the repository root, or set SNPKMS_ANVIL",
-        p.display()
-    );
-    p
+    snpkms_local::anvil_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A running anvil on a free loopback port; killed on drop.
+/// A running anvil on a loopback address of its own; killed on drop. The local harness's
+/// chain, with test-friendly methods that panic instead of returning errors.
 pub struct TestChain {
-    pub anvil: AnvilInstance,
+    /// The harness's chain.
+    pub local: LocalChain,
+    /// Its JSON-RPC URL.
     pub url: String,
-    provider: DynProvider,
 }
 
 /// Starts anvil with its default accounts (10, funded) and automine.
@@ -69,61 +57,48 @@ pub fn spawn_anvil() -> TestChain {
 
 /// Starts anvil with extra arguments (e.g. `["--timestamp", "1000"]`).
 pub fn spawn_anvil_with(args: &[&str]) -> TestChain {
-    let anvil = Anvil::at(anvil_path())
-        .host(next_loopback().to_string())
-        .args(args.iter().copied())
-        .try_spawn()
-        .unwrap_or_else(|e| panic!("cannot start anvil ({}): {e}", anvil_path().display()));
-    let url = anvil.endpoint();
-    let provider = endpoint(&url).provider().expect("anvil provider");
+    let local = LocalChain::spawn(&anvil_path(), next_loopback().into(), args)
+        .unwrap_or_else(|e| panic!("{e}"));
     TestChain {
-        anvil,
-        url,
-        provider,
+        url: local.url.clone(),
+        local,
     }
 }
 
 impl TestChain {
     /// The i-th funded account's key (0: governor, 1: app owner, 2: stranger in the fixture).
     pub fn signer(&self, i: usize) -> PrivateKeySigner {
-        let key = self.anvil.keys()[i].clone();
-        PrivateKeySigner::from_signing_key(key.into())
+        self.local.signer(i)
+    }
+
+    /// The i-th account's private key, hex.
+    pub fn key_hex(&self, i: usize) -> String {
+        self.local.key_hex(i)
     }
 
     /// A raw provider (no signer), e.g. for `anvil_*` calls.
     pub fn provider(&self) -> &DynProvider {
-        &self.provider
+        self.local.provider()
     }
 
+    /// The head block's number.
     pub async fn head(&self) -> u64 {
-        self.provider
-            .get_block_number()
-            .await
-            .expect("eth_blockNumber")
+        self.local.head().await.expect("eth_blockNumber")
     }
 
     /// Mines `n` empty blocks.
     pub async fn mine(&self, n: u64) {
-        self.provider
-            .anvil_mine(Some(n), None)
-            .await
-            .expect("anvil_mine");
+        self.local.mine(n).await.expect("anvil_mine");
     }
 
+    /// Turns automine on or off.
     pub async fn set_automine(&self, on: bool) {
-        self.provider
-            .anvil_set_auto_mine(on)
-            .await
-            .expect("evm_setAutomine");
+        self.local.set_automine(on).await.expect("evm_setAutomine");
     }
 
     /// Mines one block with this timestamp.
     pub async fn mine_at(&self, timestamp: u64) {
-        self.provider
-            .anvil_set_next_block_timestamp(timestamp)
-            .await
-            .expect("evm_setNextBlockTimestamp");
-        self.mine(1).await;
+        self.local.mine_at(timestamp).await.expect("mine at");
     }
 
     /// A client configuration for tests: pinned at `latest`, fast polling, short timeouts.
@@ -181,14 +156,14 @@ pub async fn deploy_fixture() -> Fixture {
 }
 
 pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
-    let governor_key = chain.signer(0);
-    let deployment = deploy_registry(&chain.url, governor_key.clone(), governor_key.address())
+    let LocalRegistry {
+        deployment,
+        governor,
+        app_owner,
+        stranger,
+    } = LocalRegistry::deploy(&chain.local, |_| {})
         .await
         .expect("deploy registry");
-    let registry = deployment.registry;
-    let governor = Owner::new(&chain.url, governor_key, registry).expect("governor");
-    let app_owner = Owner::new(&chain.url, chain.signer(1), registry).expect("app owner");
-    let stranger = Owner::new(&chain.url, chain.signer(2), registry).expect("stranger");
     governor.add_os_image(&OS_IMAGE).await.expect("addOsImage");
     governor
         .add_kms_measurement(&KMS_MEASUREMENT)

@@ -5,24 +5,21 @@
 use snpkms_api::pb::kms_client::KmsClient;
 use snpkms_chain_client::{Address, B256};
 use snpkms_guest::GuestClient;
-use snpkms_kms_node::config::{ChainSection, Limits, NodeConfig, PlatformConfig, TrustSection};
+use snpkms_kms_node::config::{NodeConfig, PlatformConfig};
 use snpkms_kms_node::RunningNode;
 use snpkms_platform::SimulatedAttestor;
-use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
+use snpkms_simulator::{GuestLaunch, SimulatedPlatform};
 use snpkms_testkit::{deploy_fixture, Fixture, RpcProxy, KMS_MEASUREMENT};
-use snpkms_verifier::{app_host_data, Policy, Product};
+use snpkms_verifier::Product;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The OS image the stack registers; simulated guests launch with it.
 pub const GUEST_IMAGE: [u8; 48] = [0x6a; 48];
 pub const GUEST_CHIP: &str = "e2e-guest-chip";
 
-pub fn authority() -> Arc<SimAuthority> {
-    static A: OnceLock<Arc<SimAuthority>> = OnceLock::new();
-    A.get_or_init(|| Arc::new(SimAuthority::load())).clone()
-}
+pub use snpkms_local::authority;
 
 /// A simulated guest of `app` running `compose_hash` on `GUEST_IMAGE`, as a VMM would launch
 /// it (host_data bound to the app and compose).
@@ -35,6 +32,7 @@ pub fn guest(app: Address, compose_hash: [u8; 32]) -> SimulatedAttestor {
     )
 }
 
+/// [`guest`] with another image and guest policy.
 pub fn guest_with(
     app: Address,
     compose_hash: [u8; 32],
@@ -42,15 +40,13 @@ pub fn guest_with(
     policy: u64,
 ) -> SimulatedAttestor {
     let platform = SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes());
-    SimulatedAttestor::new(SimulatedGuest::new(
+    snpkms_local::simulated_guest(
         Arc::new(platform),
-        GuestLaunch {
-            measurement,
-            host_data: app_host_data(&app.0 .0, &compose_hash),
-            policy,
-            ..GuestLaunch::default()
-        },
-    ))
+        app.0 .0,
+        compose_hash,
+        measurement,
+        policy,
+    )
 }
 
 /// The chip id of the simulated guest machine (to allow it as a device).
@@ -58,44 +54,15 @@ pub fn guest_chip_id() -> [u8; 64] {
     SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes()).chip_id()
 }
 
-/// A node configuration for this stack: simulator platform and root, reads at `latest`,
-/// fast polling.
+/// A node configuration for this stack: the harness's simulated node, with the fixture's KMS
+/// image.
 pub fn node_config(
     rpc_url: &str,
     registry: Address,
     data_dir: &Path,
     chip_seed: &str,
 ) -> NodeConfig {
-    NodeConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
-        data_dir: data_dir.to_path_buf(),
-        tls: None,
-        chain: ChainSection {
-            rpc_urls: vec![rpc_url.to_string().into()],
-            quorum: 1,
-            registry,
-            chain_id: None,
-            read_at: "0".into(),
-            max_staleness_secs: 3600,
-            request_timeout_ms: 1000,
-            retries: 0,
-            cache_ttl_secs: 600,
-            poll_interval_ms: 50,
-        },
-        trust: TrustSection {
-            simulator_root: true,
-            extra_roots: vec![],
-            crls: vec![],
-        },
-        policy: Policy::default(),
-        platform: PlatformConfig::Simulator {
-            product: Product::Milan,
-            chip_seed: chip_seed.to_string(),
-            measurement: hex::encode(KMS_MEASUREMENT),
-        },
-        limits: Limits::default(),
-    }
+    snpkms_local::simulated_node(rpc_url, registry, data_dir, chip_seed, KMS_MEASUREMENT)
 }
 
 /// The chain, the registry configured for simulated guests, and one bootstrapped node.
@@ -135,19 +102,10 @@ impl Stack {
             data_dir.path(),
             "e2e-kms-chip-1",
         );
-        let boot = snpkms_kms_node::bootstrap::bootstrap(&config).expect("bootstrap");
-        let root: Address = boot.root_signing_address.parse().expect("address");
-        let config_digest: B256 = boot.config_digest.parse().expect("digest");
-        fixture
-            .governor
-            .add_kms_config(config_digest)
+        let registered = snpkms_local::register_node(&fixture.governor, &config)
             .await
-            .expect("addKmsConfig");
-        fixture
-            .governor
-            .set_kms_info(root, &[])
-            .await
-            .expect("setKmsInfo");
+            .expect("bootstrap and register");
+        let (root, config_digest) = (registered.root, registered.config_digest);
         let mut stack = Stack {
             fixture,
             proxy,
@@ -190,20 +148,11 @@ impl Stack {
         change(&mut self.config);
         self.data_dir = tempfile::tempdir().expect("tempdir");
         self.config.data_dir = self.data_dir.path().to_path_buf();
-        let boot = snpkms_kms_node::bootstrap::bootstrap(&self.config).expect("bootstrap");
-        let root: Address = boot.root_signing_address.parse().expect("address");
-        self.config_digest = boot.config_digest.parse().expect("digest");
-        self.fixture
-            .governor
-            .add_kms_config(self.config_digest)
+        let registered = snpkms_local::register_node(&self.fixture.governor, &self.config)
             .await
-            .expect("addKmsConfig");
-        self.fixture
-            .governor
-            .set_kms_info(root, &[])
-            .await
-            .expect("setKmsInfo");
-        self.root = root.0 .0;
+            .expect("bootstrap and register");
+        self.config_digest = registered.config_digest;
+        self.root = registered.root.0 .0;
         self.start_node().await;
     }
 
@@ -304,14 +253,7 @@ impl Stack {
     }
 }
 
-/// GET `path` from a plain-HTTP server at `addr` (the node's metrics listener); the raw response.
-pub async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
+/// The metrics a node serves at `addr` (`host:port`), fetched with a real HTTP client.
+pub async fn metrics_text(addr: &str) -> String {
+    snpkms_local::scrape(addr).await.expect("GET /metrics")
 }

@@ -391,7 +391,7 @@ async fn metrics_count_requests_verifications_and_releases() {
         .get_app_key(&debug, app.0 .0, stack.compose_hash, None, stack.root)
         .await;
     let addr = stack.node.as_ref().unwrap().metrics_addr.unwrap();
-    let body = http_get(&format!("{addr}"), "/metrics").await;
+    let body = metrics_text(&format!("{addr}")).await;
     for needle in [
         "snpkms_requests_total{method=\"GetAppKey\",code=\"Ok\"} 1",
         "snpkms_requests_total{method=\"GetAppKey\",code=\"Unauthenticated\"} 1",

@@ -60,7 +60,7 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     stack.wait_pinned(removal.block).await;
     let why = refused_unavailable(&stack, &g).await;
     assert!(why.contains("kms measurement not allowed"), "{why}");
-    let body = http_get(&metrics.to_string(), "/metrics").await;
+    let body = metrics_text(&metrics.to_string()).await;
     assert!(body.contains("snpkms_serving 0"), "{body}");
     let back = governor
         .add_kms_measurement(&snpkms_testkit::KMS_MEASUREMENT)
@@ -111,7 +111,7 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     let tx = governor.add_kms_config(stack.config_digest).await.unwrap();
     stack.wait_pinned(tx.block).await;
     served(&stack, &g).await;
-    let body = http_get(&metrics.to_string(), "/metrics").await;
+    let body = metrics_text(&metrics.to_string()).await;
     assert!(body.contains("snpkms_serving 1"), "{body}");
 }
 

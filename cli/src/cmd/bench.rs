@@ -6,14 +6,13 @@
 //! eat the server's CPU budget. The timed phase only sends requests; the node does everything
 //! it does for a real guest (verify, bind, authorize, derive, seal, durable audit record).
 
-use crate::stack::{default_anvil, LocalStack, StackOptions};
+use crate::stack::{LocalStack, StackOptions};
 use anyhow::{bail, Context};
 use p384::ecdsa::signature::{Signer, Verifier};
 use snpkms_api::pb;
 use snpkms_api::pb::kms_client::KmsClient;
 use snpkms_api::{binding, seal::EphemeralKeyPair};
 use snpkms_kms_node::config::Limits;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -186,18 +185,11 @@ fn growth(start: u64, samples: &[u64], end: u64) -> serde_json::Value {
     })
 }
 
-async fn metric(metrics_url: &str, name: &str) -> f64 {
-    let Ok(stream) = tokio::net::TcpStream::connect(metrics_url).await else {
+/// One sample of the node's metrics (the Prometheus exposition, fetched over HTTP).
+async fn metric(metrics_addr: &str, name: &str) -> f64 {
+    let Ok(body) = snpkms_local::scrape(metrics_addr).await else {
         return f64::NAN;
     };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = stream;
-    let req = format!("GET /metrics HTTP/1.0\r\nHost: {metrics_url}\r\n\r\n");
-    if stream.write_all(req.as_bytes()).await.is_err() {
-        return f64::NAN;
-    }
-    let mut body = String::new();
-    let _ = stream.read_to_string(&mut body).await;
     body.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.split_whitespace().nth(1))
@@ -275,7 +267,7 @@ async fn prepare(
 struct PhaseResult {
     ok: usize,
     errors: usize,
-    first_error: Option<String>,
+    first_error: Option<tonic::Status>,
     elapsed: Duration,
     latencies: Vec<u64>,
 }
@@ -319,8 +311,7 @@ async fn fire(
                     Ok(_) => ok += 1,
                     Err(e) => {
                         errors += 1;
-                        first_error
-                            .get_or_insert_with(|| format!("{:?}: {}", e.code(), e.message()));
+                        first_error.get_or_insert(e);
                     }
                 }
                 lat.push(t.elapsed().as_micros() as u64);
@@ -361,7 +352,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let stack = LocalStack::build(
         StackOptions {
             dir: args.dir.clone(),
-            anvil: args.anvil.clone().unwrap_or_else(default_anvil),
+            anvil: args.anvil.clone(),
             block_time: 1,
             read_at: args.confirmations.to_string(),
             limits,
@@ -376,39 +367,27 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         .args(["node", "run", "--config"])
         .arg(&stack.config_path)
         .kill_on_drop(true)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .context("starting the node")?;
     let pid = node.id().context("node pid")?;
-    let stderr = node.stderr.take().context("node stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        let Ok(fd) = stderr.into_owned_fd() else {
-            return;
-        };
-        for line in BufReader::new(std::fs::File::from(fd))
-            .lines()
-            .map_while(Result::ok)
-        {
-            if !sent {
-                if let Some(rest) = line.strip_prefix("snpkms node listening on ") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                    sent = true;
-                }
-            }
-        }
-    });
-    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+    let stdout = std::fs::File::from(
+        node.stdout
+            .take()
+            .context("node stdout")?
+            .into_owned_fd()
+            .context("node stdout")?,
+    );
+    // The node says where it listens on stdout, as one JSON line.
+    let ready = tokio::task::spawn_blocking(move || snpkms_local::wait_ready(stdout))
         .await?
-        .context("the node did not start")?;
-    let url = format!("http://{addr}");
-    let metrics_addr = stack
-        .node_config
-        .metrics_listen
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+        .context("the node exited before it was ready")?;
+    let url = format!("http://{}", ready.grpc);
+    let metrics_addr = ready
+        .metrics
+        .context("the node has no metrics listener")?
+        .to_string();
     let client = KmsClient::connect(url.clone()).await?;
     let table = Arc::new(snpkms_platform::Attestor::attest(&stack.guest(), [0; 64])?.cert_table);
 
@@ -540,16 +519,21 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         let refused_block = loop {
             let probe = prepare(&client, &stack, 1).await?;
             let r = fire(&client, &stack, table.clone(), probe, 1).await;
-            if let Some(e) = &r.first_error {
-                if e.contains("compose hash not allowed") {
-                    // "... refused at block #N (0x..)"
-                    let n = e
-                        .split("block #")
-                        .nth(1)
-                        .and_then(|s| s.split_whitespace().next())
-                        .and_then(|s| s.parse::<u64>().ok());
-                    break n;
-                }
+            // The refusal's typed details say why and at which block, not its message.
+            let denied = r
+                .first_error
+                .as_ref()
+                .and_then(tonic_types::StatusExt::get_details_error_info)
+                .filter(|info| {
+                    info.reason == "DENIED"
+                        && info.metadata.get("registry_reason").map(String::as_str)
+                            == Some("compose hash not allowed")
+                });
+            if let Some(info) = denied {
+                break info
+                    .metadata
+                    .get("block_number")
+                    .and_then(|n| n.parse::<u64>().ok());
             }
             if t0.elapsed() > Duration::from_secs(60) {
                 bail!("the node still authorizes 60 s after the compose hash was removed");
@@ -581,7 +565,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             "concurrency": args.concurrency,
             "requests": load.ok + load.errors,
             "errors": load.errors,
-            "first_error": load.first_error,
+            "first_error": load.first_error.as_ref().map(|s| format!("{:?}: {}", s.code(), s.message())),
             "seconds": load.elapsed.as_secs_f64(),
             "get_app_key_per_sec": rps,
             "ratio_to_bare_verify": rps / verify_rate,

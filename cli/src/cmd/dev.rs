@@ -4,7 +4,7 @@
 //!
 //! The simulator root is trusted here, explicitly and loudly: this is a development stack.
 
-use crate::stack::{default_anvil, LocalStack, StackOptions};
+use crate::stack::{LocalStack, StackOptions};
 use anyhow::{bail, Context};
 use snpkms_chain_client::Address;
 use snpkms_governance::AuditReader;
@@ -53,7 +53,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     let stack = LocalStack::build(
         StackOptions {
             dir: args.dir.clone(),
-            anvil: args.anvil.clone().unwrap_or_else(default_anvil),
+            anvil: args.anvil.clone(),
             block_time: args.block_time,
             read_at: "1".into(),
             limits: Limits::default(),
@@ -64,7 +64,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = stack.node_config.clone();
     let registry = stack.deployment.registry;
     let app = stack.app;
-    let rpc = stack.anvil.url.clone();
+    let rpc = stack.chain.url.clone();
 
     // 7. The node serves once the chain (at its confirmation depth) names its root.
     let node = snpkms_kms_node::start(cfg.clone()).await?;

@@ -208,6 +208,9 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
     };
     let mut node = snpkms_kms_node::start(cfg.clone()).await?;
     let state = node.node.state();
+    // The machine-readable hand-off, on stdout; the lines for people go to stderr.
+    println!("{}", serde_json::to_string(&node.ready(cfg.tls.is_some()))?);
+    std::io::Write::flush(&mut std::io::stdout())?;
     eprintln!(
         "snpkms node listening on {} (gRPC{})",
         node.addr,
