@@ -5,20 +5,28 @@
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use sha3::{Digest, Keccak256};
 
+/// Domain prefix of the signed message, the same bytes as in `KmsRegistry.verifyAppKey`.
 pub const MESSAGE_PREFIX: &[u8] = b"snpkms app key";
 
+/// Why a KMS signature could not be made or checked.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
+    /// The signature is not 65 bytes (`r || s || v`); the length given.
     #[error("signature must be 65 bytes (r || s || v), got {0}")]
     Length(usize),
+    /// The last byte `v` is not 27 or 28 (the recovery ids this scheme, and `ecrecover`,
+    /// accept); the value given.
     #[error("signature v must be 27 or 28, got {0}")]
     RecoveryId(u8),
+    /// `r || s` is not a valid signature, or no public key recovers from it for this message.
     #[error("signature does not recover to a public key")]
     Recover,
+    /// The signing key could not sign the digest (not expected with a valid key).
     #[error("signing failed")]
     Sign,
 }
 
+/// Keccak-256 (Ethereum's, not SHA3-256).
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
     Keccak256::digest(data).into()
 }
@@ -32,6 +40,8 @@ pub fn address_of(key: &VerifyingKey) -> [u8; 20] {
     address
 }
 
+/// `keccak256("snpkms app key" || app_id || app_signing_address || epoch_be32)`: the message the
+/// registry rebuilds on-chain, before the EIP-191 prefix.
 pub fn message_hash(app_id: &[u8; 20], app_signing_address: &[u8; 20], epoch: u32) -> [u8; 32] {
     let mut msg = Vec::with_capacity(MESSAGE_PREFIX.len() + 44);
     msg.extend_from_slice(MESSAGE_PREFIX);
@@ -48,6 +58,8 @@ pub fn digest(app_id: &[u8; 20], app_signing_address: &[u8; 20], epoch: u32) -> 
     keccak256(&msg)
 }
 
+/// Signs an app key with the KMS root key: the 65-byte Ethereum signature `r || s || v`
+/// (`v` = 27 or 28) over [`digest`], which `KmsRegistry.verifyAppKey` accepts.
 pub fn sign(
     root: &SigningKey,
     app_id: &[u8; 20],

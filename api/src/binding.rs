@@ -4,7 +4,10 @@
 
 use sha2::{Digest, Sha512};
 
+/// Domain separator of a GetAppKey report: see [`get_app_key_report_data`].
 pub const GET_APP_KEY_DOMAIN: &[u8] = b"snpkms/get-app-key/v1";
+/// Domain separator of an Onboard report: see [`onboard_report_data`]. Distinct from
+/// [`GET_APP_KEY_DOMAIN`], so a report made for one exchange never passes for the other.
 pub const ONBOARD_DOMAIN: &[u8] = b"snpkms/onboard/v2";
 
 /// `SHA-512(domain || nonce || ephemeral_public_key)`.
@@ -17,6 +20,10 @@ pub fn report_data(domain: &[u8], nonce: &[u8], ephemeral_public_key: &[u8]) -> 
         .into()
 }
 
+/// What a guest's report must carry for GetAppKey:
+/// `SHA-512("snpkms/get-app-key/v1" || nonce || ephemeral_public_key)`, with the node's
+/// 32-byte challenge nonce and the guest's 32-byte X25519 key (lengths are not checked here;
+/// the node checks them).
 pub fn get_app_key_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8; 64] {
     report_data(GET_APP_KEY_DOMAIN, nonce, ephemeral_public_key)
 }

@@ -2,6 +2,8 @@
 //! the gRPC types ([`pb`]), what a report must bind ([`binding`]), how keys travel
 //! ([`seal`]), and how the KMS root key vouches for an app key ([`app_key_signature`]).
 
+#![warn(missing_docs)]
+
 pub mod app_key_signature;
 pub mod binding;
 pub mod seal;

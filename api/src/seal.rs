@@ -9,18 +9,27 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 type KemT = X25519HkdfSha256;
 
-/// HPKE `info` for GetAppKey responses and for onboarding: binds the ciphertext to its purpose.
+/// HPKE `info` for GetAppKey responses (the sealed `AppKeys`): binds the ciphertext to its
+/// purpose.
 pub const APP_KEYS_INFO: &[u8] = b"snpkms/get-app-key/v1/response";
+/// HPKE `info` for Onboard responses (the sealed 32-byte root secret), so a sealed root never
+/// opens as app keys or the other way round.
 pub const ROOT_SECRET_INFO: &[u8] = b"snpkms/onboard/v1/response";
 
+/// Why sealing to, or opening with, an ephemeral key failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
+    /// The recipient's public key is not a 32-byte X25519 key; the length given.
     #[error("ephemeral public key must be 32 bytes (X25519), got {0}")]
     PublicKeyLength(usize),
+    /// The response's encapsulated key is not 32 bytes; the length given.
     #[error("encapsulated key must be 32 bytes, got {0}")]
     EncapsulatedKeyLength(usize),
+    /// HPKE encryption failed (not expected with a valid key).
     #[error("HPKE sealing failed")]
     Seal,
+    /// Decryption failed: another key, another `info` or `aad` (another request), or a
+    /// ciphertext changed on the way. Nothing of the plaintext is returned.
     #[error("the response does not open with this key and context (wrong key, or tampered)")]
     Open,
 }
@@ -28,7 +37,9 @@ pub enum SealError {
 /// An HPKE ciphertext with its encapsulated key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
+    /// HPKE `enc`: the sender's ephemeral X25519 public key (32 bytes).
     pub encapsulated_key: Vec<u8>,
+    /// ChaCha20-Poly1305 ciphertext with its 16-byte tag.
     pub ciphertext: Vec<u8>,
 }
 
@@ -41,6 +52,7 @@ pub struct EphemeralKeyPair {
 }
 
 impl EphemeralKeyPair {
+    /// A fresh key pair from the OS random number generator. The secret half is wiped on drop.
     pub fn generate() -> EphemeralKeyPair {
         let (sk, pk) = KemT::gen_keypair(&mut rand::rngs::OsRng);
         let mut secret = [0u8; 32];
@@ -50,10 +62,13 @@ impl EphemeralKeyPair {
         EphemeralKeyPair { secret, public }
     }
 
+    /// The 32-byte X25519 public key, to bind into report_data and send with the request.
     pub fn public_key(&self) -> [u8; 32] {
         self.public
     }
 
+    /// Opens `sealed` with the secret key; `info` and `aad` must be those it was sealed with
+    /// (see [`seal`]). The plaintext is wiped when dropped.
     pub fn open(
         &self,
         info: &[u8],

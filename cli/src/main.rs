@@ -45,10 +45,9 @@ enum Command {
     Bench(cmd::bench::Args),
 }
 
-// jemalloc rather than glibc's malloc: under steady load the node's live heap is flat (heaptrack:
-// 180 KB never freed over 45000 requests), yet with glibc its anonymous memory crept up by
-// 1.5 MB a minute in steps, fragmentation across per-thread arenas; with jemalloc it levels off
-// (BENCHMARKS.md). Same CPU per request.
+// jemalloc rather than glibc's malloc: glibc's per-thread arenas fragment as requests hop
+// between threads, and the node's memory crept up under steady load while its live heap stayed
+// flat. Measurements in BENCHMARKS.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

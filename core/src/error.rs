@@ -87,8 +87,8 @@ pub enum ReleaseError {
         block: BlockRef,
     },
     /// The registry could not be read.
-    #[error("chain: {0}")]
-    Chain(#[from] AuthorizerError),
+    #[error("registry read failed: {0}")]
+    Registry(#[from] AuthorizerError),
     /// This node may not serve (another root registered, or the registry no longer allows it).
     #[error("this node is not serving: {0}")]
     NotServing(String),
@@ -141,8 +141,8 @@ impl ReleaseError {
             }
             ReleaseError::Evidence(_) | ReleaseError::AppBinding(_) => Refusal::Unauthenticated,
             ReleaseError::Denied { .. } => Refusal::PermissionDenied,
-            ReleaseError::Chain(e) if e.internal => Refusal::Internal,
-            ReleaseError::Chain(_) | ReleaseError::NotServing(_) => Refusal::Unavailable,
+            ReleaseError::Registry(e) if e.internal => Refusal::Internal,
+            ReleaseError::Registry(_) | ReleaseError::NotServing(_) => Refusal::Unavailable,
             ReleaseError::Log(_) | ReleaseError::Signature(_) => Refusal::Internal,
         }
     }
@@ -157,7 +157,7 @@ impl ReleaseError {
             ReleaseError::Evidence(e) => e.kind(),
             ReleaseError::AppBinding(_) => "host_data",
             ReleaseError::Denied { .. } => "denied",
-            ReleaseError::Chain(_) => "chain",
+            ReleaseError::Registry(_) => "registry",
             ReleaseError::NotServing(_) => "not_serving",
             ReleaseError::RateLimited { .. } => "rate_limited",
             ReleaseError::Log(_) | ReleaseError::Signature(_) => "internal",

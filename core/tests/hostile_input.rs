@@ -16,7 +16,7 @@ use snpkms_simulator::{
 };
 use snpkms_testkit::fakes::{FakeClock, FakePorts, FakeRegistry, MemoryLog, NoMetrics};
 use snpkms_verifier::cert_table::{self, CertTableEntry, Guid};
-use snpkms_verifier::report::offsets;
+use snpkms_verifier::offsets;
 use snpkms_verifier::{
     app_host_data, CertificateBundle, GuestPolicy, KeyInfo, Policy, Product, TcbVersion,
     TrustRoots, Verifier,

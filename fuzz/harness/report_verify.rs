@@ -8,7 +8,7 @@
 //! Input layout: the first `REPORT_LEN` (1184) bytes are the report, the rest is the
 //! certificate table. A shorter input is all report (and exercises the length check).
 
-use snpkms_verifier::report::{offsets, VersionWindow};
+use snpkms_verifier::{offsets, VersionWindow};
 use snpkms_verifier::{CertificateBundle, ParsedReport, Policy, TrustRoots, UnixTime, Verifier};
 use std::sync::OnceLock;
 

@@ -20,13 +20,17 @@ use tokio::sync::mpsc;
 /// One decoded event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
+    /// Block the event was emitted in.
     pub block_number: u64,
     /// Unix seconds.
     pub block_timestamp: u64,
+    /// Transaction that emitted it.
     pub tx_hash: B256,
+    /// Position of the log in its block (orders events within a block).
     pub log_index: u64,
     /// The emitting contract: the registry, or an app (its AppAuth clone).
     pub contract: Address,
+    /// Which event, with its arguments.
     #[serde(flatten)]
     pub kind: AuditKind,
 }
@@ -36,92 +40,156 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", content = "args")]
 pub enum AuditKind {
+    /// Registry: someone registered a new app (deployed its `AppAuth` clone).
     AppRegistered {
+        /// The new app's id (its clone's address).
         app: Address,
+        /// Its owner: the account that registered it.
         owner: Address,
+        /// The salt the owner chose; with the owner it determines the app's address.
         salt: B256,
     },
+    /// App: a compose hash was allowed.
     ComposeHashAdded {
+        /// The app (the emitting clone).
         app: Address,
+        /// The allowed compose hash.
         compose_hash: B256,
     },
+    /// App: a compose hash was disallowed.
     ComposeHashRemoved {
+        /// The app (the emitting clone).
         app: Address,
+        /// The disallowed compose hash.
         compose_hash: B256,
     },
+    /// App: a device was allowed.
     DeviceAdded {
+        /// The app (the emitting clone).
         app: Address,
+        /// `keccak256` of the device's 64-byte chip id (the chip id itself is not on chain).
         device_id: B256,
     },
+    /// App: a device was disallowed.
     DeviceRemoved {
+        /// The app (the emitting clone).
         app: Address,
+        /// `keccak256` of the device's 64-byte chip id.
         device_id: B256,
     },
+    /// App: the "any device" switch was set.
     AllowAnyDeviceSet {
+        /// The app (the emitting clone).
         app: Address,
+        /// True: any chip may run the app; false: only its listed devices.
         allowed: bool,
     },
+    /// App: the app was enabled (`enable`; apps also start enabled, without this event).
     AppEnabled {
+        /// The app (the emitting clone).
         app: Address,
     },
+    /// App: the app was disabled; its guests get no keys until it is enabled.
     AppDisabled {
+        /// The app (the emitting clone).
         app: Address,
     },
+    /// Registry: an app OS image was allowed.
     OsImageAdded {
+        /// Its 48-byte launch measurement.
         measurement: Bytes,
     },
+    /// Registry: an app OS image was disallowed.
     OsImageRemoved {
+        /// Its 48-byte launch measurement.
         measurement: Bytes,
     },
+    /// Registry: a KMS node image was allowed.
     KmsMeasurementAdded {
+        /// Its 48-byte launch measurement.
         measurement: Bytes,
     },
+    /// Registry: a KMS node image was disallowed.
     KmsMeasurementRemoved {
+        /// Its 48-byte launch measurement.
         measurement: Bytes,
     },
+    /// Registry: a KMS security-configuration digest was allowed.
     KmsConfigAdded {
+        /// The digest (`snpkms node config-digest`).
         digest: B256,
     },
+    /// Registry: a KMS security-configuration digest was disallowed.
     KmsConfigRemoved {
+        /// The digest.
         digest: B256,
     },
+    /// Registry: a chip was added to the KMS chip list.
     KmsChipAdded {
+        /// `keccak256(chip_id)`.
         device_id: B256,
+        /// The 64-byte chip id.
         chip_id: Bytes,
     },
+    /// Registry: a chip was removed from the KMS chip list (an empty list allows any chip).
     KmsChipRemoved {
+        /// `keccak256(chip_id)`.
         device_id: B256,
+        /// The 64-byte chip id.
         chip_id: Bytes,
     },
+    /// Registry: a product's minimum TCB was set.
     MinTcbSet {
+        /// The registry's product number (0 Milan, 1 Genoa, 2 Turin), kept raw so that a number
+        /// [`Product`] does not know is still shown.
         product: u8,
+        /// The new minimum.
         tcb: TcbVersion,
     },
+    /// Registry: the KMS root signing address and TLS public key were published.
     KmsInfoSet {
+        /// Address of the KMS root signing key.
         root_signing_address: Address,
+        /// The KMS nodes' TLS public key.
         tls_public_key: Bytes,
+        /// The key epoch at that moment (`setKmsInfo` does not change it).
         epoch: u32,
     },
+    /// Registry: the key epoch was incremented.
     KeyEpochBumped {
+        /// The new epoch.
         epoch: u32,
     },
+    /// Registry: upgrades were turned off for good.
     UpgradesDisabled,
+    /// Registry (ERC-1967 proxy): the implementation was set, at deployment or by an upgrade.
     Upgraded {
+        /// The new implementation.
         implementation: Address,
     },
+    /// Registry or app (`Ownable2Step`): an ownership transfer was proposed; it takes effect
+    /// only when `new_owner` accepts it.
     OwnershipTransferStarted {
+        /// The current owner, who proposed it.
         previous_owner: Address,
+        /// The proposed owner.
         new_owner: Address,
     },
+    /// Registry or app: ownership changed (also at initialization, from the zero address).
     OwnershipTransferred {
+        /// The former owner (zero at initialization).
         previous_owner: Address,
+        /// The owner from now on.
         new_owner: Address,
     },
+    /// Registry or app (OpenZeppelin `Initializable`): the contract was initialized.
     Initialized {
+        /// The initializer version reached (1 for `initialize`).
         version: u64,
     },
     /// A log of the watched contracts that our ABI does not know.
     Unknown {
+        /// The log's first topic (the event signature hash), zero for a log without topics.
         topic0: B256,
     },
 }
@@ -329,6 +397,8 @@ struct Scope {
 const ADDRESSES_PER_FILTER: usize = 500;
 
 impl AuditReader {
+    /// A reader of `registry`'s trail through the endpoint at `rpc_url` (30 s per request, 2
+    /// retries). No request is made yet.
     pub fn new(rpc_url: &str, registry: Address) -> Result<AuditReader, ChainError> {
         Ok(AuditReader {
             endpoint: Connection::new(

@@ -16,30 +16,44 @@ use std::path::Path;
 /// Where a registry was deployed. Written as JSON by `snpkms gov deploy --out`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
+    /// EIP-155 chain id of the chain deployed to.
     pub chain_id: u64,
     /// The proxy: the address of the registry for every other purpose.
     pub registry: Address,
+    /// The `KmsRegistry` implementation the proxy delegates to (at deployment; an upgrade
+    /// changes it).
     pub implementation: Address,
+    /// The `AppAuth` implementation that `registerApp` clones, deployed by the implementation's
+    /// constructor.
     pub app_auth_implementation: Address,
+    /// The registry owner the proxy was initialized with.
     pub owner: Address,
+    /// The account that sent the deployment transactions (it owns nothing unless it is also
+    /// `owner`).
     pub deployer: Address,
     /// Block of the proxy deployment: where an audit of this registry can start.
     pub block: u64,
+    /// Hash of the transaction that deployed the implementation.
     pub implementation_tx: B256,
+    /// Hash of the transaction that deployed and initialized the proxy.
     pub proxy_tx: B256,
 }
 
 impl Deployment {
+    /// Pretty-printed JSON, the format [`Deployment::from_json`] reads.
     pub fn to_json(&self) -> String {
         // Serialising plain addresses and numbers cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Parses the JSON of [`Deployment::to_json`]; [`ChainError::Config`] if it is not one.
     pub fn from_json(text: &str) -> Result<Deployment, ChainError> {
         serde_json::from_str(text)
             .map_err(|e| ChainError::Config(format!("not a deployment JSON: {e}")))
     }
 
+    /// Reads a deployment JSON file (as written by `snpkms gov deploy --out`); errors name the
+    /// path.
     pub fn read(path: &Path) -> Result<Deployment, ChainError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ChainError::Config(format!("cannot read {}: {e}", path.display())))?;
@@ -109,7 +123,7 @@ pub async fn deploy_registry_with_progress(
         .await?;
     let app_auth_implementation = KmsRegistry::appAuthImplementationCall::abi_decode_returns(&raw)
         .map_err(|e| ChainError::BadResponse {
-            url: rpc_url.to_string(),
+            url: sender.url().to_string(),
             method: "eth_call",
             detail: format!("appAuthImplementation(): {e}"),
         })?;

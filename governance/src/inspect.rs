@@ -20,39 +20,72 @@ use std::time::Duration;
 const IMPLEMENTATION_SLOT: B256 =
     b256!("360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc");
 
+/// A registry's current configuration ([`Inspector::registry`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct RegistryStatus {
+    /// The registry (proxy) address.
     pub registry: Address,
+    /// EIP-155 chain id of the endpoint.
     pub chain_id: u64,
+    /// The block every value is as of: the head when the call started (lists are replayed up
+    /// to it).
     pub block: BlockRef,
+    /// The registry owner, who sends every governance transaction.
     pub owner: Address,
+    /// The owner proposed by `transferOwnership` who has not yet called `acceptOwnership`
+    /// (two-step transfer); zero when none.
     pub pending_owner: Address,
+    /// The `KmsRegistry` implementation behind the proxy, read from its ERC-1967 slot.
     pub implementation: Address,
+    /// The `AppAuth` implementation that `registerApp` clones.
     pub app_auth_implementation: Address,
+    /// Whether `disableUpgrades` was called: the implementation can then never change.
     pub upgrades_disabled: bool,
+    /// The KMS root signing key's address, which signs every app signing key; zero until
+    /// `setKmsInfo`, and while it is zero `verifyAppKey` accepts no signature.
     pub kms_root_signing_address: Address,
+    /// The KMS nodes' TLS public key as published by `setKmsInfo` (empty until then).
     pub kms_tls_public_key: Bytes,
+    /// The current key epoch (0 until the first `bumpKeyEpoch`).
     pub key_epoch: u32,
+    /// Number of registered apps (saturates at `u64::MAX`).
     pub app_count: u64,
+    /// Minimum TCB of every product; all zero (no minimum) for a product never set.
     pub min_tcb: BTreeMap<Product, TcbVersion>,
+    /// Allowed app OS images (48-byte launch measurements), in the order they were added.
     pub os_images: Vec<Bytes>,
+    /// Allowed KMS node images (48-byte launch measurements), in the order they were added.
     pub kms_measurements: Vec<Bytes>,
     /// Allowed KMS security-configuration digests.
     pub kms_configs: Vec<B256>,
-    /// Empty means any chip may run a KMS node.
+    /// Chip ids (64 bytes) listed to run KMS nodes. Empty means any chip may run a KMS node.
     pub kms_chips: Vec<Bytes>,
 }
 
+/// An app's current authorization policy ([`Inspector::app`]). For an address the registry
+/// does not know, `registered` is false and every field but `app` and `block` is zero or
+/// empty.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppStatus {
+    /// The app id: its `AppAuth` clone's address.
     pub app: Address,
+    /// The block every value is as of: the head when the call started (lists are replayed up
+    /// to it).
     pub block: BlockRef,
+    /// Whether the registry registered this app (`isAppRegistered`).
     pub registered: bool,
+    /// The app owner, who sends the app's transactions.
     pub owner: Address,
+    /// The owner proposed by a two-step ownership transfer not yet accepted; zero when none.
     pub pending_owner: Address,
+    /// Whether the app's guests may get keys at all.
     pub enabled: bool,
+    /// Whether any chip may run the app; when false only the chips in `devices` may.
     pub allow_any_device: bool,
+    /// Allowed compose hashes, in the order they were added.
     pub compose_hashes: Vec<B256>,
+    /// Allowed devices (`keccak256(chip_id)`, see [`crate::device_id`]), in the order they were
+    /// added.
     pub devices: Vec<B256>,
 }
 
@@ -96,6 +129,8 @@ impl Inspector {
         })
     }
 
+    /// The registry's status at the latest block. [`ChainError::NoContract`] when nothing is
+    /// deployed at the registry address on this chain.
     pub async fn registry(&self) -> Result<RegistryStatus, ChainError> {
         let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
         let chain_id = self.endpoint.chain_id().await?;
@@ -197,6 +232,7 @@ impl Inspector {
         Ok(status)
     }
 
+    /// `app`'s status at the latest block; not an error when `app` is not registered.
     pub async fn app(&self, app: Address) -> Result<AppStatus, ChainError> {
         let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
         let h = head.hash;

@@ -3,6 +3,8 @@
 //! ([`deploy_registry`]), status views ([`Inspector`]) and the audit trail of every
 //! authorization event ([`AuditReader`]). A KMS node links none of it.
 
+#![warn(missing_docs)]
+
 mod audit;
 mod deploy;
 mod inspect;

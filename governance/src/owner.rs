@@ -24,16 +24,32 @@ use std::time::{Duration, Instant};
 /// What a mined transaction cost and where it landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TxOutcome {
+    /// Hash of the mined transaction.
     pub tx_hash: B256,
+    /// Number of the block it was mined in.
     pub block: u64,
+    /// Gas the transaction used (units of gas, not wei).
     pub gas_used: u64,
 }
 
 /// Progress of a transaction, for a UI that wants to show it (the CLI's stderr line).
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Sent { what: String, tx_hash: B256 },
-    Waiting { tx_hash: B256, elapsed: Duration },
+    /// The node accepted the signed transaction; reported once per transaction.
+    Sent {
+        /// What the transaction does: the contract function's name (e.g. `addOsImage`) or a
+        /// deployment step.
+        what: String,
+        /// Hash of the transaction, for a block explorer.
+        tx_hash: B256,
+    },
+    /// Still no receipt; reported after each poll that found none.
+    Waiting {
+        /// Hash of the transaction being waited for.
+        tx_hash: B256,
+        /// Time since it was sent.
+        elapsed: Duration,
+    },
 }
 
 type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
@@ -103,6 +119,11 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
+    /// The endpoint's label for errors: without the path or query, where API keys live.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) fn new(rpc_url: &str, signer: PrivateKeySigner) -> Result<Sender, ChainError> {
         let endpoint = snpkms_chain_client::RpcEndpoint::new(rpc_url)?;
         let from = signer.address();
@@ -309,6 +330,7 @@ impl Owner {
         self.sender.from
     }
 
+    /// The registry (proxy) address this owner sends to.
     pub fn registry(&self) -> Address {
         self.registry
     }
@@ -340,6 +362,8 @@ impl Owner {
         .await
     }
 
+    /// Increments the key epoch. Nodes then derive every app's keys for the new epoch (guests
+    /// may still ask for earlier epochs to migrate data); the root signing key is unchanged.
     pub async fn bump_key_epoch(&self) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::bumpKeyEpochCall {}).await
     }
@@ -352,6 +376,7 @@ impl Owner {
         .await
     }
 
+    /// Disallows an app OS image; the contract refuses one that is not allowed (`NotPresent`).
     pub async fn remove_os_image(&self, measurement: &[u8]) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::removeOsImageCall {
             measurement: Bytes::copy_from_slice(measurement),
@@ -367,6 +392,7 @@ impl Owner {
         .await
     }
 
+    /// Disallows a KMS node image; the contract refuses one that is not allowed (`NotPresent`).
     pub async fn remove_kms_measurement(
         &self,
         measurement: &[u8],
@@ -384,6 +410,7 @@ impl Owner {
             .await
     }
 
+    /// Disallows a KMS security-configuration digest: nodes sealed under it stop serving.
     pub async fn remove_kms_config(&self, digest: B256) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::removeKmsConfigCall { digest })
             .await
@@ -397,6 +424,8 @@ impl Owner {
         .await
     }
 
+    /// Removes a chip from the KMS chip list. Removing the last one empties the list, which
+    /// allows *any* chip again.
     pub async fn remove_kms_chip(&self, chip_id: &[u8]) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::removeKmsChipCall {
             chipId: Bytes::copy_from_slice(chip_id),
@@ -404,6 +433,9 @@ impl Owner {
         .await
     }
 
+    /// Sets the minimum TCB for `product`; reported, committed and launch TCB of a report must
+    /// each be at least this, component by component. The contract refuses a non-zero `fmc`
+    /// except for Turin (`FmcNotSupported`).
     pub async fn set_min_tcb(
         &self,
         product: Product,
@@ -441,6 +473,7 @@ impl Owner {
 
     // ---- app owner ----
 
+    /// Allows `app` to boot with this compose hash (app owner only).
     pub async fn add_compose_hash(
         &self,
         app: Address,
@@ -450,6 +483,7 @@ impl Owner {
             .await
     }
 
+    /// Disallows a compose hash of `app` (app owner only).
     pub async fn remove_compose_hash(
         &self,
         app: Address,
@@ -470,6 +504,7 @@ impl Owner {
         .await
     }
 
+    /// Disallows a device of `app` (app owner only).
     pub async fn remove_device(
         &self,
         app: Address,
@@ -484,6 +519,8 @@ impl Owner {
         .await
     }
 
+    /// When `allowed`, `app` may boot on any chip and its device list is ignored (app owner
+    /// only).
     pub async fn set_allow_any_device(
         &self,
         app: Address,
@@ -493,10 +530,13 @@ impl Owner {
             .await
     }
 
+    /// Enables `app` again after [`Owner::disable_app`] (app owner only); a new app starts enabled.
     pub async fn enable_app(&self, app: Address) -> Result<TxOutcome, ChainError> {
         self.tx(app, AppAuth::enableCall {}).await
     }
 
+    /// Disables `app`: no guest of it gets keys until it is enabled again; its lists are kept
+    /// (app owner only).
     pub async fn disable_app(&self, app: Address) -> Result<TxOutcome, ChainError> {
         self.tx(app, AppAuth::disableCall {}).await
     }

@@ -10,22 +10,58 @@ use zeroize::Zeroizing;
 
 use snpkms_platform::{Attestor, PlatformError};
 
+/// Why the guest got no keys. Every variant but [`Refused`](Self::Refused) and
+/// [`Connect`](Self::Connect) means the response (or the local evidence) was unusable: nothing
+/// of it is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestClientError {
+    /// No gRPC connection to the KMS (bad URL, unreachable, or TLS failed).
     #[error("cannot connect to the KMS at {url}: {message}")]
-    Connect { url: String, message: String },
+    Connect {
+        /// The KMS URL given.
+        url: String,
+        /// The transport's error.
+        message: String,
+    },
+    /// The KMS answered with a gRPC error (README, "Errors", lists what each code means).
     #[error("KMS refused: {code:?}: {message}")]
-    Refused { code: tonic::Code, message: String },
+    Refused {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The node's message: which check failed, or the registry's reason and block.
+        message: String,
+    },
+    /// This guest's platform produced no evidence (no SNP device, or the request failed).
     #[error("evidence: {0}")]
     Evidence(#[from] PlatformError),
+    /// The sealed keys did not open with this request's ephemeral key, nonce and context:
+    /// tampered, or meant for another request.
     #[error("the response did not open with our ephemeral key: {0}")]
     Open(#[from] seal::SealError),
+    /// A field has the wrong length or encoding, or the released signing key does not match
+    /// the app signing address the KMS signed.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// The KMS signature is malformed or recovers to no key.
     #[error("KMS signature: {0}")]
     Signature(#[from] app_key_signature::SignatureError),
+    /// The KMS signature is valid but not by the expected root: whoever answered is not the
+    /// trusted KMS.
     #[error("the KMS signature is by {actual}, not by the expected KMS root {expected}")]
-    WrongSigner { expected: String, actual: String },
+    WrongSigner {
+        /// The root the caller trusts, `0x…`.
+        expected: String,
+        /// The address that signed, `0x…`.
+        actual: String,
+    },
+    /// The KMS answered with keys of another epoch than the one asked for.
+    #[error("asked for the keys of epoch {requested}, the KMS answered with epoch {answered}")]
+    EpochMismatch {
+        /// The epoch in the request.
+        requested: u32,
+        /// The epoch of the keys that came back.
+        answered: u32,
+    },
 }
 
 impl From<tonic::Status> for GuestClientError {
@@ -38,15 +74,30 @@ impl From<tonic::Status> for GuestClientError {
 }
 
 /// Keys released to this guest, with the proof of where they came from.
+///
+/// The three secrets are wiped on drop; the rest is public.
 pub struct AppKeyGrant {
+    /// The app's 32-byte symmetric disk-encryption key.
     pub disk_key: Zeroizing<[u8; 32]>,
+    /// The app's X25519 secret key, for its encrypted environment variables.
     pub env_secret_key: Zeroizing<[u8; 32]>,
+    /// The app's secp256k1 signing key (big-endian scalar); its address is
+    /// [`Self::app_signing_address`] (checked).
     pub signing_key: Zeroizing<[u8; 32]>,
+    /// The key epoch these keys belong to.
     pub key_epoch: u32,
+    /// Ethereum address of [`Self::signing_key`].
     pub app_signing_address: [u8; 20],
+    /// The KMS root key's signature `r || s || v` over app id, app signing address and epoch
+    /// (see `snpkms_api::app_key_signature`): anyone can check it with
+    /// `KmsRegistry.verifyAppKey`.
     pub kms_signature: [u8; 65],
+    /// The KMS root signing address that made [`Self::kms_signature`] (checked against the
+    /// expected root).
     pub kms_root_signing_address: [u8; 20],
+    /// The block the node read the registry's decision at.
     pub block_number: u64,
+    /// That block's hash, as the node sent it (32 bytes from a well-behaved node; not checked).
     pub block_hash: Vec<u8>,
 }
 
@@ -63,6 +114,9 @@ fn array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], GuestClien
 }
 
 impl GuestClient {
+    /// Connects with no TLS settings of its own (an `http://` URL; [`Self::connect_tls`] pins the
+    /// node's CA). The keys are HPKE-sealed to each request's ephemeral key and signed by the KMS
+    /// root either way; without TLS the request metadata (app id, compose hash) is in the clear.
     pub async fn connect(url: &str) -> Result<GuestClient, GuestClientError> {
         let inner =
             KmsClient::connect(url.to_string())
@@ -99,10 +153,13 @@ impl GuestClient {
         })
     }
 
+    /// The URL this client connected to.
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// GetKmsInfo: what the node *says* about itself (root, TLS key, epoch, chain, registry,
+    /// configuration digest). Unauthenticated: never take the root to trust from here.
     pub async fn kms_info(&mut self) -> Result<pb::GetKmsInfoResponse, GuestClientError> {
         Ok(self
             .inner
@@ -152,21 +209,32 @@ impl GuestClient {
             &challenge.nonce,
             app_id,
             compose_hash,
+            epoch,
             response,
             expected_root,
         )
     }
 }
 
-/// Opens and checks a GetAppKey response against the KMS root the caller trusts.
+/// Opens and checks a GetAppKey response against the KMS root the caller trusts, and against
+/// the epoch the request asked for (`None`: the current one, whichever the KMS answers).
 pub fn open_grant(
     ephemeral: &EphemeralKeyPair,
     nonce: &[u8],
     app_id: [u8; 20],
     compose_hash: [u8; 32],
+    requested_epoch: Option<u32>,
     response: pb::GetAppKeyResponse,
     expected_root: [u8; 20],
 ) -> Result<AppKeyGrant, GuestClientError> {
+    if let Some(requested) = requested_epoch {
+        if response.key_epoch != requested {
+            return Err(GuestClientError::EpochMismatch {
+                requested,
+                answered: response.key_epoch,
+            });
+        }
+    }
     let aad = seal::app_keys_aad(&app_id, &compose_hash, response.key_epoch, nonce);
     let plaintext = ephemeral.open(
         seal::APP_KEYS_INFO,
@@ -208,7 +276,14 @@ pub fn open_grant(
         grant.key_epoch,
         &grant.kms_signature,
     )?;
-    if signer != expected_root || signer != grant.kms_root_signing_address {
+    if signer == expected_root && signer != grant.kms_root_signing_address {
+        return Err(GuestClientError::Malformed(format!(
+            "kms_root_signing_address names 0x{}, but the KMS signature is by the expected root 0x{}",
+            hex::encode(grant.kms_root_signing_address),
+            hex::encode(expected_root)
+        )));
+    }
+    if signer != expected_root {
         return Err(GuestClientError::WrongSigner {
             expected: format!("0x{}", hex::encode(expected_root)),
             actual: format!("0x{}", hex::encode(signer)),

@@ -1,6 +1,8 @@
 //! The guest side of snpkms: the client that turns this guest's SNP evidence (from
 //! [`snpkms_platform`]) into app keys.
 
-pub mod client;
+#![warn(missing_docs)]
 
-pub use client::{AppKeyGrant, GuestClient, GuestClientError};
+mod client;
+
+pub use client::{open_grant, AppKeyGrant, GuestClient, GuestClientError};

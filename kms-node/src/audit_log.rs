@@ -3,9 +3,7 @@
 //! or reordering a record breaks the chain, which `snpkms node audit-log` checks.
 //!
 //! It is `audit.log` in the node's data dir: one JSON record per line, append-only, so any
-//! JSON-lines tool reads it, also while the node runs. (It lived in sled before: sled wakes all
-//! of its I/O threads on every flush, five context switches per key release under load, and its
-//! in-memory index grew with the log; see BENCHMARKS.md.)
+//! JSON-lines tool reads it, also while the node runs.
 //!
 //! Durability: a record is written and `fdatasync`ed before the response leaves the node, so
 //! no key is released without its record surviving a crash or a power loss. Concurrent requests
@@ -35,21 +33,31 @@ use tokio::sync::oneshot;
 /// What was decided for whom, on which chain view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
+    /// Place in the log, from 0, without gaps.
     pub seq: u64,
     /// Unix seconds.
     pub time: u64,
     /// "app_key" or "onboard".
     pub kind: String,
+    /// The app, `0x` + 20 bytes hex (zero for onboarding).
     pub app_id: String,
+    /// The compose hash the guest runs, `0x` + 32 bytes hex (zero for onboarding).
     pub compose_hash: String,
     /// keccak256 of the 64-byte chip id: the on-chain device id.
     pub chip_id_hash: String,
+    /// The guest's launch measurement, 48 bytes hex (no `0x`).
     pub measurement: String,
+    /// The key epoch of the keys released (or refused); for onboarding, the node's current
+    /// epoch.
     pub epoch: u32,
+    /// The block the registry's decision was read at (for a cached decision, the block it was
+    /// first read at: no authorization event happened since).
     pub block_number: u64,
+    /// That block's hash, `0x` + 32 bytes hex.
     pub block_hash: String,
     /// "allowed" or "denied".
     pub decision: String,
+    /// The registry's reason when it refused (`"os image not allowed"`, …); empty when allowed.
     pub reason: String,
     /// Hex SHA-256 of the previous record's line (without its newline) chained with its
     /// predecessor's hash; all zeros for the first record.
@@ -64,36 +72,88 @@ pub fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE_NAME)
 }
 
+/// Why the key-release log could not be opened, read or written. A request whose record was
+/// not written releases nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditLogError {
+    /// The data dir has no `audit.log` (a store without its log): restore the data dir whole.
     #[error("no key-release log at {0}: the data dir is incomplete; restore it from backup")]
     Missing(PathBuf),
+    /// Creating a new node store found a log that already has records (from another root).
     #[error("a key-release log with records already exists at {0}: move it away before creating a new node store")]
     AlreadyExists(PathBuf),
-    #[error("key-release log {path}: {message}")]
-    Io { path: PathBuf, message: String },
+    /// The log file could not be created, opened, read or cut.
+    #[error("key-release log {}: {source}", path.display())]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing or syncing a batch of records failed (e.g. a full disk). The requests it covered
+    /// released nothing; the file was cut back to its last durable record and the log goes on.
     #[error("the key-release log could not be written to disk: {0}")]
-    Write(String),
+    Write(#[source] Arc<std::io::Error>),
+    /// A write failed and the file could not be cut back either: the log accepts nothing more
+    /// until the node restarts (and checks the file).
+    #[error("the key-release log could not be written to disk ({write}), nor cut back to its last record ({cut}): restart the node")]
+    Unrecoverable {
+        /// Why the write failed.
+        #[source]
+        write: Arc<std::io::Error>,
+        /// Why cutting the file back failed.
+        cut: Arc<std::io::Error>,
+    },
+    /// A record could not be encoded as JSON.
+    #[error("encoding a key-release record: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The log was closed (the node is stopping); nothing more is appended.
     #[error("the key-release log is closed")]
     Closed,
+    /// The file is not an intact chain of records: see [`HashChainBreak`]. A node refuses to
+    /// start on it.
     #[error("key-release log {path}: {source}")]
-    Chain {
+    HashChain {
+        /// The log file.
         path: PathBuf,
+        /// Where and how the chain breaks.
         #[source]
-        source: ChainBreak,
+        source: HashChainBreak,
     },
 }
 
+/// How a log fails its hash-chain check: something other than a crash changed it. (Records
+/// removed from the end leave an intact, shorter chain, which this check cannot see.)
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ChainBreak {
+pub enum HashChainBreak {
+    /// An unreadable line is followed by readable records: damage, not a torn last write.
     #[error("the record after record {after} (byte {offset}) is unreadable but intact records follow it: the log was damaged, not cut short by a crash")]
-    Damaged { after: String, offset: u64 },
+    Damaged {
+        /// The sequence number of the last intact record before the damage, or
+        /// `none (start of the log)`.
+        after: String,
+        /// Byte offset in the file where the unreadable data starts.
+        offset: u64,
+    },
+    /// A record's sequence number is not the next one: records were removed or reordered.
     #[error("record {found} is where record {expected} should be: the log was edited, reordered or truncated")]
-    OutOfSequence { expected: u64, found: u64 },
+    OutOfSequence {
+        /// The sequence number due at this place.
+        expected: u64,
+        /// The one found there.
+        found: u64,
+    },
+    /// A record's `prev_hash` does not match the records before it: one of them was edited.
     #[error(
         "record {seq} does not chain to record {prev}: the log was edited, reordered or truncated"
     )]
-    Broken { seq: u64, prev: u64 },
+    Broken {
+        /// The record whose `prev_hash` does not match.
+        seq: u64,
+        /// The record before it (`seq - 1`).
+        prev: u64,
+    },
 }
 
 /// The end of the chain: what the next record links to.
@@ -111,7 +171,7 @@ const EMPTY: Head = Head {
     file_len: 0,
 };
 
-type Ack = oneshot::Sender<Result<(), String>>;
+type Ack = oneshot::Sender<Result<(), Arc<std::io::Error>>>;
 
 /// Records appended but not yet on disk, and where the chain stands.
 struct Pending {
@@ -129,7 +189,14 @@ struct Pending {
     flusher: FlusherWait,
     closed: bool,
     /// Set when the file could not be cut back after a failed write: nothing more is written.
-    broken: Option<String>,
+    broken: Option<Broken>,
+}
+
+/// A write failed and the file could not be cut back to its last record either.
+#[derive(Clone)]
+struct Broken {
+    write: Arc<std::io::Error>,
+    cut: Arc<std::io::Error>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,9 +271,9 @@ fn link(prev: &[u8; 32], line: &[u8]) -> [u8; 32] {
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditLogError + '_ {
-    move |e| AuditLogError::Io {
+    move |source| AuditLogError::Io {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -233,6 +300,7 @@ pub fn create(data_dir: &Path) -> Result<(), AuditLogError> {
 /// What a read of the log found.
 #[derive(Debug)]
 pub struct LogContents {
+    /// Every intact record, in order, chain checked.
     pub records: Vec<ReleaseRecord>,
     /// Bytes after the last complete record: a write in progress, or a crash's partial write.
     pub torn_tail_bytes: u64,
@@ -256,7 +324,7 @@ fn scan(
     let mut torn_at = None;
     let mut offset = 0u64;
     let mut line = Vec::new();
-    let chain = |source| AuditLogError::Chain {
+    let chain = |source| AuditLogError::HashChain {
         path: path.to_path_buf(),
         source,
     };
@@ -283,20 +351,20 @@ fn scan(
                     0 => "none (start of the log)".to_string(),
                     n => (n - 1).to_string(),
                 };
-                return Err(chain(ChainBreak::Damaged {
+                return Err(chain(HashChainBreak::Damaged {
                     after,
                     offset: torn_at.unwrap_or(offset),
                 }));
             }
             Some((record, body)) => {
                 if record.seq != head.next_seq {
-                    return Err(chain(ChainBreak::OutOfSequence {
+                    return Err(chain(HashChainBreak::OutOfSequence {
                         expected: head.next_seq,
                         found: record.seq,
                     }));
                 }
                 if decode_hash(&record.prev_hash) != Some(head.hash) {
-                    return Err(chain(ChainBreak::Broken {
+                    return Err(chain(HashChainBreak::Broken {
                         seq: record.seq,
                         prev: record.seq.saturating_sub(1),
                     }));
@@ -430,8 +498,8 @@ impl AuditLog {
         let (seq, wake) = {
             let mut p = self.shared.lock();
             let last_coming = announced && self.shared.one_less_coming(&mut p);
-            if let Some(why) = &p.broken {
-                return Err(AuditLogError::Write(why.clone()));
+            if let Some(Broken { write, cut }) = p.broken.clone() {
+                return Err(AuditLogError::Unrecoverable { write, cut });
             }
             if p.closed {
                 return Err(AuditLogError::Closed);
@@ -452,8 +520,7 @@ impl AuditLog {
                 prev_hash: hex::encode(p.head.hash),
             };
             // Compact JSON escapes line breaks inside strings, so a record is exactly one line.
-            let line = serde_json::to_vec(&record)
-                .map_err(|e| AuditLogError::Write(format!("encoding a record: {e}")))?;
+            let line = serde_json::to_vec(&record).map_err(AuditLogError::Encode)?;
             p.head = Head {
                 next_seq: p.head.next_seq + 1,
                 hash: link(&p.head.hash, &line),
@@ -553,7 +620,7 @@ fn flush_loop(shared: &Shared, mut file: File) {
                 }
             }
             Err(e) => {
-                let why = e.to_string();
+                let why = Arc::new(e);
                 let mut failed = acks;
                 let mut p = shared.lock();
                 // Records appended meanwhile chain to the lost ones: they go too.
@@ -564,10 +631,12 @@ fn flush_loop(shared: &Shared, mut file: File) {
                 let cut = file
                     .set_len(p.durable.file_len)
                     .and_then(|()| file.sync_data());
-                if let Err(cut) = &cut {
-                    p.broken = Some(format!(
-                        "{why}; cutting the log back to its last record also failed ({cut}): restart the node"
-                    ));
+                let cut_failed = cut.is_err();
+                if let Err(cut) = cut {
+                    p.broken = Some(Broken {
+                        write: why.clone(),
+                        cut: Arc::new(cut),
+                    });
                 }
                 drop(p);
                 tracing::error!(
@@ -577,7 +646,7 @@ fn flush_loop(shared: &Shared, mut file: File) {
                 for ack in failed {
                     let _ = ack.send(Err(why.clone()));
                 }
-                if cut.is_err() {
+                if cut_failed {
                     return;
                 }
             }
@@ -628,9 +697,9 @@ mod tests {
         std::fs::write(log_path(dir), lines.join("\n") + "\n").unwrap();
     }
 
-    fn chain_break(dir: &Path) -> ChainBreak {
+    fn chain_break(dir: &Path) -> HashChainBreak {
         match read(dir) {
-            Err(AuditLogError::Chain { source, .. }) => source,
+            Err(AuditLogError::HashChain { source, .. }) => source,
             other => panic!("expected a chain break, got {other:?}"),
         }
     }
@@ -664,7 +733,7 @@ mod tests {
         write_lines(dir.path(), &edited);
         assert_eq!(
             chain_break(dir.path()),
-            ChainBreak::Broken { seq: 2, prev: 1 }
+            HashChainBreak::Broken { seq: 2, prev: 1 }
         );
         assert!(
             AuditLog::open(dir.path(), Duration::ZERO).is_err(),
@@ -677,7 +746,7 @@ mod tests {
         write_lines(dir.path(), &deleted);
         assert_eq!(
             chain_break(dir.path()),
-            ChainBreak::OutOfSequence {
+            HashChainBreak::OutOfSequence {
                 expected: 1,
                 found: 2
             }
@@ -689,7 +758,7 @@ mod tests {
         write_lines(dir.path(), &garbled);
         assert_eq!(
             chain_break(dir.path()),
-            ChainBreak::Damaged {
+            HashChainBreak::Damaged {
                 after: "0".into(),
                 offset: original[0].len() as u64 + 1
             }

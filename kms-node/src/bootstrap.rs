@@ -32,13 +32,17 @@ pub fn kms_info_report_data(
 /// What the operator hands to the registry owner.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BootstrapOutput {
+    /// The new root's KMS root signing address, `0x…` (20 bytes): what `gov set-kms-info`
+    /// registers and every app-key signature recovers to.
     pub root_signing_address: String,
     /// The security configuration the root is sealed under; governance allows it with
     /// `snpkms gov add-kms-config`.
     pub config_digest: String,
+    /// The TLS listener's leaf SubjectPublicKeyInfo (DER), `0x…`; just `0x` without `[tls]`.
     pub tls_public_key: String,
     /// Evidence binding the three values above (report and certificate table, hex).
     pub report: String,
+    /// The certificate table (VCEK, ASK, ARK) that came with `report`, hex.
     pub cert_table: String,
 }
 
@@ -78,10 +82,15 @@ pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
 /// Why bootstrap evidence does not vouch for the KMS info it comes with.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapCheckError {
+    /// A field is not hex or has the wrong length (the message names it).
     #[error("malformed bootstrap output: {0}")]
     Malformed(String),
+    /// The evidence fails verification (the message names the check): not a genuine report
+    /// under the trusted roots and policy.
     #[error("evidence rejected: {0}")]
     Evidence(#[from] snpkms_verifier::VerifyError),
+    /// The evidence is genuine but made for other values: the root signing address,
+    /// configuration digest or TLS key were changed after the node produced them.
     #[error("the evidence's report_data does not bind this root signing address, configuration digest and TLS key")]
     NotBound,
 }
@@ -89,8 +98,12 @@ pub enum BootstrapCheckError {
 /// What a checked bootstrap vouches for.
 #[derive(Debug, Clone)]
 pub struct CheckedBootstrap {
+    /// The verified report: its measurement, chip and TCB are what governance must still check
+    /// against the KMS images it allows.
     pub report: snpkms_verifier::VerifiedReport,
+    /// The root signing address the evidence binds.
     pub root_signing_address: [u8; 20],
+    /// The security configuration digest the evidence binds.
     pub config_digest: ConfigDigest,
 }
 

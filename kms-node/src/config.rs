@@ -9,27 +9,48 @@ use snpkms_verifier::{Policy, Product};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// `node.toml`, as README.md ("Node configuration") documents it. Unknown keys are refused.
+///
+/// The settings that can change a release (`chain`, `trust`, `policy`, the platform's `kind`
+/// and most of `limits`) form the security configuration ([`SecuritySettings`]) whose digest
+/// the root is sealed under: a node whose host changes one cannot unseal its root. The rest
+/// changes freely.
+///
+/// [`SecuritySettings`]: crate::SecuritySettings
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// gRPC listen address.
+    /// gRPC listen address. Not sealed.
     pub listen: SocketAddr,
-    /// Prometheus metrics listen address (plain HTTP, `/metrics`); none disables metrics.
+    /// Prometheus metrics listen address (plain HTTP, `/metrics`); none disables metrics. Not
+    /// sealed.
     pub metrics_listen: Option<SocketAddr>,
-    /// Where the node keeps its store (sealed root, nonces, key-release log).
+    /// Where the node keeps its store (`store/`, the sealed root) and its key-release log
+    /// (`audit.log`); back them up together. Nonces live in memory. Not sealed.
     pub data_dir: PathBuf,
+    /// `[tls]`: serve gRPC over TLS with this identity; none serves plain gRPC (responses are
+    /// HPKE-sealed either way). Not sealed, but the leaf's public key is bound into the
+    /// bootstrap evidence and registered on-chain with the KMS info.
     pub tls: Option<TlsConfig>,
+    /// `[chain]`: which chain and registry decide, and how it is read. Sealed.
     pub chain: ChainSection,
+    /// `[trust]`: roots and CRLs beyond AMD's compiled-in roots (default: none). Sealed.
     #[serde(default)]
     pub trust: TrustSection,
-    /// Guest policy applied to every report (see the verifier's Policy).
+    /// Guest policy applied to every report (see the verifier's Policy; secure defaults).
+    /// Sealed.
     #[serde(default)]
     pub policy: Policy,
+    /// `[platform]`: where the node's own evidence and sealing key come from. Only its `kind`
+    /// is sealed.
     pub platform: PlatformConfig,
+    /// `[limits]`: abuse limits (defaults in [`Limits::default`]). Sealed except
+    /// `verified_chain_cache` and `audit_commit_delay_us`.
     #[serde(default)]
     pub limits: Limits,
 }
 
+/// The gRPC listener's TLS identity, read once at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -45,30 +66,40 @@ pub struct TlsConfig {
 /// rpc_urls = [
 ///   "https://rpc-a.example",                                   # Mozilla roots (compiled in)
 ///   { url = "https://rpc-b.internal", ca = "/etc/snpkms/rpc-b-ca.pem" },   # only this CA
-///   { url = "https://rpc-c.example", spki_sha256 = "9f86d0…" },  # and this key in the chain
+///   { url = "https://rpc-c.example", spki_sha256 = "9f86d0…" },  # and this leaf key
 ///   "http://127.0.0.1:8545",                                   # plain http: loopback only
 /// ]
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RpcUrl {
+    /// A URL alone: `https://` verified against the Mozilla roots compiled into the binary, or
+    /// `http://` to a loopback address.
     Plain(String),
+    /// A URL with a pinned CA and/or server key.
     Pinned(PinnedRpcUrl),
 }
 
+/// An RPC endpoint whose TLS server is authenticated by more than the compiled-in roots. Both
+/// pins need an `https://` URL. The URL (by its SHA-256, so an API key in it stays out of the
+/// canonical form), the CA certificates (by their contents) and the key are all sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinnedRpcUrl {
+    /// The endpoint's `https://` URL.
     pub url: String,
     /// PEM file of the CA(s) trusted for this endpoint, instead of the Mozilla roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
-    /// Hex SHA-256 of a SubjectPublicKeyInfo that must appear in the server's chain.
+    /// Hex SHA-256 (32 bytes, `0x` optional) of the SubjectPublicKeyInfo the server's own
+    /// (leaf) certificate must carry. An extra condition: the chain is still verified (against
+    /// `ca`, or the Mozilla roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spki_sha256: Option<String>,
 }
 
 impl RpcUrl {
+    /// The URL, whichever the form.
     pub fn url(&self) -> &str {
         match self {
             RpcUrl::Plain(u) => u,
@@ -83,28 +114,44 @@ impl From<String> for RpcUrl {
     }
 }
 
+/// `[chain]`: the on-chain registry and how the node reads it. Every field is sealed into the
+/// security configuration digest (timeouts and retries too: they bound how long a hung poll
+/// keeps cached decisions in use).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainSection {
-    /// `https://` endpoints (or `http://` to loopback), on distinct hosts.
+    /// `https://` endpoints (or `http://` to loopback), on distinct hosts. At least one.
     pub rpc_urls: Vec<RpcUrl>,
+    /// k: how many endpoints must give the same answer at the same block hash for it to
+    /// decide (default 1). With k > n/2 a lying minority is out-voted.
     #[serde(default = "one")]
     pub quorum: usize,
     /// The KmsRegistry proxy address.
     pub registry: Address,
     /// Expected chain id; when set every endpoint must serve it.
     pub chain_id: Option<u64>,
-    /// `safe`, `finalized`, or a number of confirmations below the head.
+    /// `safe`, `finalized`, or a number of confirmations below the head (default `"3"`). A
+    /// shallower pin lets a short reorg decide.
     #[serde(default = "default_read_at")]
     pub read_at: String,
+    /// Seconds: when the pinned block's timestamp is older than this, nothing is decided
+    /// ("chain stale", UNAVAILABLE), since an old view hides revocations (default 300).
     #[serde(default = "default_staleness")]
     pub max_staleness_secs: u64,
+    /// Timeout of one JSON-RPC request, in milliseconds (default 5000).
     #[serde(default = "default_timeout")]
     pub request_timeout_ms: u64,
+    /// Extra attempts after a failed request, for transport errors and timeouts only
+    /// (default 2).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Seconds a cached registry decision may be served at most, even when no event drops it
+    /// (default 600).
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl_secs: u64,
+    /// How often the head and the registry's events are polled, in milliseconds (default
+    /// 2000); keep it at or below the block time. The node's standing is also re-checked at
+    /// least every `4 × max(poll_interval_ms, 200 ms)`.
     #[serde(default = "default_poll")]
     pub poll_interval_ms: u64,
 }
@@ -151,21 +198,27 @@ fn default_poll() -> u64 {
 }
 
 /// Which roots evidence must chain to. AMD's are always trusted; anything else only when named.
+/// Every field is sealed (files by their contents); a hardware node refuses any root that is not
+/// AMD's.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSection {
-    /// Trust the simulator's test root (development only; the node warns loudly).
+    /// Trust the simulator's test root (development only; the node warns loudly). Refused on
+    /// the hardware platform and in builds without the `simulator` feature.
     #[serde(default)]
     pub simulator_root: bool,
-    /// Extra root PEM files (ARK, or ASK then ARK), trusted for every product.
+    /// Extra root PEM files (ARK, or ASK then ARK), trusted for every product. On hardware only
+    /// AMD's own ARKs are accepted here; the digest covers each file's ARK public key.
     #[serde(default)]
     pub extra_roots: Vec<PathBuf>,
-    /// AMD CRLs (DER) to check revocations against.
+    /// AMD CRLs (DER) to check revocations against; the digest covers each file's bytes.
     #[serde(default)]
     pub crls: Vec<PathBuf>,
 }
 
-/// The node's own TEE: where its sealing key and its evidence come from.
+/// The node's own TEE: where its sealing key and its evidence come from. Only the kind
+/// (`hardware` or `simulator`) is sealed; which chip and image the node runs on is stated by
+/// its evidence and checked by the registry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum PlatformConfig {
@@ -173,6 +226,7 @@ pub enum PlatformConfig {
     Hardware,
     /// The simulator: a chip seed and the launch facts of the simulated KMS image.
     Simulator {
+        /// The simulated chip's product (`milan`, `genoa`, `turin`).
         product: Product,
         /// Any string; the same seed is the same simulated chip.
         chip_seed: String,
@@ -181,26 +235,39 @@ pub enum PlatformConfig {
     },
 }
 
+/// `[limits]`: the replay window and what a flood can cost. Every field has a default
+/// ([`Limits::default`]). Sealed, except `verified_chain_cache` and `audit_commit_delay_us`,
+/// which cannot change a release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// Seconds a challenge nonce stays valid (default 60): the replay window of a report.
     pub nonce_ttl_secs: u64,
+    /// Most challenges outstanding at once; beyond it GetChallenge answers RESOURCE_EXHAUSTED
+    /// (default 100 000).
     pub max_outstanding_nonces: usize,
-    /// Largest request accepted, in bytes (a report and its certificates fit in 16 KiB).
+    /// Largest request accepted, in bytes (a report and its certificates fit in 16 KiB;
+    /// default 64 KiB).
     pub max_request_bytes: usize,
-    /// Requests processed at once; more wait.
+    /// Requests processed at once on one connection; more wait (default 256). Applied per
+    /// connection, not across the node.
     pub max_concurrent_requests: usize,
-    /// Verified VCEK chains kept (one per machine and TCB).
+    /// Verified VCEK chains kept (one per machine and TCB; default 4096). Not sealed.
     pub verified_chain_cache: usize,
-    /// Requests per second per client IP address (token bucket); 0 disables.
+    /// Requests per second per client IP address (token bucket; GetChallenge, GetAppKey and
+    /// Onboard); 0 disables (default 200). Behind a proxy every client is the proxy.
     pub per_client_rate: f64,
+    /// Bucket size of the per-client limit: requests a client may make at once (default 400;
+    /// 0 counts as 1).
     pub per_client_burst: u32,
-    /// GetAppKey requests per second per app id; 0 disables.
+    /// GetAppKey requests per second per app id; 0 disables (default 500). Counted before the
+    /// evidence is verified.
     pub per_app_rate: f64,
+    /// Bucket size of the per-app limit (default 1000; 0 counts as 1).
     pub per_app_burst: u32,
     /// Longest a key-release record waits for those of other requests in progress, to share
     /// one disk sync with them (microseconds; 0 syncs every record at once). A lone request
-    /// never waits.
+    /// never waits. Default 2000. Not sealed.
     pub audit_commit_delay_us: u64,
 }
 
@@ -221,19 +288,33 @@ impl Default for Limits {
     }
 }
 
+/// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file given does not exist.
+    #[error("configuration: {} does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// The TOML, or an `SNPKMS_NODE__*` override, does not parse or does not fit the schema
+    /// (a missing or unknown key, a wrong type); the message names the key.
     #[error("configuration: {0}")]
-    Load(String),
+    Parse(#[from] Box<figment::Error>),
+    /// A setting parses but is not acceptable (a bad `read_at`, an invalid policy, a root a
+    /// hardware node may not trust, a malformed pin or CRL, …).
     #[error("configuration: {field}: {message}")]
     Invalid {
+        /// The setting, as a TOML path (`chain.read_at`, `trust.extra_roots`, …).
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
+    /// A file the configuration names (a pinned CA, an extra root, a CRL) cannot be read.
     #[error("configuration: {what}: cannot read {}: {source}", path.display())]
     File {
+        /// The setting that names the file.
         what: String,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -265,14 +346,13 @@ impl NodeConfig {
     /// Loads `path` and applies `SNPKMS_NODE__*` overrides.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         if !path.exists() {
-            return Err(ConfigError::Load(format!(
-                "{} does not exist",
-                path.display()
-            )));
+            return Err(ConfigError::NotFound(path.to_path_buf()));
         }
         Self::from_figment(Figment::new().merge(Toml::file(path)))
     }
 
+    /// Parses `text` as a `node.toml` and, like [`NodeConfig::load`], applies the
+    /// `SNPKMS_NODE__*` environment overrides.
     pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
         Self::from_figment(Figment::new().merge(Toml::string(text)))
     }
@@ -281,7 +361,7 @@ impl NodeConfig {
         let cfg: NodeConfig = figment
             .merge(Env::prefixed("SNPKMS_NODE__").split("__"))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
         if let Err(e) = cfg.chain.read_at.parse::<snpkms_chain_client::ReadAt>() {
             return Err(ConfigError::Invalid {
                 field: "chain.read_at",

@@ -67,7 +67,9 @@ pub enum PeerError {
 /// What a successful onboarding reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JoinOutcome {
+    /// The URL of the peer that handed over the root.
     pub peer: String,
+    /// The root signing address the secret derives (the registry's), `0x…`.
     pub root_signing_address: String,
     /// The security configuration the root is now sealed under.
     pub config_digest: String,

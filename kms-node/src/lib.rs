@@ -1,32 +1,46 @@
-//! The snpkms node binary's library: configuration ([`config`], [`security`]), the sealed root
-//! ([`store`], [`sealed_root`], [`bootstrap`], [`join`]), the key-release log ([`audit_log`]),
-//! the adapters that give the node core ([`snpkms_core`]) its ports ([`adapters`]), the gRPC
-//! service ([`service`], [`status`]), the listeners ([`server`]), background tasks ([`tasks`])
-//! and metrics ([`metrics`]). [`start`] wires them.
+//! A KMS node around the node core ([`snpkms_core`]): its configuration ([`config`], and the
+//! part of it sealed with the root, [`SecuritySettings`]), the sealed root ([`bootstrap`] makes
+//! one, [`join`] receives one from a peer), the key-release log ([`read_audit_log`]), the
+//! adapters that give the core its ports, the gRPC service and its status mapping, the
+//! listeners, background tasks and metrics. [`start`] wires them and returns a
+//! [`RunningNode`]. ARCHITECTURE.md at the repository root shows where each check lives.
 
-pub mod adapters;
-pub mod audit_log;
-pub mod bootstrap;
+#![warn(missing_docs)]
+
+mod adapters;
+mod audit_log;
+mod bootstrap;
 pub mod config;
-pub mod join;
-pub mod metrics;
-pub mod platform;
-pub mod sealed_root;
-pub mod security;
+mod join;
+mod metrics;
+mod platform;
+mod sealed_root;
+mod security;
 mod server;
-pub mod service;
-pub mod status;
-pub mod store;
+mod service;
+mod status;
+mod store;
 mod tasks;
-pub mod tls;
+mod tls;
+
+pub use audit_log::{AuditLogError, HashChainBreak, LogContents, ReleaseRecord};
+pub use bootstrap::{
+    bootstrap, check_bootstrap, BootstrapCheckError, BootstrapOutput, CheckedBootstrap,
+};
+pub use join::{join, JoinOutcome, PeerError};
+pub use platform::PlatformError;
+pub use security::{ConfigDigest, SecuritySettings};
+pub use status::ERROR_DOMAIN;
+pub use store::StoreError;
+pub use tls::TlsError;
 
 use crate::adapters::{Node, NodeMetrics, Registry, SystemClock};
 use crate::audit_log::AuditLog;
 use crate::config::NodeConfig;
 use crate::metrics::{Metrics, Snapshot};
-use crate::security::SecuritySettings;
-use crate::store::{Store, StoreError};
-use crate::tls::{TlsError, TlsIdentity};
+
+use crate::store::Store;
+use crate::tls::TlsIdentity;
 use snpkms_chain_client::{ChainClient, ChainError};
 use snpkms_core::{CoreLimits, NodeParts};
 use snpkms_verifier::TrustRoots;
@@ -264,11 +278,11 @@ fn snapshot_of(node: &Arc<Node>) -> metrics::SnapshotFn {
         let chain = node.authorizer().0.cache_stats();
         let (vh, vm) = node.evidence().cache_stats();
         Snapshot {
-            chain_cache_hits: chain.hits,
-            chain_cache_misses: chain.misses,
-            chain_cache_invalidations: chain.invalidations,
-            verified_chain_cache_hits: vh,
-            verified_chain_cache_misses: vm,
+            registry_decision_cache_hits: chain.hits,
+            registry_decision_cache_misses: chain.misses,
+            registry_decision_cache_invalidations: chain.invalidations,
+            cert_chain_cache_hits: vh,
+            cert_chain_cache_misses: vm,
             outstanding_nonces: node.outstanding_nonces() as u64,
             audit_records: snpkms_core::ReleaseLog::len(node.log()),
             audit_syncs: node.log().syncs(),
@@ -279,8 +293,6 @@ fn snapshot_of(node: &Arc<Node>) -> metrics::SnapshotFn {
 
 /// `snpkms node audit-log`: every record, with the chain checked. Reads the file only, so it
 /// works beside a running node.
-pub fn read_audit_log(
-    cfg: &NodeConfig,
-) -> Result<audit_log::LogContents, audit_log::AuditLogError> {
+pub fn read_audit_log(cfg: &NodeConfig) -> Result<LogContents, AuditLogError> {
     audit_log::read(&cfg.data_dir)
 }

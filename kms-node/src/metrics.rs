@@ -17,11 +17,11 @@ type Labels = Vec<(&'static str, String)>;
 /// Counters sampled at scrape time from the parts that keep their own.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot {
-    pub chain_cache_hits: u64,
-    pub chain_cache_misses: u64,
-    pub chain_cache_invalidations: u64,
-    pub verified_chain_cache_hits: u64,
-    pub verified_chain_cache_misses: u64,
+    pub registry_decision_cache_hits: u64,
+    pub registry_decision_cache_misses: u64,
+    pub registry_decision_cache_invalidations: u64,
+    pub cert_chain_cache_hits: u64,
+    pub cert_chain_cache_misses: u64,
     pub outstanding_nonces: u64,
     pub audit_records: u64,
     pub audit_syncs: u64,
@@ -60,29 +60,29 @@ impl Collector for SnapshotCollector {
         let s = f();
         let counters = [
             (
-                "snpkms_chain_decision_cache_hits",
+                "snpkms_registry_decision_cache_hits",
                 "Authorization decisions served from the event-invalidated cache",
-                s.chain_cache_hits,
+                s.registry_decision_cache_hits,
             ),
             (
-                "snpkms_chain_decision_cache_misses",
+                "snpkms_registry_decision_cache_misses",
                 "Authorization decisions read from the chain",
-                s.chain_cache_misses,
+                s.registry_decision_cache_misses,
             ),
             (
-                "snpkms_chain_decision_cache_invalidations",
+                "snpkms_registry_decision_cache_invalidations",
                 "Cached decisions dropped by events or reorgs",
-                s.chain_cache_invalidations,
+                s.registry_decision_cache_invalidations,
             ),
             (
-                "snpkms_verified_chain_cache_hits",
+                "snpkms_cert_chain_cache_hits",
                 "Reports whose VCEK chain was already verified",
-                s.verified_chain_cache_hits,
+                s.cert_chain_cache_hits,
             ),
             (
-                "snpkms_verified_chain_cache_misses",
+                "snpkms_cert_chain_cache_misses",
                 "Reports whose VCEK chain had to be verified",
-                s.verified_chain_cache_misses,
+                s.cert_chain_cache_misses,
             ),
             (
                 "snpkms_audit_syncs",
@@ -162,12 +162,12 @@ impl Metrics {
             verify_seconds.clone(),
         );
         registry.register(
-            "snpkms_chain_read_duration_seconds",
+            "snpkms_registry_read_duration_seconds",
             "Authorization read time (cache hits included)",
             chain_seconds.clone(),
         );
         registry.register(
-            "snpkms_chain_read_errors",
+            "snpkms_registry_read_errors",
             "Authorization reads that gave no decision",
             chain_errors.clone(),
         );

@@ -4,12 +4,19 @@ use crate::config::PlatformConfig;
 use snpkms_platform::Attestor;
 use std::sync::Arc;
 
+/// Why the node's own TEE gave no evidence or sealing key.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
+    /// `[platform]` cannot be used: a simulator `measurement` that is not 48 bytes of hex, or
+    /// `kind = "simulator"` in a build without the simulator.
     #[error("platform: {0}")]
     Config(String),
+    /// The SNP guest device (or the simulator) is missing or refused a report or a derived key
+    /// (e.g. a TCB above the committed one: firmware rolled back).
     #[error("platform: {0}")]
     Device(#[from] snpkms_platform::PlatformError),
+    /// The node's own report does not parse, so its committed TCB (which the sealing key is
+    /// bound to) is unknown.
     #[error("platform: the node's own report cannot be read: {0}")]
     OwnReport(#[from] snpkms_verifier::FormatError),
 }

@@ -61,9 +61,7 @@ pub fn store_root(
     root: &RootSecret,
 ) -> Result<(), StoreError> {
     if store.root.contains_key(KEY)? {
-        return Err(StoreError::Io(
-            "a sealed root secret is already stored".into(),
-        ));
+        return Err(StoreError::RootExists);
     }
     let address = root.root_signing_address();
     let mut nonce = [0u8; 12];
@@ -76,7 +74,7 @@ pub fn store_root(
                 aad: &aad(&under, &address),
             },
         )
-        .map_err(|_| StoreError::Io("sealing the root secret failed".into()))?;
+        .map_err(|_| StoreError::Seal)?;
     let mut record = vec![FORMAT_V2];
     record.extend_from_slice(&under.config_digest.0);
     record.extend_from_slice(&under.tcb_version);

@@ -43,10 +43,16 @@ impl std::fmt::Debug for ConfigDigest {
 /// [`SecuritySettings::resolve`], so what is used and what is digested are the same bytes.
 #[derive(Debug, Clone)]
 pub struct SecuritySettings {
+    /// The chain client's configuration, from `[chain]` (endpoints with their pins).
     pub chain: ChainConfig,
+    /// AMD's roots, plus the simulator's and extra roots where the platform allows them.
     pub roots: TrustRoots,
+    /// The CRLs of `trust.crls`, parsed.
     pub crls: Vec<Crl>,
+    /// The guest policy every report must meet.
     pub policy: Policy,
+    /// `[limits]` as configured. Only its sealed fields enter the digest
+    /// (`verified_chain_cache` and `audit_commit_delay_us` do not).
     pub limits: Limits,
     canonical: String,
     digest: ConfigDigest,
@@ -155,6 +161,21 @@ impl SecuritySettings {
             crls.push(crl);
         }
         let l = &cfg.limits;
+        // A NaN rate would refuse every request, and JSON writes NaN and infinity alike as
+        // null, so two different limits would share one digest.
+        for (field, rate) in [
+            ("limits.per_client_rate", l.per_client_rate),
+            ("limits.per_app_rate", l.per_app_rate),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    message: format!(
+                        "{rate} is not a rate: give requests per second, 0 or more (0 disables)"
+                    ),
+                });
+            }
+        }
         let canonical = CanonicalConfig {
             version: 1,
             platform: match cfg.platform {
@@ -212,6 +233,8 @@ impl SecuritySettings {
         })
     }
 
+    /// `SHA-256("snpkms/kms-config/v1\0" || canonical JSON)`: what the root is sealed under
+    /// and the registry must allow (`snpkms node config-digest` prints it).
     pub fn digest(&self) -> ConfigDigest {
         self.digest
     }
@@ -430,6 +453,27 @@ mod tests {
             BASE.replace("kind = \"hardware\"", "kind = \"simulator\"\nproduct = \"milan\"\nchip_seed = \"x\"\nmeasurement = \"00\""),
         ] {
             assert_ne!(digest(&bound), base, "{bound}");
+        }
+    }
+
+    #[test]
+    fn rates_must_be_finite_and_not_negative() {
+        for (key, field) in [
+            ("per_client_rate", "limits.per_client_rate"),
+            ("per_app_rate", "limits.per_app_rate"),
+        ] {
+            for bad in ["nan", "inf", "-1.0"] {
+                let toml = BASE.replace(
+                    "[platform]",
+                    &format!("[limits]\n{key} = {bad}\n[platform]"),
+                );
+                let err = SecuritySettings::resolve(&NodeConfig::from_toml_str(&toml).unwrap())
+                    .unwrap_err();
+                assert!(
+                    matches!(err, ConfigError::Invalid { field: f, .. } if f == field),
+                    "{key} = {bad}: {err}"
+                );
+            }
         }
     }
 

@@ -70,7 +70,7 @@ mod tests {
     use tonic_types::StatusExt;
 
     fn unavailable(internal: bool) -> ReleaseError {
-        ReleaseError::Chain(AuthorizerError {
+        ReleaseError::Registry(AuthorizerError {
             kind: "x",
             internal,
             source: "down".into(),

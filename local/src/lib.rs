@@ -15,8 +15,8 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use snpkms_chain_client::{Address, ChainError, RpcEndpoint, B256};
 use snpkms_governance::{deploy_registry_with_progress, Deployment, Owner, Progress};
-use snpkms_kms_node::bootstrap::BootstrapOutput;
 use snpkms_kms_node::config::{ChainSection, NodeConfig, PlatformConfig};
+use snpkms_kms_node::BootstrapOutput;
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
 use snpkms_verifier::{app_host_data, Product};
 use std::net::{IpAddr, SocketAddr};
@@ -225,7 +225,7 @@ pub async fn register_node(
     config: &NodeConfig,
 ) -> Result<RegisteredNode, LocalError> {
     {
-        let bootstrap = snpkms_kms_node::bootstrap::bootstrap(config)?;
+        let bootstrap = snpkms_kms_node::bootstrap(config)?;
         let root: Address = bootstrap
             .root_signing_address
             .parse()
@@ -302,7 +302,7 @@ pub fn simulated_guest(
     ))
 }
 
-/// Reads a started `snpkms node run`'s stdout until its readiness line ([`Ready`]) and keeps
+/// Reads a started `snpkms node run`'s stdout until its readiness line ([`snpkms_kms_node::Ready`]) and keeps
 /// draining it in a thread (so the child never blocks on a full pipe). `None` if the process
 /// ended first.
 pub fn wait_ready(stdout: impl std::io::Read + Send + 'static) -> Option<snpkms_kms_node::Ready> {

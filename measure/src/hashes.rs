@@ -39,14 +39,18 @@ impl KernelHashes {
         }
     }
 
+    /// SHA-256 of the kernel image (`-kernel`).
     pub fn kernel(&self) -> &[u8; 32] {
         &self.kernel
     }
 
+    /// SHA-256 of the initrd (`-initrd`), or of the empty string when there is none.
     pub fn initrd(&self) -> &[u8; 32] {
         &self.initrd
     }
 
+    /// SHA-256 of the command line (`-append`) with its terminating NUL; of a lone NUL when
+    /// there is none.
     pub fn cmdline(&self) -> &[u8; 32] {
         &self.cmdline
     }

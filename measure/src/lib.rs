@@ -22,6 +22,8 @@
 //! # let _ = digest; Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 mod gctx;
 mod guid;
@@ -49,15 +51,26 @@ pub const DEFAULT_GUEST_FEATURES: u64 = SNP_ACTIVE;
 /// The hypervisor that builds the initial vCPU state; each sets a few registers differently.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Vmm {
+    /// QEMU/KVM (the default): RDX holds the vCPU model's CPUID signature, so a
+    /// [`VcpuType`] is required.
     #[default]
     Qemu,
+    /// Amazon EC2: RDX is 0x600 rather than a CPUID signature, segment attributes and the FPU
+    /// control state differ from QEMU's, and the CPUID page is measured after all other
+    /// sections.
     Ec2,
+    /// Google Compute Engine: RDX is 0x600 rather than a CPUID signature, the FPU control state
+    /// and PAT differ from QEMU's, and SNP_SEC_MEM pages are added as unmeasured (validated,
+    /// contents not hashed).
     Gce,
 }
 
 impl Vmm {
+    /// Every supported VMM.
     pub const ALL: [Vmm; 3] = [Vmm::Qemu, Vmm::Ec2, Vmm::Gce];
 
+    /// The lower-case name (`qemu`, `ec2`, `gce`), as `Display` prints it; [`str::parse`]
+    /// accepts it in any case.
     pub fn name(self) -> &'static str {
         match self {
             Vmm::Qemu => "qemu",
@@ -91,11 +104,13 @@ pub struct MeasureInput<'a> {
     pub ovmf: &'a [u8],
     /// Set when QEMU boots a kernel directly (`-kernel`, `-initrd`, `-append`).
     pub kernel: Option<KernelHashes>,
+    /// Number of vCPUs (at least 1): each adds one VMSA page to the digest.
     pub vcpus: u32,
     /// Required with [`Vmm::Qemu`]; EC2 and GCE ignore it.
     pub vcpu_type: Option<VcpuType>,
     /// The VMSA SEV_FEATURES field (e.g. 0x1, or 0x21 with DebugSwap).
     pub guest_features: u64,
+    /// The hypervisor launching the guest.
     pub vmm: Vmm,
 }
 

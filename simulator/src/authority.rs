@@ -1,8 +1,9 @@
 //! The simulator's stand-in for AMD: a test ARK and ASK (RSA-4096) that certify simulated VCEKs.
 //!
 //! TEST FIXTURES ONLY. The private keys in `fixtures/` are public; anything signed by them
-//! proves nothing. A verifier accepts them only when the operator adds `fixtures/ark.pem`
-//! as an extra trust root, which nodes announce loudly at start-up.
+//! proves nothing. A verifier accepts them only when its caller adds this root to its
+//! `TrustRoots` explicitly; a node does so only in a build with the `simulator` feature, on the
+//! simulator platform, with `trust.simulator_root = true`, and says so loudly at start-up.
 
 use crate::cert_builder::{sign_certificate, sign_crl, CertSpec};
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
@@ -13,7 +14,11 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use x509_cert::name::Name;
 
+/// The simulator ARK's RSA-4096 private key (PKCS#8 PEM). Public test fixture: it proves
+/// nothing.
 pub const ARK_KEY_PEM: &str = include_str!("../fixtures/ark.key.pem");
+/// The simulator ASK's RSA-4096 private key (PKCS#8 PEM), one key for every product's ASK.
+/// Public test fixture: it proves nothing.
 pub const ASK_KEY_PEM: &str = include_str!("../fixtures/ask.key.pem");
 /// The simulator's root certificate: what `--trust-simulator-root` style settings point at.
 pub const ARK_PEM: &str = include_str!("../fixtures/ark.pem");
@@ -23,21 +28,27 @@ const ASK_PEMS: [(Product, &str); 3] = [
     (Product::Turin, include_str!("../fixtures/ask-turin.pem")),
 ];
 
-/// Validity of the simulator's certificates: 2024-01-01 to 2049-12-31.
+/// Start of the validity of the simulator's certificates (unix seconds): 2024-01-01 00:00:00
+/// UTC; they are valid until [`NOT_AFTER`].
 pub const NOT_BEFORE: u64 = 1_704_067_200;
+/// End of the validity of the simulator's certificates (unix seconds): 2049-12-31 23:59:59 UTC,
+/// the last instant X.509 UTCTime can express.
 pub const NOT_AFTER: u64 = 2_524_607_999;
 
 /// The subject names an authority uses. The simulator's own are clearly marked; tests build
 /// look-alikes of AMD's names to show that names alone earn no trust.
 #[derive(Debug, Clone)]
 pub struct AuthorityNames {
+    /// RFC 4514 subject (and issuer) name of the ARK.
     pub ark: String,
     /// `{product}` is replaced by Milan, Genoa or Turin; the verifier reads the product from it.
     pub ask: String,
+    /// Subject name of every VCEK.
     pub vcek: String,
 }
 
 impl AuthorityNames {
+    /// The simulator's own names, marked `TEST ONLY not AMD`.
     pub fn simulator() -> AuthorityNames {
         AuthorityNames {
             ark: "CN=ARK-Simulator,OU=TEST ONLY not AMD,O=snpkms simulator".into(),
@@ -157,18 +168,22 @@ impl SimAuthority {
         }
     }
 
+    /// The ARK certificate (DER).
     pub fn ark_der(&self) -> &[u8] {
         &self.ark_der
     }
 
+    /// The ASK certificate (DER) for `product`.
     pub fn ask_der(&self, product: Product) -> &[u8] {
         &self.ask_der[&product]
     }
 
+    /// The ASK's subject name for `product`: the issuer of that product's VCEKs.
     pub fn ask_name(&self, product: Product) -> Name {
         AuthorityNames::name(&self.names.ask, Some(product))
     }
 
+    /// The subject name VCEKs are issued under.
     pub fn vcek_name(&self) -> Name {
         AuthorityNames::name(&self.names.vcek, None)
     }

@@ -8,12 +8,21 @@ use std::sync::Arc;
 
 /// What the VMM and firmware fix at launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The default is a zero measurement and host_data, policy SMT + the must-be-one bit, no ID
+/// block.
 pub struct GuestLaunch {
+    /// Launch measurement of the guest image (what `snpkms measure` computes).
     pub measurement: [u8; 48],
+    /// HOST_DATA; for an app guest `SHA-256("snpkms/app/v1" || app_id || compose_hash)`.
     pub host_data: [u8; 32],
+    /// Guest policy bits.
     pub policy: u64,
+    /// FAMILY_ID of the ID block.
     pub family_id: [u8; 16],
+    /// IMAGE_ID of the ID block.
     pub image_id: [u8; 16],
+    /// GUEST_SVN of the ID block.
     pub guest_svn: u32,
 }
 
@@ -33,18 +42,27 @@ impl Default for GuestLaunch {
 /// A report plus the certificate table the host supplies with it, as an extended report gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
+    /// The signed report (0x4A0 bytes).
     pub report: Vec<u8>,
+    /// The GUID-keyed certificate table (VCEK, ASK, ARK) in the extended-report format.
     pub cert_table: Vec<u8>,
 }
 
 /// Which launch facts a derived key is bound to (MSG_KEY_REQ GUEST_FIELD_SELECT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DerivedKeyRequest {
+    /// Mix in the guest policy (GUEST_FIELD_SELECT bit 0).
     pub mix_policy: bool,
+    /// Mix in IMAGE_ID (bit 1).
     pub mix_image_id: bool,
+    /// Mix in FAMILY_ID (bit 2).
     pub mix_family_id: bool,
+    /// Mix in the launch measurement (bit 3).
     pub mix_measurement: bool,
+    /// Mix in GUEST_SVN (bit 4).
     pub mix_guest_svn: bool,
+    /// VMPL mixed into the key. The simulator does not check it against the caller's VMPL as
+    /// the firmware does.
     pub vmpl: u32,
     /// TCB_VERSION to mix in (GUEST_FIELD_SELECT bit 5); the firmware refuses one above the
     /// committed TCB, so firmware rolled back below it cannot derive the key.
@@ -67,9 +85,13 @@ impl DerivedKeyRequest {
 /// Why the simulated firmware refused MSG_KEY_REQ.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DerivedKeyError {
+    /// Some component of the requested TCB_VERSION is above the platform's committed TCB (as
+    /// after a firmware rollback below the TCB a key was sealed at).
     #[error("TCB_VERSION {requested} is above the committed TCB {committed}")]
     TcbAboveCommitted {
+        /// The TCB_VERSION asked for.
         requested: TcbVersion,
+        /// The platform's committed TCB.
         committed: TcbVersion,
     },
 }
@@ -82,14 +104,17 @@ pub struct SimulatedGuest {
 }
 
 impl SimulatedGuest {
+    /// A guest launched with `launch` on `platform`.
     pub fn new(platform: Arc<SimulatedPlatform>, launch: GuestLaunch) -> SimulatedGuest {
         SimulatedGuest { platform, launch }
     }
 
+    /// The platform (chip) this guest runs on.
     pub fn platform(&self) -> &SimulatedPlatform {
         &self.platform
     }
 
+    /// What was fixed at this guest's launch.
     pub fn launch(&self) -> &GuestLaunch {
         &self.launch
     }

@@ -5,18 +5,22 @@
 //! through the same verifier as real evidence; the only difference is the root, which a
 //! verifier trusts only when told to with [`trust_simulator_root`].
 
-pub mod authority;
+#![warn(missing_docs)]
+
+mod authority;
 mod cert_builder;
 mod fields;
-pub mod guest;
-pub mod platform;
+mod guest;
+mod platform;
 
-pub use authority::{AuthorityNames, SimAuthority};
+pub use authority::{
+    AuthorityNames, SimAuthority, ARK_KEY_PEM, ARK_PEM, ASK_KEY_PEM, NOT_AFTER, NOT_BEFORE,
+};
 pub use fields::{cpuid_of, ReportFields};
 pub use guest::{DerivedKeyError, DerivedKeyRequest, Evidence, GuestLaunch, SimulatedGuest};
 pub use platform::{default_tcb, SimulatedPlatform};
 
-use snpkms_verifier::roots::RootError;
+use snpkms_verifier::RootError;
 use snpkms_verifier::{Product, TrustRoots};
 
 /// Label of the simulator's trust anchor in verification results and logs.

@@ -10,10 +10,10 @@ use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use p384::pkcs8::EncodePublicKey;
 use sha2::{Digest, Sha384, Sha512};
-use snpkms_verifier::report::{offsets, FirmwareVersion, REPORT_LEN};
-use snpkms_verifier::vcek::{
+use snpkms_verifier::oid::{
     OID_BL_SPL, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL, OID_UCODE_SPL,
 };
+use snpkms_verifier::{offsets, FirmwareVersion, REPORT_LEN};
 use snpkms_verifier::{CertificateBundle, GuestPolicy, PlatformInfo, Product, TcbVersion};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +92,8 @@ impl SimulatedPlatform {
         }
     }
 
+    /// The same chip at another TCB (current, reported, committed and launch TCB alike);
+    /// the default is [`default_tcb`].
     pub fn with_tcb(mut self, tcb: TcbVersion) -> SimulatedPlatform {
         self.tcb = tcb;
         self
@@ -103,19 +105,24 @@ impl SimulatedPlatform {
         self
     }
 
+    /// Another PLAT_INFO for its reports (default: SMT, TSME and ECC enabled).
     pub fn with_plat_info(mut self, plat_info: u64) -> SimulatedPlatform {
         self.plat_info = plat_info;
         self
     }
 
+    /// The product (Milan, Genoa, Turin) this chip is.
     pub fn product(&self) -> Product {
         self.product
     }
 
+    /// The platform's TCB: the committed TCB derived keys are checked against, and the one its
+    /// default reports carry.
     pub fn tcb(&self) -> TcbVersion {
         self.tcb
     }
 
+    /// The simulated AMD PKI that certifies this chip's VCEKs.
     pub fn authority(&self) -> &SimAuthority {
         &self.authority
     }
@@ -285,7 +292,7 @@ impl SimulatedPlatform {
 }
 
 fn sign_raw(raw: &mut [u8; REPORT_LEN], key: &SigningKey) {
-    let signature: Signature = key.sign(&raw[..snpkms_verifier::report::SIGNED_LEN]);
+    let signature: Signature = key.sign(&raw[..snpkms_verifier::SIGNED_LEN]);
     let (r, s) = signature.split_bytes();
     let len = offsets::SIGNATURE_COMPONENT_LEN;
     raw[offsets::SIGNATURE_R..offsets::SIGNATURE_R + len].fill(0);

@@ -2,6 +2,7 @@
 //! `testing/`): a real anvil, a deployed and configured registry, and an RPC proxy that counts
 //! and can falsify requests, also behind TLS. Panics on failure: it is only for tests.
 
+#![warn(missing_docs)]
 #![allow(clippy::missing_panics_doc)]
 
 pub mod fakes;
@@ -121,12 +122,19 @@ pub fn endpoint(url: &str) -> RpcEndpoint {
 
 /// What the fixture puts on chain; BootInfos built from it are allowed.
 pub const OS_IMAGE: [u8; 48] = [0x11; 48];
+/// The KMS node launch measurement the fixture allows (that of [`Fixture::kms_boot_info`]).
 pub const KMS_MEASUREMENT: [u8; 48] = [0x22; 48];
 /// A KMS security-configuration digest the fixture allows.
 pub const KMS_CONFIG: [u8; 32] = [0x66; 32];
+/// The chip id of every fixture BootInfo: an allowed device of the fixture's app. The KMS chip
+/// list stays empty, so KMS nodes may run on it too.
 pub const CHIP_ID: [u8; 64] = [0x33; 64];
+/// The compose hash the fixture's app allows.
 pub const COMPOSE_HASH: [u8; 32] = [0x44; 32];
+/// The salt the app owner registers the fixture's app with; with the owner's address it
+/// determines the app's address.
 pub const APP_SALT: [u8; 32] = [0x55; 32];
+/// The minimum TCB the fixture sets for Milan; [`boot_info`] reports exactly this.
 pub const MIN_TCB: TcbVersion = TcbVersion {
     bootloader: 3,
     tee: 0,
@@ -138,7 +146,9 @@ pub const MIN_TCB: TcbVersion = TcbVersion {
 /// A deployed registry with one app, configured so that [`Fixture::app_boot_info`] and
 /// [`Fixture::kms_boot_info`] are allowed.
 pub struct Fixture {
+    /// The anvil the registry lives on.
     pub chain: TestChain,
+    /// Where the registry was deployed.
     pub deployment: Deployment,
     /// Registry owner (account 0).
     pub governor: Owner,
@@ -146,6 +156,7 @@ pub struct Fixture {
     pub app_owner: Owner,
     /// Owns nothing (account 2).
     pub stranger: Owner,
+    /// The registered app's id (its AppAuth address).
     pub app: Address,
 }
 
@@ -155,6 +166,7 @@ pub async fn deploy_fixture() -> Fixture {
     deploy_fixture_on(spawn_anvil()).await
 }
 
+/// [`deploy_fixture`] on an anvil the test started itself (e.g. with [`spawn_anvil_with`]).
 pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
     let LocalRegistry {
         deployment,
@@ -200,6 +212,7 @@ pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
 }
 
 impl Fixture {
+    /// [`TestChain::config`] for the fixture's registry.
     pub fn config(&self) -> ChainConfig {
         self.chain.config(self.deployment.registry)
     }
@@ -246,13 +259,17 @@ struct ProxyState {
 /// one). With [`RpcProxy::start_tls`] it is also a TLS terminator.
 #[derive(Clone)]
 pub struct RpcProxy {
+    /// Where clients reach the proxy: `http://` or `https://` and the loopback address and port
+    /// it listens on.
     pub url: String,
     state: Arc<Mutex<ProxyState>>,
 }
 
 /// What a TLS proxy presents: a PEM certificate chain (leaf first) and its PEM private key.
 pub struct TlsIdentity {
+    /// PEM certificates, leaf first.
     pub cert_chain_pem: String,
+    /// PEM private key of the leaf (any form rustls reads: PKCS#8, SEC1 or PKCS#1).
     pub key_pem: String,
 }
 

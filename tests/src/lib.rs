@@ -233,7 +233,7 @@ impl Stack {
             chip_seed: chip_seed.to_string(),
             measurement: hex::encode(measurement),
         };
-        snpkms_kms_node::join::join(&cfg, peers)
+        snpkms_kms_node::join(&cfg, peers)
             .await
             .map_err(|e| e.to_string())?;
         let node = snpkms_kms_node::start(cfg.clone())

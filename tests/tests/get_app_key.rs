@@ -167,6 +167,41 @@ async fn the_response_opens_only_with_the_guests_ephemeral_key() {
     .unwrap();
     assert_eq!(signer.to_vec(), response.kms_root_signing_address);
 
+    // The guest keeps the grant only from the root it trusts, for the epoch it asked for, and
+    // only if the response names the root that signed.
+    let open = |response: pb::GetAppKeyResponse, epoch: Option<u32>, root: [u8; 20]| {
+        snpkms_guest::open_grant(
+            &ephemeral,
+            &nonce,
+            app.0 .0,
+            stack.compose_hash,
+            epoch,
+            response,
+            root,
+        )
+    };
+    let grant = open(response.clone(), Some(0), stack.root).expect("the trusted root's grant");
+    assert_eq!(grant.kms_root_signing_address, stack.root);
+    assert!(matches!(
+        open(response.clone(), None, [0x99; 20]),
+        Err(GuestClientError::WrongSigner { .. })
+    ));
+    assert!(matches!(
+        open(response.clone(), Some(1), stack.root),
+        Err(GuestClientError::EpochMismatch {
+            requested: 1,
+            answered: 0
+        })
+    ));
+    let mut misnamed = response.clone();
+    misnamed.kms_root_signing_address = vec![0x99; 20];
+    match open(misnamed, None, stack.root) {
+        Err(GuestClientError::Malformed(m)) => {
+            assert!(m.contains("kms_root_signing_address"), "{m}")
+        }
+        other => panic!("a response naming another root: {:?}", other.map(|_| ())),
+    }
+
     // Replaying the same request: the nonce is spent.
     let replay = raw
         .get_app_key(pb::GetAppKeyRequest {
@@ -398,7 +433,7 @@ async fn metrics_count_requests_verifications_and_releases() {
         "snpkms_verification_failures_total{reason=\"policy\"} 1",
         &format!("snpkms_key_releases_total{{app=\"{:#x}\"}} 1", app),
         // One for the guest's app, one for the node's own standing (isKmsAllowed).
-        "snpkms_chain_decision_cache_misses_total 2",
+        "snpkms_registry_decision_cache_misses_total 2",
         "snpkms_serving 1",
         "snpkms_request_duration_seconds_count{method=\"GetAppKey\"} 2",
         "snpkms_audit_records 1",

@@ -11,7 +11,7 @@ use snpkms_e2e::*;
 use snpkms_guest::GuestClient;
 use snpkms_simulator::{ReportFields, SimulatedPlatform};
 use snpkms_testkit::MIN_TCB;
-use snpkms_verifier::report::offsets;
+use snpkms_verifier::offsets;
 use snpkms_verifier::{app_host_data, Product, TcbVersion};
 use std::sync::Arc;
 use tonic::Code;

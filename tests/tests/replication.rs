@@ -222,7 +222,7 @@ async fn changing_the_security_configuration_keeps_the_root() {
     };
     let mut new_cfg = stack.config.clone();
     change(&mut new_cfg);
-    let new_digest = snpkms_kms_node::security::SecuritySettings::resolve(&new_cfg)
+    let new_digest = snpkms_kms_node::SecuritySettings::resolve(&new_cfg)
         .unwrap()
         .digest();
     assert_ne!(new_digest.0, stack.config_digest.0);

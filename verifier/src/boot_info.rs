@@ -27,19 +27,30 @@ pub fn app_host_data(app_id: &[u8; 20], compose_hash: &[u8; 32]) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootInfo {
     #[serde(serialize_with = "crate::hex_serde::serialize")]
+    /// Launch digest of the guest (report MEASUREMENT, 48 bytes).
     pub measurement: [u8; 48],
     #[serde(serialize_with = "crate::hex_serde::serialize")]
+    /// The chip the guest runs on (report CHIP_ID, 64 bytes).
     pub chip_id: [u8; 64],
     #[serde(serialize_with = "crate::hex_serde::serialize")]
+    /// The app the guest claims to be (the registry's 20-byte app id); zero for a KMS node.
     pub app_id: [u8; 20],
     #[serde(serialize_with = "crate::hex_serde::serialize")]
+    /// Hash of the compose the guest claims to run (32 bytes); zero for a KMS node.
     pub compose_hash: [u8; 32],
+    /// The SEV-SNP product the evidence came from.
     pub product: Product,
+    /// The TCB the VCEK was issued for.
     pub reported_tcb: TcbVersion,
+    /// The committed TCB (the oldest the platform can roll back to).
     pub committed_tcb: TcbVersion,
+    /// The TCB when the guest was launched.
     pub launch_tcb: TcbVersion,
     #[serde(serialize_with = "crate::hex_serde::serialize")]
+    /// Report HOST_DATA (32 bytes, set by the host at launch); for an app it equals
+    /// [`app_host_data`] of `app_id` and `compose_hash`.
     pub host_data: [u8; 32],
+    /// Guest security version number from the ID block.
     pub guest_svn: u32,
 }
 

@@ -5,6 +5,8 @@
 
 use crate::error::CertError;
 
+/// Size of one table entry: a 16-byte GUID, a u32 offset and a u32 length (little-endian).
+/// Offsets count from the start of the table.
 pub const ENTRY_LEN: usize = 24;
 /// No real table has more than a handful of entries (VCEK/VLEK, ASK, ARK, maybe a CRL).
 pub const MAX_ENTRIES: usize = 16;
@@ -17,10 +19,15 @@ pub const MAX_ENTRY_LEN: usize = 64 * 1024;
 pub struct Guid(pub [u8; 16]);
 
 impl Guid {
+    /// The VCEK, `63da758d-e664-4564-adc5-f4b93be8accd`.
     pub const VCEK: Guid = Guid(hex16("63da758de6644564adc5f4b93be8accd"));
+    /// The VLEK, `a8074bc2-a25a-483e-aae6-39c045a0b8a1`.
     pub const VLEK: Guid = Guid(hex16("a8074bc2a25a483eaae639c045a0b8a1"));
+    /// The ASK, `4ab7b379-bbac-4fe4-a02f-05aef327c782`.
     pub const ASK: Guid = Guid(hex16("4ab7b379bbac4fe4a02f05aef327c782"));
+    /// The ARK, `c0b406a4-a803-4952-9743-3fb6014cd0ae`.
     pub const ARK: Guid = Guid(hex16("c0b406a4a803495297433fb6014cd0ae"));
+    /// The all-zero GUID of the entry that ends the table.
     pub const ZERO: Guid = Guid([0; 16]);
 
     fn name(&self) -> &'static str {
@@ -58,7 +65,9 @@ const fn hex16(s: &str) -> [u8; 16] {
 /// One entry of a certificate table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertTableEntry {
+    /// What the entry holds; GUIDs other than the [`Guid`] constants are hosts' own.
     pub guid: Guid,
+    /// The entry's bytes (a DER certificate for the known GUIDs), at most [`MAX_ENTRY_LEN`].
     pub data: Vec<u8>,
 }
 

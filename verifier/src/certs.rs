@@ -9,9 +9,13 @@ use x509_cert::Certificate;
 /// missing the pinned copies are used, and when present they must chain to a pinned ARK.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertificateBundle {
+    /// The VCEK, DER; required by verification.
     pub vcek: Option<Vec<u8>>,
+    /// A VLEK, DER, if the host supplied one; carried along but never used for verification.
     pub vlek: Option<Vec<u8>>,
+    /// The ASK, DER; when absent the pinned root's ASK is used.
     pub ask: Option<Vec<u8>>,
+    /// The ARK, DER; only selects among the pinned roots, and must be one of them.
     pub ark: Option<Vec<u8>>,
 }
 

@@ -1,7 +1,7 @@
 //! AMD's certificate revocation list for a product (`https://kdsintf.amd.com/vcek/v1/{product}/crl`),
 //! signed by the ARK. It revokes ASKs (and VLEK signing keys) whose keys AMD no longer trusts.
 
-use crate::error::{CertError, ChainError};
+use crate::error::{CertChainError, CertError};
 use crate::product::Product;
 use crate::x509::is_rsa_pss_sha384;
 use der::{Decode, Reader, SliceReader};
@@ -18,6 +18,8 @@ pub struct Crl {
 }
 
 impl Crl {
+    /// Decodes a DER CRL. Nothing is verified yet: that happens per chain, against the ARK
+    /// whose common name the CRL's issuer carries.
     pub fn from_der(der: &[u8]) -> Result<Crl, CertError> {
         let list =
             CertificateList::from_der(der).map_err(|e| CertError::CrlDecode(e.to_string()))?;
@@ -34,8 +36,8 @@ impl Crl {
         ark_key: &RsaPublicKey,
         product: Product,
         at: u64,
-    ) -> Result<(), ChainError> {
-        let bad = ChainError::CrlSignature { product };
+    ) -> Result<(), CertChainError> {
+        let bad = CertChainError::CrlSignature { product };
         if !is_rsa_pss_sha384(&self.list.signature_algorithm) {
             return Err(bad);
         }
@@ -50,12 +52,13 @@ impl Crl {
         if let Some(next) = self.list.tbs_cert_list.next_update {
             let next_update = next.to_unix_duration().as_secs();
             if at > next_update {
-                return Err(ChainError::CrlStale { next_update, at });
+                return Err(CertChainError::CrlStale { next_update, at });
             }
         }
         Ok(())
     }
 
+    /// Whether a certificate serial number (its DER INTEGER content bytes) is on the list.
     pub fn is_revoked(&self, serial: &[u8]) -> bool {
         self.list
             .tbs_cert_list
@@ -65,6 +68,8 @@ impl Crl {
             .any(|r| r.serial_number.as_bytes() == serial)
     }
 
+    /// The common name of the CRL's issuer (`ARK-Milan`, ...), which selects the chains it
+    /// applies to.
     pub fn issuer_common_name(&self) -> Option<String> {
         crate::x509::common_name(&self.list.tbs_cert_list.issuer)
     }

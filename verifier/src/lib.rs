@@ -3,49 +3,66 @@
 //! No I/O, no clock, no network: callers pass the report bytes, the certificates and the time.
 //! The steps, each in its own module and each failing with its own typed error:
 //!
-//! 1. format ([`report`]): exact length, version window, signature algorithm, reserved bytes;
-//! 2. product ([`product`]): from CPUID, or for v2 reports from the VCEK issuer or configuration;
-//! 3. chain ([`chain`]): VCEK -> ASK -> a pinned ARK ([`roots`]), validity, optional CRL ([`crl`]);
-//! 4. signature ([`signature`]): ECDSA P-384 over the raw signed bytes;
-//! 5. binding ([`vcek`]): the VCEK's TCB and hwID extensions equal the report's;
-//! 6. policy ([`policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB, plat_info.
+//! 1. format ([`ParsedReport`]): exact length, version window, signature algorithm, reserved bytes;
+//! 2. product ([`Product`]): from CPUID, or for v2 reports from the VCEK issuer or configuration;
+//! 3. certificate chain ([`Verifier::verify_chain`]): VCEK -> ASK -> a pinned ARK ([`TrustRoots`]),
+//!    validity, optional CRL ([`Crl`]);
+//! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes;
+//! 5. binding ([`VcekClaims`]): the VCEK's TCB and hwID extensions equal the report's;
+//! 6. policy ([`Policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB, plat_info.
 //!
 //! A simulator root is trusted only when added to [`TrustRoots`] explicitly; there is no way to
 //! skip any step.
 
-pub mod boot_info;
+#![warn(missing_docs)]
+
+mod boot_info;
+mod cert_chain;
 pub mod cert_table;
-pub mod certs;
-pub mod chain;
-pub mod crl;
-pub mod error;
+mod certs;
+mod crl;
+mod error;
 mod hex_serde;
-pub mod policy;
-pub mod policy_bits;
-pub mod product;
-pub mod report;
-pub mod roots;
-pub mod signature;
-pub mod tcb;
-pub mod vcek;
-pub mod verified;
+mod policy;
+mod policy_bits;
+mod product;
+mod report;
+mod roots;
+mod signature;
+mod tcb;
+mod vcek;
+mod verified;
 mod x509;
 
-pub use boot_info::{app_host_data, BootInfo};
-pub use certs::CertificateBundle;
-pub use chain::VerifiedVcek;
+pub use boot_info::{app_host_data, BootInfo, HOST_DATA_DOMAIN};
+pub use cert_chain::VerifiedVcek;
+pub use certs::{to_der, CertificateBundle};
 pub use crl::Crl;
 pub use error::{
-    BindingError, BootInfoError, CertError, ChainError, FormatError, PolicyError, ProductError,
-    SignatureError, VerifyError,
+    BindingError, BootInfoError, CertChainError, CertError, FormatError, PolicyError,
+    PolicyLoadError, ProductError, SignatureError, VerifyError,
 };
-pub use policy::Policy;
+pub use policy::{Abi, Policy};
 pub use policy_bits::{GuestPolicy, KeyInfo, PlatformInfo, SigningKey};
 pub use product::Product;
-pub use report::{ParsedReport, REPORT_LEN};
-pub use roots::{RootOrigin, TrustAnchor, TrustRoots};
-pub use tcb::TcbVersion;
+pub use report::{
+    offsets, FirmwareVersion, ParsedReport, RawTcbs, VersionWindow, REPORT_LEN, SIGNED_LEN,
+    SIG_ALGO_ECDSA_P384_SHA384,
+};
+pub use roots::{RootError, RootOrigin, TrustAnchor, TrustRoots};
+pub use signature::verify_report_signature;
+pub use tcb::{TcbComponent, TcbVersion};
+pub use vcek::{vcek_public_key, VcekClaims, HWID_LEN, HWID_LEN_TURIN};
 pub use verified::VerifiedReport;
+
+/// The X.509 extension OIDs AMD puts in a VCEK (AMD's "VCEK certificate and KDS interface
+/// specification", table 8): the TCB it was issued for and the chip's hardware ID.
+pub mod oid {
+    pub use crate::vcek::{
+        OID_BL_SPL, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL,
+        OID_UCODE_SPL,
+    };
+}
 
 /// Seconds since the Unix epoch. Verification never reads a clock: the caller says when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,6 +77,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier that trusts `roots` and applies `policy`, with no CRL. The policy is used as
+    /// given; check policies from other sources with [`Policy::validate`] first.
     pub fn new(roots: TrustRoots, policy: Policy) -> Verifier {
         Verifier {
             roots,
@@ -75,10 +94,12 @@ impl Verifier {
         self
     }
 
+    /// The policy applied in step 6 (and for the version window and product).
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The trust roots chains must end at.
     pub fn roots(&self) -> &TrustRoots {
         &self.roots
     }
@@ -126,7 +147,7 @@ impl Verifier {
         product: Option<Product>,
         at: UnixTime,
     ) -> Result<VerifiedVcek, VerifyError> {
-        let vcek = chain::verify_chain(&self.roots, &self.crls, certs, product, at.0)?;
+        let vcek = cert_chain::verify_chain(&self.roots, &self.crls, certs, product, at.0)?;
         self.policy.check_product(vcek.product)?;
         Ok(vcek)
     }

@@ -24,18 +24,27 @@ use std::collections::BTreeMap;
 pub struct Policy {
     /// Accepted report versions (inclusive).
     pub min_report_version: u32,
+    /// Highest accepted report version (inclusive); default 5.
     pub max_report_version: u32,
     /// Version 2 reports carry no CPUID; this names their product when the VCEK issuer does not.
     pub product_for_v2: Option<Product>,
+    /// Products whose evidence is accepted; default all of [`Product::ALL`].
     pub allowed_products: Vec<Product>,
+    /// Accept guests whose policy allows debugging (the host can then read their memory);
+    /// default false.
     pub allow_debug: bool,
+    /// Accept guests whose policy allows a migration agent (which can export them); default
+    /// false.
     pub allow_migrate_agent: bool,
+    /// Highest VMPL a report may be requested from; default 0 (only the most privileged).
     pub max_vmpl: u32,
     /// When false, the guest policy must forbid SMT and the platform must have it disabled.
     pub allow_smt: bool,
+    /// Require guest policy SINGLE_SOCKET; default false.
     pub require_single_socket: bool,
     /// Minimum SNP firmware ABI, applied to the current and the committed firmware version.
     pub min_abi: Abi,
+    /// Minimum guest SVN (from the ID block); default 0.
     pub min_guest_svn: u32,
     /// A masked chip id cannot be tied to a machine; refused unless explicitly allowed.
     pub allow_masked_chip_id: bool,
@@ -47,7 +56,9 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Abi {
+    /// Major version.
     pub major: u8,
+    /// Minor version.
     pub minor: u8,
 }
 
@@ -73,6 +84,8 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Parses a TOML policy (fields not given keep their [`Policy::default`] value; unknown
+    /// keys are refused) and [validates](Policy::validate) it.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyLoadError> {
         let policy: Policy = toml::from_str(text)?;
         policy.validate()?;
@@ -105,6 +118,7 @@ impl Policy {
         Ok(())
     }
 
+    /// The accepted report versions as a [`VersionWindow`].
     pub fn version_window(&self) -> VersionWindow {
         VersionWindow {
             min: self.min_report_version,

@@ -8,12 +8,16 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Product {
+    /// 3rd generation EPYC (Zen 3, family 19h).
     Milan,
+    /// 4th generation EPYC (Zen 4, family 19h), including Bergamo and Siena.
     Genoa,
+    /// 5th generation EPYC (Zen 5, family 1Ah); new TCB layout with an FMC component.
     Turin,
 }
 
 impl Product {
+    /// Every product, in [`Product::chain_id`] order.
     pub const ALL: [Product; 3] = [Product::Milan, Product::Genoa, Product::Turin];
 
     /// The name AMD uses in certificate subjects (`ARK-Milan`, `SEV-Milan`) and in the KDS URL.
@@ -34,6 +38,7 @@ impl Product {
         }
     }
 
+    /// The inverse of [`Product::chain_id`]; `None` for a number no product has.
     pub fn from_chain_id(id: u8) -> Option<Product> {
         Product::ALL.into_iter().find(|p| p.chain_id() == id)
     }

@@ -1,7 +1,7 @@
 //! Trust anchors: the AMD root keys (ARKs) compiled into the binary, and any extra root an
 //! operator configures explicitly (the simulator's, for development).
 
-use crate::error::{CertError, ChainError};
+use crate::error::{CertChainError, CertError};
 use crate::product::Product;
 use crate::x509::ParsedCert;
 use rsa::RsaPublicKey;
@@ -36,7 +36,9 @@ impl std::fmt::Display for RootOrigin {
 /// A trusted ARK for one product, with the ASK to use when the evidence brings none.
 #[derive(Debug, Clone)]
 pub struct TrustAnchor {
+    /// The product this ARK is the root of.
     pub product: Product,
+    /// Where the ARK came from.
     pub origin: RootOrigin,
     pub(crate) ark: ParsedCert,
     pub(crate) ark_key: RsaPublicKey,
@@ -54,11 +56,15 @@ impl TrustAnchor {
     ) -> Result<TrustAnchor, RootError> {
         let ark = ParsedCert::parse(ark_der, "ARK")?;
         let ark_key = ark.rsa_public_key("ARK")?;
-        ark.verify_signed_by(&ark_key, "ARK", ChainError::ArkSelfSignature)?;
+        ark.verify_signed_by(&ark_key, "ARK", CertChainError::ArkSelfSignature)?;
         let default_ask = match ask_der {
             Some(der) => {
                 let ask = ParsedCert::parse(der, "ASK")?;
-                ask.verify_signed_by(&ark_key, "ASK", ChainError::AskNotSignedByArk { product })?;
+                ask.verify_signed_by(
+                    &ark_key,
+                    "ASK",
+                    CertChainError::AskNotSignedByArk { product },
+                )?;
                 Some(ask)
             }
             None => None,
@@ -78,6 +84,7 @@ impl TrustAnchor {
         hex::encode(sha2::Sha256::digest(self.ark.spki_der()))
     }
 
+    /// The ARK's subject common name (`ARK-Milan`, ...), or empty if it has none.
     pub fn subject(&self) -> String {
         self.ark.common_name(true).unwrap_or_default()
     }
@@ -86,10 +93,14 @@ impl TrustAnchor {
 /// Why a trust root could not be loaded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum RootError {
+    /// A root or its ASK does not decode, or the ARK's key is not a usable RSA key.
     #[error(transparent)]
     Certificate(#[from] CertError),
+    /// The ARK is not self-signed, the ASK is not signed by it, or a signature algorithm is not
+    /// RSASSA-PSS/SHA-384.
     #[error(transparent)]
-    Chain(#[from] ChainError),
+    CertChain(#[from] CertChainError),
+    /// The root PEM is malformed or holds other than one or two certificates.
     #[error("root PEM must hold an ASK then an ARK (or a lone ARK): {0}")]
     Pem(String),
 }
@@ -113,6 +124,7 @@ impl TrustRoots {
         TrustRoots { anchors }
     }
 
+    /// No roots at all: every chain fails until roots are added.
     pub fn empty() -> TrustRoots {
         TrustRoots {
             anchors: Vec::new(),
@@ -134,14 +146,17 @@ impl TrustRoots {
         Ok(())
     }
 
+    /// Adds an anchor built with [`TrustAnchor::new`].
     pub fn add(&mut self, anchor: TrustAnchor) {
         self.anchors.push(anchor);
     }
 
+    /// Every anchor, in the order added.
     pub fn anchors(&self) -> &[TrustAnchor] {
         &self.anchors
     }
 
+    /// The anchors for `product`; a chain may end at any of them.
     pub fn for_product(&self, product: Product) -> impl Iterator<Item = &TrustAnchor> {
         self.anchors.iter().filter(move |a| a.product == product)
     }
@@ -203,7 +218,7 @@ mod tests {
         let err = anchor_from_pem(Product::Milan, RootOrigin::Amd, mixed.as_bytes()).unwrap_err();
         assert_eq!(
             err,
-            RootError::Chain(ChainError::AskNotSignedByArk {
+            RootError::CertChain(CertChainError::AskNotSignedByArk {
                 product: Product::Milan
             })
         );

@@ -10,24 +10,34 @@ use std::fmt;
 #[serde(deny_unknown_fields)]
 pub struct TcbVersion {
     #[serde(default)]
+    /// SPL of the PSP bootloader.
     pub bootloader: u8,
     #[serde(default)]
+    /// SPL of the PSP operating system (TEE).
     pub tee: u8,
     #[serde(default)]
+    /// SPL of the SNP firmware.
     pub snp: u8,
     #[serde(default)]
+    /// Lowest microcode patch level across all cores.
     pub microcode: u8,
     #[serde(default)]
+    /// SPL of the FMC firmware (Turin and later; 0 on Milan and Genoa).
     pub fmc: u8,
 }
 
 /// The component of a TCB that failed a comparison, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcbComponent {
+    /// The PSP bootloader ([`TcbVersion::bootloader`]).
     Bootloader,
+    /// The PSP operating system ([`TcbVersion::tee`]).
     Tee,
+    /// The SNP firmware ([`TcbVersion::snp`]).
     Snp,
+    /// The CPU microcode ([`TcbVersion::microcode`]).
     Microcode,
+    /// The FMC firmware, Turin only ([`TcbVersion::fmc`]).
     Fmc,
 }
 
@@ -103,6 +113,8 @@ impl TcbVersion {
         raw
     }
 
+    /// All five components with their SPLs, in a fixed order (bootloader, tee, snp,
+    /// microcode, fmc), for componentwise comparisons.
     pub fn components(&self) -> [(TcbComponent, u8); 5] {
         [
             (TcbComponent::Bootloader, self.bootloader),

@@ -10,23 +10,36 @@ use const_oid::ObjectIdentifier;
 use der::asn1::OctetStringRef;
 use der::Decode;
 
+/// productName: an IA5String such as `Milan-B0`. Informational only: the product is decided by
+/// the report's CPUID and the VCEK's issuer.
 pub const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
+/// blSPL: the bootloader SPL the VCEK was derived for (DER INTEGER).
 pub const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
+/// teeSPL: the PSP OS (TEE) SPL the VCEK was derived for (DER INTEGER).
 pub const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
+/// snpSPL: the SNP firmware SPL the VCEK was derived for (DER INTEGER).
 pub const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
+/// ucodeSPL: the microcode SPL the VCEK was derived for (DER INTEGER).
 pub const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
+/// fmcSPL: the FMC SPL the VCEK was derived for (DER INTEGER); Turin only.
 pub const OID_FMC_SPL: &str = "1.3.6.1.4.1.3704.1.3.9";
+/// hwID: the chip id the VCEK belongs to (see [`HWID_LEN`], [`HWID_LEN_TURIN`]).
 pub const OID_HWID: &str = "1.3.6.1.4.1.3704.1.4";
 
 /// Length of the hwID on Milan and Genoa (the full chip id) and on Turin (its first 8 bytes).
 pub const HWID_LEN: usize = 64;
+/// Length of the hwID on Turin: the first 8 bytes of the report's 64-byte chip_id.
 pub const HWID_LEN_TURIN: usize = 8;
 
 /// The VCEK's TCB and chip identity, decoded from its extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VcekClaims {
+    /// The TCB the VCEK was derived for, from its SPL extensions (`fmc` is 0 before Turin).
     pub tcb: TcbVersion,
+    /// The hwID, [`HWID_LEN`] bytes or, on Turin, [`HWID_LEN_TURIN`] bytes (unwrapped if the
+    /// issuer put it in a DER OCTET STRING).
     pub hwid: Vec<u8>,
+    /// The productName extension, if present and an IA5String; not used for any decision.
     pub product_name: Option<String>,
 }
 
@@ -50,6 +63,8 @@ fn spl(cert: &ParsedCert, name: &'static str, oid: &'static str) -> Result<u8, B
 }
 
 impl VcekClaims {
+    /// Reads the SPL and hwID extensions of a VCEK of `product` (the fmcSPL only for Turin).
+    /// Fails if one is missing or malformed; productName is optional.
     pub fn from_certificate(
         vcek: &ParsedCert,
         product: Product,

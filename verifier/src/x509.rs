@@ -1,7 +1,7 @@
 //! The few X.509 operations AMD's certificates need: RSASSA-PSS/SHA-384 signatures checked over
 //! the exact TBS bytes received, validity windows, and names.
 
-use crate::error::{CertError, ChainError};
+use crate::error::{CertChainError, CertError};
 use const_oid::db::rfc5912::{ID_MGF_1, ID_RSASSA_PSS, ID_SHA_384};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode, Reader, SliceReader};
@@ -78,11 +78,11 @@ impl ParsedCert {
         &self,
         issuer_key: &RsaPublicKey,
         which: &'static str,
-        bad_signature: ChainError,
-    ) -> Result<(), ChainError> {
+        bad_signature: CertChainError,
+    ) -> Result<(), CertChainError> {
         let alg = &self.cert.signature_algorithm;
         if alg != &self.cert.tbs_certificate.signature || !is_rsa_pss_sha384(alg) {
-            return Err(ChainError::SignatureAlgorithm {
+            return Err(CertChainError::SignatureAlgorithm {
                 which,
                 found: describe(alg),
             });
@@ -104,17 +104,17 @@ impl ParsedCert {
     }
 
     /// Checks the validity window at `at` (unix seconds).
-    pub fn check_validity(&self, at: u64, which: &'static str) -> Result<(), ChainError> {
+    pub fn check_validity(&self, at: u64, which: &'static str) -> Result<(), CertChainError> {
         let (not_before, not_after) = self.validity();
         if at < not_before {
-            return Err(ChainError::NotYetValid {
+            return Err(CertChainError::NotYetValid {
                 which,
                 not_before,
                 at,
             });
         }
         if at > not_after {
-            return Err(ChainError::Expired {
+            return Err(CertChainError::Expired {
                 which,
                 not_after,
                 at,

@@ -2,9 +2,9 @@
 //! compiled-in roots with the fields the manifest lists, and each tampering fails with its own
 //! error.
 
-use snpkms_verifier::error::*;
-use snpkms_verifier::report::offsets;
-use snpkms_verifier::tcb::TcbComponent;
+use snpkms_verifier::offsets;
+use snpkms_verifier::TcbComponent;
+use snpkms_verifier::*;
 use snpkms_verifier::{
     CertificateBundle, Policy, Product, TcbVersion, TrustRoots, UnixTime, Verifier, VerifyError,
 };
@@ -289,7 +289,7 @@ fn a_chain_from_another_product_root_is_rejected() {
     v.certs = v.certs.clone().with_chain_pem(&chain("milan")).unwrap();
     assert_eq!(
         verify(&v),
-        Err(ChainError::UntrustedRoot {
+        Err(CertChainError::UntrustedRoot {
             product: Product::Genoa
         }
         .into())
@@ -304,7 +304,7 @@ fn a_chain_from_another_product_root_is_rejected() {
     // Milan's ASK is signed by that ARK, but the Genoa VCEK names another issuer.
     assert_eq!(
         swapped.verify(&v.report, &v.certs, AT),
-        Err(ChainError::IssuerMismatch {
+        Err(CertChainError::IssuerMismatch {
             which: "VCEK",
             issuer: "ASK"
         }
@@ -319,7 +319,7 @@ fn a_chain_from_another_product_root_is_rejected() {
     };
     assert_eq!(
         only_milan.verify(&v.report, &v.certs, AT),
-        Err(ChainError::NoRootForProduct {
+        Err(CertChainError::NoRootForProduct {
             product: Product::Genoa
         }
         .into())
@@ -349,7 +349,7 @@ fn certificate_validity_is_checked_at_the_given_time() {
     assert!(
         matches!(
             later,
-            Err(VerifyError::Chain(ChainError::Expired {
+            Err(VerifyError::CertChain(CertChainError::Expired {
                 which: "VCEK",
                 ..
             }))
@@ -361,7 +361,7 @@ fn certificate_validity_is_checked_at_the_given_time() {
     assert!(
         matches!(
             earlier,
-            Err(VerifyError::Chain(ChainError::NotYetValid {
+            Err(VerifyError::CertChain(CertChainError::NotYetValid {
                 which: "VCEK",
                 ..
             }))
@@ -476,7 +476,7 @@ fn a_tampered_vcek_certificate_fails_the_ask_signature() {
     der[at] ^= 0x01;
     assert_eq!(
         verify(&v),
-        Err(ChainError::VcekNotSignedByAsk {
+        Err(CertChainError::VcekNotSignedByAsk {
             product: Product::Milan
         }
         .into())

@@ -5,9 +5,9 @@ use snpkms_simulator::{
     trust_simulator_root, AuthorityNames, DerivedKeyRequest, GuestLaunch, ReportFields,
     SimAuthority, SimulatedGuest, SimulatedPlatform,
 };
-use snpkms_verifier::error::*;
-use snpkms_verifier::policy::Abi;
-use snpkms_verifier::tcb::TcbComponent;
+use snpkms_verifier::Abi;
+use snpkms_verifier::TcbComponent;
+use snpkms_verifier::*;
 use snpkms_verifier::{
     CertificateBundle, Crl, GuestPolicy, KeyInfo, PlatformInfo, Policy, Product, RootOrigin,
     TcbVersion, TrustRoots, UnixTime, VerifiedReport, Verifier, VerifyError,
@@ -54,7 +54,7 @@ fn simulator_reports_need_the_simulator_root() {
         let amd_only = Verifier::new(TrustRoots::amd(), Policy::default());
         assert_eq!(
             amd_only.verify(&report, &certs, AT),
-            Err(ChainError::UntrustedRoot { product }.into()),
+            Err(CertChainError::UntrustedRoot { product }.into()),
             "{product}"
         );
         // Without the ARK in the evidence, the simulator ASK is simply not signed by AMD.
@@ -62,7 +62,7 @@ fn simulator_reports_need_the_simulator_root() {
         no_ark.ark = None;
         assert_eq!(
             amd_only.verify(&report, &no_ark, AT),
-            Err(ChainError::AskNotSignedByArk { product }.into())
+            Err(CertChainError::AskNotSignedByArk { product }.into())
         );
 
         let verified = sim_verifier(Policy::default())
@@ -150,7 +150,7 @@ fn a_forged_chain_with_amd_names_is_rejected() {
     let amd = Verifier::new(TrustRoots::amd(), Policy::default());
     assert_eq!(
         amd.verify(&report, &certs, AT),
-        Err(ChainError::UntrustedRoot {
+        Err(CertChainError::UntrustedRoot {
             product: Product::Milan
         }
         .into())
@@ -159,7 +159,7 @@ fn a_forged_chain_with_amd_names_is_rejected() {
     without_ark.ark = None;
     assert_eq!(
         amd.verify(&report, &without_ark, AT),
-        Err(ChainError::AskNotSignedByArk {
+        Err(CertChainError::AskNotSignedByArk {
             product: Product::Milan
         }
         .into())
@@ -181,7 +181,7 @@ fn the_crl_revokes_and_must_be_signed_and_fresh() {
         sim_verifier(Policy::default())
             .with_crl(revoking)
             .verify(&report, &certs, AT),
-        Err(ChainError::Revoked {
+        Err(CertChainError::Revoked {
             which: "ASK",
             serial: hex::encode(&ask_serial)
         }
@@ -199,7 +199,7 @@ fn the_crl_revokes_and_must_be_signed_and_fresh() {
         sim_verifier(Policy::default())
             .with_crl(stale)
             .verify(&report, &certs, AT),
-        Err(ChainError::CrlStale {
+        Err(CertChainError::CrlStale {
             next_update: AT.0 - day,
             at: AT.0
         }
@@ -215,7 +215,7 @@ fn the_crl_revokes_and_must_be_signed_and_fresh() {
         sim_verifier(Policy::default())
             .with_crl(forged)
             .verify(&report, &certs, AT),
-        Err(ChainError::CrlSignature {
+        Err(CertChainError::CrlSignature {
             product: Product::Milan
         }
         .into())
@@ -480,12 +480,8 @@ fn cached_chain_is_rechecked_for_validity_and_product() {
         .unwrap();
     assert!(v.verify_parsed(&report, &chain, AT).is_ok());
     assert!(matches!(
-        v.verify_parsed(
-            &report,
-            &chain,
-            UnixTime(snpkms_simulator::authority::NOT_AFTER + 1)
-        ),
-        Err(VerifyError::Chain(ChainError::Expired { .. }))
+        v.verify_parsed(&report, &chain, UnixTime(snpkms_simulator::NOT_AFTER + 1)),
+        Err(VerifyError::CertChain(CertChainError::Expired { .. }))
     ));
     // A Genoa report presented with the cached Milan chain.
     let g = platform(Product::Genoa);

@@ -426,8 +426,8 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     // prepared in batches so that outstanding challenges (node memory) stay bounded however long
     // the run: only the firing is timed and counted.
     let batch = args.requests.clamp(1, BATCH);
-    let hits_before = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await;
-    let misses_before = metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await;
+    let hits_before = metric(&metrics_addr, "snpkms_registry_decision_cache_hits_total").await;
+    let misses_before = metric(&metrics_addr, "snpkms_registry_decision_cache_misses_total").await;
     let syncs_before = metric(&metrics_addr, "snpkms_audit_syncs_total").await;
     let records_before = metric(&metrics_addr, "snpkms_audit_records").await;
     let memory_start = memory_kb(pid).unwrap_or_default();
@@ -488,9 +488,10 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     let memory_end = memory_kb(pid).unwrap_or_default();
     let syncs = metric(&metrics_addr, "snpkms_audit_syncs_total").await - syncs_before;
     let records = metric(&metrics_addr, "snpkms_audit_records").await - records_before;
-    let hits = metric(&metrics_addr, "snpkms_chain_decision_cache_hits_total").await - hits_before;
+    let hits =
+        metric(&metrics_addr, "snpkms_registry_decision_cache_hits_total").await - hits_before;
     let misses =
-        metric(&metrics_addr, "snpkms_chain_decision_cache_misses_total").await - misses_before;
+        metric(&metrics_addr, "snpkms_registry_decision_cache_misses_total").await - misses_before;
     let rps = load.ok as f64 / load.elapsed.as_secs_f64();
     let load_latency = percentiles(load.latencies.clone());
     let (verify_rate_after, _) = bare_verify_rate(threads, 3.0);

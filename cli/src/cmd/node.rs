@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         NodeCommand::Bootstrap { config } => {
             let cfg = NodeConfig::load(&config)?;
-            let out = snpkms_kms_node::bootstrap::bootstrap(&cfg)?;
+            let out = snpkms_kms_node::bootstrap(&cfg)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             eprintln!(
                 "root secret generated and sealed in {}; register it with:\n  snpkms gov set-kms-info --root-signing-address {}",
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         NodeCommand::Onboard { config, peers } => {
             let cfg = NodeConfig::load(&config)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            match runtime.block_on(snpkms_kms_node::join::join(&cfg, &peers)) {
+            match runtime.block_on(snpkms_kms_node::join(&cfg, &peers)) {
                 Ok(outcome) => {
                     println!("{}", serde_json::to_string_pretty(&outcome)?);
                     eprintln!(
@@ -107,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bootstrap,
             extra_roots,
         } => {
-            let out: snpkms_kms_node::bootstrap::BootstrapOutput =
+            let out: snpkms_kms_node::BootstrapOutput =
                 serde_json::from_slice(&super::read_file(&bootstrap)?)
                     .with_context(|| format!("{} is not bootstrap output", bootstrap.display()))?;
             let mut roots = snpkms_verifier::TrustRoots::amd();
@@ -127,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_secs(),
             );
-            match snpkms_kms_node::bootstrap::check_bootstrap(&out, &verifier, now) {
+            match snpkms_kms_node::check_bootstrap(&out, &verifier, now) {
                 Ok(checked) => {
                     let report = &checked.report;
                     println!("root signing address {}", out.root_signing_address);
@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         NodeCommand::ConfigDigest { config, show } => {
             let cfg = NodeConfig::load(&config)?;
-            let settings = snpkms_kms_node::security::SecuritySettings::resolve(&cfg)?;
+            let settings = snpkms_kms_node::SecuritySettings::resolve(&cfg)?;
             println!("{}", settings.digest());
             if show {
                 eprintln!("{}", settings.canonical_json());

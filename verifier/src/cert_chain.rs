@@ -2,7 +2,7 @@
 
 use crate::certs::CertificateBundle;
 use crate::crl::Crl;
-use crate::error::{CertError, ChainError, ProductError, VerifyError};
+use crate::error::{CertChainError, CertError, ProductError, VerifyError};
 use crate::product::Product;
 use crate::roots::{RootOrigin, TrustAnchor, TrustRoots};
 use crate::vcek::{vcek_public_key, VcekClaims};
@@ -13,28 +13,34 @@ use crate::x509::ParsedCert;
 /// `valid_until`. It is what a node may cache per VCEK to skip the RSA work on later reports.
 #[derive(Debug, Clone)]
 pub struct VerifiedVcek {
+    /// The product of the chain (named by the report, the VCEK issuer, or both in agreement).
     pub product: Product,
+    /// The VCEK's P-384 public key, which verifies report signatures.
     pub key: p384::ecdsa::VerifyingKey,
+    /// The TCB and hwID the VCEK was issued for.
     pub claims: VcekClaims,
     /// The latest notBefore and the earliest notAfter along the chain (unix seconds).
     pub valid_from: u64,
+    /// The earliest notAfter of ARK, ASK and VCEK, unix seconds; the chain is refused after it.
     pub valid_until: u64,
+    /// Where the ARK the chain ends at came from.
     pub root: RootOrigin,
+    /// That ARK's [`TrustAnchor::fingerprint`]: hex SHA-256 of its SubjectPublicKeyInfo.
     pub root_fingerprint: String,
 }
 
 impl VerifiedVcek {
     /// Re-checks the chain's validity window, for chains verified earlier and cached.
-    pub fn check_validity(&self, at: u64) -> Result<(), ChainError> {
+    pub fn check_validity(&self, at: u64) -> Result<(), CertChainError> {
         if at < self.valid_from {
-            return Err(ChainError::NotYetValid {
+            return Err(CertChainError::NotYetValid {
                 which: "certificate chain",
                 not_before: self.valid_from,
                 at,
             });
         }
         if at > self.valid_until {
-            return Err(ChainError::Expired {
+            return Err(CertChainError::Expired {
                 which: "certificate chain",
                 not_after: self.valid_until,
                 at,
@@ -73,14 +79,14 @@ pub fn verify_chain(
 
     let mut candidates: Vec<&TrustAnchor> = roots.for_product(product).collect();
     if candidates.is_empty() {
-        return Err(ChainError::NoRootForProduct { product }.into());
+        return Err(CertChainError::NoRootForProduct { product }.into());
     }
     if let Some(ark_der) = certs.ark.as_deref() {
         // A supplied ARK is only a hint of which pinned root to use; it must be one of them.
         let supplied = ParsedCert::parse(ark_der, "ARK")?.spki_der();
         candidates.retain(|a| a.ark.spki_der() == supplied);
         if candidates.is_empty() {
-            return Err(ChainError::UntrustedRoot { product }.into());
+            return Err(CertChainError::UntrustedRoot { product }.into());
         }
     }
     let supplied_ask = certs
@@ -96,30 +102,34 @@ pub fn verify_chain(
             ask.verify_signed_by(
                 &anchor.ark_key,
                 "ASK",
-                ChainError::AskNotSignedByArk { product },
+                CertChainError::AskNotSignedByArk { product },
             )
             .ok()
             .map(|()| (anchor, ask))
         })
-        .ok_or(ChainError::AskNotSignedByArk { product })?;
+        .ok_or(CertChainError::AskNotSignedByArk { product })?;
 
     let ark = &anchor.ark;
     if ask.cert.tbs_certificate.issuer != ark.cert.tbs_certificate.subject {
-        return Err(ChainError::IssuerMismatch {
+        return Err(CertChainError::IssuerMismatch {
             which: "ASK",
             issuer: "ARK",
         }
         .into());
     }
     if vcek.cert.tbs_certificate.issuer != ask.cert.tbs_certificate.subject {
-        return Err(ChainError::IssuerMismatch {
+        return Err(CertChainError::IssuerMismatch {
             which: "VCEK",
             issuer: "ASK",
         }
         .into());
     }
     let ask_key = ask.rsa_public_key("ASK")?;
-    vcek.verify_signed_by(&ask_key, "VCEK", ChainError::VcekNotSignedByAsk { product })?;
+    vcek.verify_signed_by(
+        &ask_key,
+        "VCEK",
+        CertChainError::VcekNotSignedByAsk { product },
+    )?;
 
     for (cert, which) in [(ark, "ARK"), (ask, "ASK"), (&vcek, "VCEK")] {
         cert.check_validity(at, which)?;
@@ -132,7 +142,7 @@ pub fn verify_chain(
         crl.verify(&anchor.ark_key, product, at)?;
         for (cert, which) in [(ask, "ASK"), (&vcek, "VCEK")] {
             if crl.is_revoked(cert.cert.tbs_certificate.serial_number.as_bytes()) {
-                return Err(ChainError::Revoked {
+                return Err(CertChainError::Revoked {
                     which,
                     serial: cert.serial_hex(),
                 }
