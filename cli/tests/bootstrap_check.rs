@@ -28,7 +28,10 @@ fn bootstrap_evidence_binds_the_kms_info() {
     );
     let bootstrap = dir.path().join("bootstrap.json");
     std::fs::write(&bootstrap, &out.stdout).unwrap();
-    let sim_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/fixtures/ark.pem");
+    let sim_root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simulator/fixtures/ark-milan.pem"
+    );
 
     let check = |file: &std::path::Path, roots: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snpkms"));

@@ -62,7 +62,10 @@ fn a_hardware_node_trusts_only_amd_roots_whatever_its_configuration_says() {
         "unused",
     );
     cfg.platform = PlatformConfig::Hardware;
-    let sim_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/fixtures/ark.pem");
+    let sim_root = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simulator/fixtures/ark-milan.pem"
+    );
     let amd_root = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../verifier/testdata/amd/roots/milan-ask-ark.pem"

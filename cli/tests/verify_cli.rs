@@ -91,7 +91,7 @@ fn simulator_evidence_needs_an_explicit_extra_root() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a pinned root"));
 
-    let ark = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulator/fixtures/ark.pem");
+    let ark = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulator/fixtures/ark-milan.pem");
     let mut args = base.to_vec();
     args.extend(["--extra-root", s(&ark)]);
     let out = snpkms(&args);

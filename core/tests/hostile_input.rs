@@ -197,7 +197,7 @@ fn forged_authority() -> Arc<SimAuthority> {
     let ark = RsaPrivateKey::new(&mut rng, 2048).unwrap();
     let ask = RsaPrivateKey::new(&mut rng, 2048).unwrap();
     Arc::new(SimAuthority::from_keys(
-        AuthorityNames::amd_lookalike(Product::Milan),
+        AuthorityNames::amd_lookalike(),
         ark,
         ask,
     ))
@@ -607,4 +607,57 @@ async fn every_kind_of_bad_request_fails_before_the_registry_is_read() {
         "one registry read per good request, none for a bad one"
     );
     assert_eq!(node.log().len() - records, cases.len() as u64);
+}
+
+/// `(r, n - s)`: the other valid signature of the same report bytes.
+fn malleate(report: &mut [u8]) {
+    use p384::elliptic_curve::PrimeField;
+    let at = offsets::SIGNATURE_S;
+    let mut s_be: [u8; 48] = report[at..at + 48].try_into().unwrap();
+    s_be.reverse();
+    let s = Option::<p384::Scalar>::from(p384::Scalar::from_repr(s_be.into())).unwrap();
+    let mut twin: [u8; 48] = (-s).to_repr().into();
+    twin.reverse();
+    report[at..at + 48].copy_from_slice(&twin);
+}
+
+#[tokio::test]
+async fn the_malleated_twin_of_a_used_report_is_a_replay() {
+    // Genuine AMD reports carry high-S signatures, so both (r, s) and (r, n - s) verify: the
+    // bytes of a report are not unique. What stops a replay is the nonce, consumed once.
+    let (node, registry) = node();
+    node.refresh_kms_state().await.serving.expect("serving");
+    let ctx = Ctx {
+        app: APP,
+        compose: COMPOSE,
+        platform: Arc::new(SimulatedPlatform::new(
+            authority(),
+            Product::Milan,
+            GUEST_CHIP,
+        )),
+    };
+    let good = ctx.request(&node, &Mutation::default());
+    let mut twin = good.clone();
+    malleate(&mut twin.evidence.as_mut().unwrap().report);
+    assert_ne!(twin.evidence, good.evidence);
+    node.get_app_key(good)
+        .await
+        .expect("the original is served");
+    let reads = registry.app_reads.load(Ordering::Relaxed);
+    let err = node.get_app_key(twin.clone()).await.unwrap_err();
+    assert_eq!(err.refusal(), Refusal::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("nonce"), "{err}");
+    // With a fresh nonce the twin is still bound to the old one.
+    twin.nonce = node.challenge().unwrap().nonce;
+    let err = node.get_app_key(twin).await.unwrap_err();
+    assert_eq!(err.refusal(), Refusal::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("report_data"), "{err}");
+    assert_eq!(registry.app_reads.load(Ordering::Relaxed), reads);
+
+    // And the twin of an unused report verifies: the signature form is not what is checked.
+    let mut fresh = ctx.request(&node, &Mutation::default());
+    malleate(&mut fresh.evidence.as_mut().unwrap().report);
+    node.get_app_key(fresh)
+        .await
+        .expect("a twin with its own nonce is served");
 }

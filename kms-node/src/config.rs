@@ -207,7 +207,7 @@ pub struct TrustSection {
     /// the hardware platform and in builds without the `simulator` feature.
     #[serde(default)]
     pub simulator_root: bool,
-    /// Extra root PEM files (ARK, or ASK then ARK), trusted for every product. On hardware only
+    /// Extra root PEM files (ARK, or ASK then ARK), each trusted for the product its ARK names. On hardware only
     /// AMD's own ARKs are accepted here; the digest covers each file's ARK public key.
     #[serde(default)]
     pub extra_roots: Vec<PathBuf>,

@@ -16,7 +16,7 @@ use crate::config::{ConfigError, Limits, NodeConfig, PlatformConfig, RpcUrl};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use snpkms_chain_client::{ChainConfig, ReadAt, RpcEndpoint};
-use snpkms_verifier::{Crl, Policy, Product, TrustRoots};
+use snpkms_verifier::{Crl, Policy, TrustRoots};
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,10 +47,10 @@ pub struct SecuritySettings {
     pub chain: ChainConfig,
     /// AMD's roots, plus the simulator's and extra roots where the platform allows them.
     pub roots: TrustRoots,
-    /// The CRLs of `trust.crls`, parsed.
-    pub crls: Vec<Crl>,
     /// The guest policy every report must meet.
     pub policy: Policy,
+    /// The verifier of these roots, this policy and the CRLs of `trust.crls`.
+    verifier: snpkms_verifier::Verifier,
     /// `[limits]` as configured. Only its sealed fields enter the digest
     /// (`verified_chain_cache` and `audit_commit_delay_us` do not).
     pub limits: Limits,
@@ -149,16 +149,18 @@ impl SecuritySettings {
     pub fn resolve(cfg: &NodeConfig) -> Result<SecuritySettings, ConfigError> {
         let (chain, endpoints) = resolve_chain(cfg)?;
         let (roots, extra_roots) = resolve_roots(cfg)?;
-        let mut crls = Vec::new();
+        let mut verifier = snpkms_verifier::Verifier::new(roots.clone(), cfg.policy.clone());
         let mut crl_hashes = Vec::new();
         for path in &cfg.trust.crls {
             let der = read(path, "trust.crls")?;
-            let crl = Crl::from_der(&der).map_err(|e| ConfigError::Invalid {
+            let invalid = |e: &dyn std::fmt::Display| ConfigError::Invalid {
                 field: "trust.crls",
                 message: format!("{}: {e}", path.display()),
-            })?;
+            };
+            let crl = Crl::from_der(&der).map_err(|e| invalid(&e))?;
+            // A CRL no trusted root signed is a mistake to report now, not on the first guest.
+            verifier = verifier.with_crl(crl).map_err(|e| invalid(&e))?;
             crl_hashes.push(sha256_hex(&der));
-            crls.push(crl);
         }
         let l = &cfg.limits;
         // A NaN rate would refuse every request, and JSON writes NaN and infinity alike as
@@ -225,8 +227,8 @@ impl SecuritySettings {
         Ok(SecuritySettings {
             chain,
             roots,
-            crls,
             policy: cfg.policy.clone(),
+            verifier,
             limits: cfg.limits.clone(),
             canonical,
             digest,
@@ -247,10 +249,7 @@ impl SecuritySettings {
 
     /// The verifier this configuration describes.
     pub fn verifier(&self) -> snpkms_verifier::Verifier {
-        self.crls.iter().cloned().fold(
-            snpkms_verifier::Verifier::new(self.roots.clone(), self.policy.clone()),
-            snpkms_verifier::Verifier::with_crl,
-        )
+        self.verifier.clone()
     }
 }
 
@@ -348,7 +347,7 @@ fn resolve_roots(cfg: &NodeConfig) -> Result<(TrustRoots, Vec<String>), ConfigEr
         let pem = read(path, "trust.extra_roots")?;
         let mut extra = TrustRoots::empty();
         extra
-            .add_pem(&Product::ALL, &path.display().to_string(), &pem)
+            .add_pem_for_named_product(&path.display().to_string(), &pem)
             .map_err(|e| ConfigError::Invalid {
                 field: "trust.extra_roots",
                 message: format!("{}: {e}", path.display()),
@@ -491,7 +490,10 @@ mod tests {
             ),
             "{err}"
         );
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/fixtures/ark.pem");
+        let root = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../simulator/fixtures/ark-milan.pem"
+        );
         let extra = BASE.replace(
             "[platform]",
             &format!("[trust]\nextra_roots = [\"{root}\"]\n[platform]"),

@@ -14,14 +14,14 @@ fn pem(der: &[u8]) -> String {
 fn main() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
     let authority = SimAuthority::with_names(AuthorityNames::simulator());
-    std::fs::write(format!("{dir}/ark.pem"), pem(authority.ark_der())).expect("write ark.pem");
     for product in Product::ALL {
         let name = product.amd_name().to_lowercase();
-        std::fs::write(
-            format!("{dir}/ask-{name}.pem"),
-            pem(authority.ask_der(product)),
-        )
-        .expect("write ask");
+        for (kind, der) in [
+            ("ark", authority.ark_der(product)),
+            ("ask", authority.ask_der(product)),
+        ] {
+            std::fs::write(format!("{dir}/{kind}-{name}.pem"), pem(der)).expect("write");
+        }
     }
-    println!("wrote {dir}/ark.pem and ask-*.pem");
+    println!("wrote {dir}/ark-*.pem and ask-*.pem");
 }

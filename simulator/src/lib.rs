@@ -14,23 +14,23 @@ mod guest;
 mod platform;
 
 pub use authority::{
-    AuthorityNames, SimAuthority, ARK_KEY_PEM, ARK_PEM, ASK_KEY_PEM, NOT_AFTER, NOT_BEFORE,
+    AuthorityNames, SimAuthority, ARK_KEY_PEM, ARK_PEMS, ASK_KEY_PEM, NOT_AFTER, NOT_BEFORE,
 };
+pub use cert_builder::ProfileDeviation;
 pub use fields::{cpuid_of, ReportFields};
 pub use guest::{DerivedKeyError, DerivedKeyRequest, Evidence, GuestLaunch, SimulatedGuest};
-pub use platform::{default_tcb, SimulatedPlatform};
+pub use platform::{default_plat_info, default_tcb, SimulatedPlatform};
 
 use snpkms_verifier::RootError;
-use snpkms_verifier::{Product, TrustRoots};
+use snpkms_verifier::TrustRoots;
 
 /// Label of the simulator's trust anchor in verification results and logs.
 pub const SIMULATOR_ROOT_LABEL: &str = "simulator";
 
-/// Adds the simulator's ARK (committed test fixture) to `roots` for every product.
+/// Adds the simulator's ARKs (committed test fixtures, one per product) to `roots`.
 pub fn trust_simulator_root(roots: &mut TrustRoots) -> Result<(), RootError> {
-    roots.add_pem(
-        &Product::ALL,
-        SIMULATOR_ROOT_LABEL,
-        authority::ARK_PEM.as_bytes(),
-    )
+    for (product, pem) in ARK_PEMS {
+        roots.add_pem(&[product], SIMULATOR_ROOT_LABEL, pem.as_bytes())?;
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! and signs reports with it over bytes 0x000..0x2A0 exactly like hardware.
 
 use crate::authority::{SimAuthority, NOT_AFTER, NOT_BEFORE};
-use crate::cert_builder::{extension, sign_certificate, CertSpec};
+use crate::cert_builder::{extension, sign_certificate, CertSpec, ProfileDeviation};
 use crate::fields::{cpuid_of, ReportFields};
 use hkdf::Hkdf;
 use p384::ecdsa::signature::Signer;
@@ -28,6 +28,8 @@ pub struct SimulatedPlatform {
     firmware: FirmwareVersion,
     /// VCEK certificate validity (unix seconds).
     vcek_validity: (u64, u64),
+    /// How its VCEKs depart from AMD's profile (none by default).
+    vcek_deviation: ProfileDeviation,
     vceks: Mutex<HashMap<[u8; 8], Arc<Vcek>>>,
 }
 
@@ -35,6 +37,34 @@ struct Vcek {
     key: SigningKey,
     der: Vec<u8>,
 }
+
+/// PLATFORM_INFO as the genuine parts of each product report it: SMT, ECC and
+/// ALIAS_CHECK_COMPLETE (the BadRAM check) everywhere, TSME on Genoa, and bit 6 on Turin.
+pub fn default_plat_info(product: Product) -> u64 {
+    let base = PlatformInfo::SMT_EN | PlatformInfo::ECC_EN | PlatformInfo::ALIAS_CHECK_COMPLETE;
+    match product {
+        Product::Milan => base,
+        Product::Genoa => base | PlatformInfo::TSME_EN,
+        Product::Turin => base | 1 << 6,
+    }
+}
+
+/// AMD's productName for each product: with the stepping on Milan, without on the others.
+fn product_name(product: Product) -> &'static str {
+    match product {
+        Product::Milan => "Milan-B0",
+        Product::Genoa => "Genoa",
+        Product::Turin => "Turin",
+    }
+}
+
+/// structVersion (1.3.6.1.4.1.3704.1.1): 0 on Milan and Genoa VCEKs, 1 on Turin's.
+const OID_STRUCT_VERSION: &str = "1.3.6.1.4.1.3704.1.1";
+/// Reserved SPL extensions AMD writes as 0 (Turin's VCEKs lack .3.4).
+const OID_SPL_4: &str = "1.3.6.1.4.1.3704.1.3.4";
+const OID_SPL_5: &str = "1.3.6.1.4.1.3704.1.3.5";
+const OID_SPL_6: &str = "1.3.6.1.4.1.3704.1.3.6";
+const OID_SPL_7: &str = "1.3.6.1.4.1.3704.1.3.7";
 
 /// A TCB typical of a current, patched part of each product.
 pub fn default_tcb(product: Product) -> TcbVersion {
@@ -81,13 +111,14 @@ impl SimulatedPlatform {
             product,
             chip_secret,
             tcb: default_tcb(product),
-            plat_info: PlatformInfo::SMT_EN | PlatformInfo::TSME_EN | PlatformInfo::ECC_EN,
+            plat_info: default_plat_info(product),
             firmware: FirmwareVersion {
                 major: 1,
                 minor: 55,
                 build: 21,
             },
             vcek_validity: (NOT_BEFORE, NOT_AFTER),
+            vcek_deviation: ProfileDeviation::default(),
             vceks: Mutex::new(HashMap::new()),
         }
     }
@@ -105,7 +136,14 @@ impl SimulatedPlatform {
         self
     }
 
-    /// Another PLAT_INFO for its reports (default: SMT, TSME and ECC enabled).
+    /// VCEKs that depart from AMD's profile as `deviation` says (to test that the verifier
+    /// refuses them).
+    pub fn with_vcek_deviation(mut self, deviation: ProfileDeviation) -> SimulatedPlatform {
+        self.vcek_deviation = deviation;
+        self
+    }
+
+    /// Another PLAT_INFO for its reports (default: [`default_plat_info`]).
     pub fn with_plat_info(mut self, plat_info: u64) -> SimulatedPlatform {
         self.plat_info = plat_info;
         self
@@ -165,7 +203,7 @@ impl SimulatedPlatform {
             host_data: [0; 32],
             id_key_digest: [0; 48],
             author_key_digest: [0; 48],
-            report_id: [0; 32],
+            report_id: rand::random(),
             report_id_ma: [0xff; 32],
             reported_tcb: self.tcb,
             cpuid: cpuid_of(self.product),
@@ -174,7 +212,12 @@ impl SimulatedPlatform {
             current_version: self.firmware,
             committed_version: self.firmware,
             launch_tcb: self.tcb,
-            mit_vectors: (0, 0),
+            // Turin's genuine reports carry mitigation vectors 0x3f.
+            mit_vectors: if self.product == Product::Turin {
+                (0x3f, 0x3f)
+            } else {
+                (0, 0)
+            },
         }
     }
 
@@ -198,7 +241,7 @@ impl SimulatedPlatform {
             vcek: Some(self.vcek(tcb).der.clone()),
             vlek: None,
             ask: Some(self.authority.ask_der(self.product).to_vec()),
-            ark: Some(self.authority.ark_der().to_vec()),
+            ark: Some(self.authority.ark_der(self.product).to_vec()),
         }
     }
 
@@ -234,40 +277,67 @@ impl SimulatedPlatform {
             .expect("P-384 key encodes");
         let spki = der::Decode::from_der(spki_der.as_bytes()).expect("SPKI decodes");
         let int = |v: u8| der::Encode::to_der(&v).expect("INTEGER encodes");
+        let deviation = &self.vcek_deviation;
+        let name = deviation
+            .product_name
+            .clone()
+            .unwrap_or_else(|| product_name(self.product).to_string());
         let mut extensions = vec![
             extension(
-                OID_PRODUCT_NAME,
-                der::Encode::to_der(
-                    &der::asn1::Ia5StringRef::new(self.product.amd_name()).expect("ASCII"),
-                )
-                .expect("IA5String encodes"),
+                OID_STRUCT_VERSION,
+                int(u8::from(self.product.has_turin_tcb_layout())),
             ),
-            extension(OID_BL_SPL, int(tcb.bootloader)),
-            extension(OID_TEE_SPL, int(tcb.tee)),
-            extension(OID_SNP_SPL, int(tcb.snp)),
-            extension(OID_UCODE_SPL, int(tcb.microcode)),
+            extension(
+                OID_PRODUCT_NAME,
+                der::Encode::to_der(&der::asn1::Ia5StringRef::new(&name).expect("ASCII"))
+                    .expect("IA5String encodes"),
+            ),
         ];
-        if self.product.has_turin_tcb_layout() {
-            extensions.push(extension(OID_FMC_SPL, int(tcb.fmc)));
-        }
+        // In AMD's order: Milan and Genoa list the reserved SPLs before snpSPL, Turin puts
+        // fmcSPL first and has no .3.4.
+        let spls: Vec<(&str, u8)> = if self.product.has_turin_tcb_layout() {
+            vec![
+                (OID_FMC_SPL, tcb.fmc),
+                (OID_BL_SPL, tcb.bootloader),
+                (OID_TEE_SPL, tcb.tee),
+                (OID_SNP_SPL, tcb.snp),
+                (OID_SPL_5, 0),
+                (OID_SPL_6, 0),
+                (OID_SPL_7, 0),
+                (OID_UCODE_SPL, tcb.microcode),
+            ]
+        } else {
+            vec![
+                (OID_BL_SPL, tcb.bootloader),
+                (OID_TEE_SPL, tcb.tee),
+                (OID_SPL_4, 0),
+                (OID_SPL_5, 0),
+                (OID_SPL_6, 0),
+                (OID_SPL_7, 0),
+                (OID_SNP_SPL, tcb.snp),
+                (OID_UCODE_SPL, tcb.microcode),
+            ]
+        };
+        extensions.extend(spls.into_iter().map(|(oid, v)| extension(oid, int(v))));
         extensions.push(extension(
             OID_HWID,
             self.chip_id()[..self.hwid_len()].to_vec(),
         ));
-        let serial: [u8; 8] = Sha384::digest(spki_der.as_bytes())[..8]
-            .try_into()
-            .expect("8 bytes");
-        let mut serial = serial.to_vec();
-        serial[0] &= 0x7f; // positive INTEGER
-        serial[0] |= 0x01; // no leading zero byte
+        let subject = match &deviation.subject_cn {
+            Some(cn) => self.authority.names().name(cn),
+            None => self.authority.vcek_name(),
+        };
         let der = sign_certificate(
             CertSpec {
-                serial: &serial,
+                // AMD's VCEKs all have serial number 0.
+                serial: &[0],
                 issuer: &self.authority.ask_name(self.product),
-                subject: &self.authority.vcek_name(),
+                subject: &subject,
                 not_before: self.vcek_validity.0,
                 not_after: self.vcek_validity.1,
-                extensions,
+                extensions: deviation.apply(extensions),
+                version: deviation.version(),
+                explicit_pss_trailer: false,
             },
             spki,
             self.authority.ask_key(),

@@ -142,7 +142,16 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
     )
     .unwrap();
     let crl = files.path().join("sim.crl");
-    std::fs::write(&crl, authority().crl(1_704_067_200, 2_524_607_999, &[])).unwrap();
+    std::fs::write(
+        &crl,
+        authority().crl(
+            snpkms_verifier::Product::Milan,
+            1_704_067_200,
+            Some(2_524_607_999),
+            &[],
+        ),
+    )
+    .unwrap();
     let ca = files.path().join("rpc-ca.pem");
     std::fs::write(&ca, rcgen_ca_pem()).unwrap();
     let proxy_url = stack.proxy.url.clone();

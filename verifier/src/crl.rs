@@ -2,7 +2,6 @@
 //! signed by the ARK. It revokes ASKs (and VLEK signing keys) whose keys AMD no longer trusts.
 
 use crate::error::{CertChainError, CertError};
-use crate::product::Product;
 use crate::x509::is_rsa_pss_sha384;
 use der::{Decode, Reader, SliceReader};
 use rsa::signature::Verifier;
@@ -18,8 +17,8 @@ pub struct Crl {
 }
 
 impl Crl {
-    /// Decodes a DER CRL. Nothing is verified yet: that happens per chain, against the ARK
-    /// whose common name the CRL's issuer carries.
+    /// Decodes a DER CRL. Nothing is verified yet: [`Verifier::with_crl`](crate::Verifier::with_crl)
+    /// checks which trusted ARK signed it.
     pub fn from_der(der: &[u8]) -> Result<Crl, CertError> {
         let list =
             CertificateList::from_der(der).map_err(|e| CertError::CrlDecode(e.to_string()))?;
@@ -29,31 +28,39 @@ impl Crl {
         })
     }
 
-    /// Checks the ARK's signature and freshness. A CRL that was due for renewal is refused: an
-    /// old CRL is how an attacker would hide a recent revocation.
-    pub fn verify(
-        &self,
-        ark_key: &RsaPublicKey,
-        product: Product,
-        at: u64,
-    ) -> Result<(), CertChainError> {
-        let bad = CertChainError::CrlSignature { product };
+    /// Whether `ark_key` signed this CRL (RSASSA-PSS, SHA-384, salt 48, the only scheme AMD
+    /// uses). That, not the issuer name it claims, decides which chains it applies to.
+    pub(crate) fn is_signed_by(&self, ark_key: &RsaPublicKey) -> bool {
         if !is_rsa_pss_sha384(&self.list.signature_algorithm) {
-            return Err(bad);
+            return false;
         }
-        let mut reader = SliceReader::new(&self.der).map_err(|_| bad.clone())?;
-        der::Header::decode(&mut reader).map_err(|_| bad.clone())?;
-        let tbs = reader.tlv_bytes().map_err(|_| bad.clone())?;
-        let sig = self.list.signature.as_bytes().ok_or_else(|| bad.clone())?;
-        let sig = rsa::pss::Signature::try_from(sig).map_err(|_| bad.clone())?;
-        rsa::pss::VerifyingKey::<Sha384>::new_with_salt_len(ark_key.clone(), 48)
-            .verify(tbs, &sig)
-            .map_err(|_| bad)?;
-        if let Some(next) = self.list.tbs_cert_list.next_update {
-            let next_update = next.to_unix_duration().as_secs();
-            if at > next_update {
-                return Err(CertChainError::CrlStale { next_update, at });
-            }
+        let verify = || -> Option<()> {
+            let mut reader = SliceReader::new(&self.der).ok()?;
+            der::Header::decode(&mut reader).ok()?;
+            let tbs = reader.tlv_bytes().ok()?;
+            let sig = rsa::pss::Signature::try_from(self.list.signature.as_bytes()?).ok()?;
+            rsa::pss::VerifyingKey::<Sha384>::new_with_salt_len(ark_key.clone(), 48)
+                .verify(tbs, &sig)
+                .ok()
+        };
+        verify().is_some()
+    }
+
+    /// The CRL is in force at `at`: thisUpdate has passed and nextUpdate, which must be
+    /// present, has not. An old CRL is how an attacker would hide a recent revocation.
+    pub fn check_fresh(&self, at: u64) -> Result<(), CertChainError> {
+        let tbs = &self.list.tbs_cert_list;
+        let this_update = tbs.this_update.to_unix_duration().as_secs();
+        if at < this_update {
+            return Err(CertChainError::CrlNotYetValid { this_update, at });
+        }
+        let next_update = tbs
+            .next_update
+            .ok_or(CertChainError::CrlNoNextUpdate)?
+            .to_unix_duration()
+            .as_secs();
+        if at > next_update {
+            return Err(CertChainError::CrlStale { next_update, at });
         }
         Ok(())
     }
@@ -68,9 +75,18 @@ impl Crl {
             .any(|r| r.serial_number.as_bytes() == serial)
     }
 
-    /// The common name of the CRL's issuer (`ARK-Milan`, ...), which selects the chains it
-    /// applies to.
+    /// The common name of the CRL's issuer (`ARK-Milan`, ...), as it claims; for messages
+    /// only.
     pub fn issuer_common_name(&self) -> Option<String> {
         crate::x509::common_name(&self.list.tbs_cert_list.issuer)
     }
+}
+
+/// A CRL with the trust anchors whose ARK signed it (by [`TrustAnchor::fingerprint`]).
+///
+/// [`TrustAnchor::fingerprint`]: crate::TrustAnchor::fingerprint
+#[derive(Debug, Clone)]
+pub(crate) struct AnchoredCrl {
+    pub crl: Crl,
+    pub anchors: Vec<String>,
 }

@@ -256,13 +256,64 @@ pub enum CertChainError {
         /// Verification time, unix seconds.
         at: u64,
     },
-    /// A configured CRL whose issuer common name matches the chain's ARK does not verify with
-    /// that ARK's key (or is not RSASSA-PSS/SHA-384/salt 48). The chain is refused rather than
-    /// the CRL ignored.
-    #[error("the CRL is not signed by the {product} ARK")]
+    /// A CRL given to the verifier is signed by none of its trusted ARKs (or not with
+    /// RSASSA-PSS/SHA-384/salt 48). It is refused when it is added, not ignored.
+    #[error("the CRL (issuer {issuer:?}) is not signed by any trusted ARK")]
     CrlSignature {
-        /// The product of the chain being checked.
-        product: Product,
+        /// The CRL's issuer common name, as it claims.
+        issuer: Option<String>,
+    },
+    /// A CRL of the chain's ARK has a thisUpdate in the future: it is not yet in force.
+    #[error("the CRL is not valid before {this_update} (unix), verification time is {at}")]
+    CrlNotYetValid {
+        /// The CRL's thisUpdate, unix seconds.
+        this_update: u64,
+        /// Verification time, unix seconds.
+        at: u64,
+    },
+    /// A CRL without nextUpdate never goes stale, so an old one could hide a revocation for
+    /// ever; AMD's CRLs always carry it.
+    #[error("the CRL has no nextUpdate: its freshness cannot be judged")]
+    CrlNoNextUpdate,
+    /// A certificate's version is not v3 (AMD issues only v3, with extensions).
+    #[error("{which} is an X.509 version {found} certificate, expected version 3")]
+    CertificateVersion {
+        /// Which certificate (`ARK`, `ASK`, `VCEK`).
+        which: &'static str,
+        /// Its version (1, 2 or 3).
+        found: u8,
+    },
+    /// A subject or issuer common name is not the one AMD's profile gives this certificate
+    /// (`ARK-<product>`, `SEV-<product>` for the ASK, `SEV-VCEK`). This is what tells an ASK
+    /// from an ASVK (`SEV-VLEK-<product>`).
+    #[error("{which} {field} common name is {found:?}, expected {expected:?}")]
+    CommonName {
+        /// Which certificate (`ARK`, `ASK`, `VCEK`).
+        which: &'static str,
+        /// `subject` or `issuer`.
+        field: &'static str,
+        /// What AMD's profile says.
+        expected: String,
+        /// What the certificate says, if it has a common name.
+        found: Option<String>,
+    },
+    /// An ARK or ASK is not a CA: basicConstraints CA:TRUE is missing, or its key usage does
+    /// not include keyCertSign. Only a CA's key may sign the next certificate.
+    #[error("{which} is not a certificate authority: {problem}")]
+    NotCa {
+        /// Which certificate (`ARK` or `ASK`).
+        which: &'static str,
+        /// What is missing.
+        problem: &'static str,
+    },
+    /// A certificate carries a critical extension this verifier does not understand; X.509
+    /// says such a certificate must be refused.
+    #[error("{which} has a critical extension {oid} this verifier does not understand")]
+    UnknownCriticalExtension {
+        /// Which certificate (`ARK`, `ASK`, `VCEK`).
+        which: &'static str,
+        /// The extension's dotted OID.
+        oid: String,
     },
     /// The CRL's nextUpdate has passed. A stale CRL could hide a recent revocation, so a fresh
     /// one must be configured.
@@ -293,6 +344,10 @@ pub enum SignatureError {
     /// bytes were altered, or another key signed them.
     #[error("the report signature does not verify with the VCEK public key")]
     Invalid,
+    /// KEY_INFO.MASK_CHIP_KEY is set: the firmware wrote zeros where the signature goes, at the
+    /// platform owner's request. Nothing vouches for such a report.
+    #[error("the report is unsigned (key_info.mask_chip_key): nothing vouches for it")]
+    Unsigned,
 }
 
 /// The report and the VCEK do not belong together, or the report is signed by a key this
@@ -340,11 +395,20 @@ pub enum BindingError {
     /// other 56 bytes are not zero): the VCEK is another machine's.
     #[error("VCEK hwID does not equal the report chip_id: the VCEK belongs to another chip")]
     ChipIdMismatch,
-    /// KEY_INFO.MASK_CHIP_KEY is set, which this verifier takes to mean that chip_id is masked,
-    /// so the report cannot be tied to a chip; refused unless
+    /// chip_id is all zeros (the platform's MaskChipId setting), so the report cannot be tied
+    /// to a chip; refused unless
     /// [`Policy::allow_masked_chip_id`](crate::Policy::allow_masked_chip_id).
-    #[error("chip_id is masked (key_info.mask_chip_key) and the policy requires a chip id")]
+    #[error("chip_id is masked (all zeros) and the policy requires a chip id")]
     MaskedChipId,
+    /// The VCEK's productName extension is missing or names another product than its chain
+    /// (AMD writes the product, optionally with its stepping: `Milan-B0`, `Genoa`).
+    #[error("VCEK productName is {found:?}, expected {expected} (or {expected}-<stepping>)")]
+    ProductName {
+        /// The product of the chain.
+        expected: Product,
+        /// What the extension says, if it is there.
+        found: Option<String>,
+    },
 }
 
 /// An authentic report that the relying party's [`Policy`](crate::Policy) refuses (step 6).
@@ -428,6 +492,110 @@ pub enum PolicyError {
     /// report is not from firmware that enforced the policy. Holds what disagrees.
     #[error("plat_info is inconsistent with the guest policy: {0}")]
     PlatInfoInconsistent(&'static str),
+    /// The committed TCB or firmware version differs from the current one: the firmware was
+    /// updated but not committed, so the platform can still be rolled back to what is
+    /// committed. Refused unless
+    /// [`Policy::allow_provisional_firmware`](crate::Policy::allow_provisional_firmware).
+    #[error("provisional firmware: committed {what} {committed} differs from current {current} (the platform can be rolled back); allow_provisional_firmware accepts it")]
+    ProvisionalFirmware {
+        /// `TCB` or `firmware version`.
+        what: &'static str,
+        /// The committed value.
+        committed: String,
+        /// The current value.
+        current: String,
+    },
+    /// A reported TCB component (the TCB the VCEK is for) is above the TCB the platform runs:
+    /// no genuine firmware reports a TCB it does not run.
+    #[error("reported_tcb {component} is {reported}, above current_tcb's {current}")]
+    ReportedAboveCurrent {
+        /// The first component above the current one.
+        component: TcbComponent,
+        /// Its SPL in reported_tcb.
+        reported: u8,
+        /// Its SPL in current_tcb.
+        current: u8,
+    },
+    /// The current or committed firmware build is below
+    /// [`Policy::min_build`](crate::Policy::min_build) for the product.
+    #[error("{which} firmware build {build} is below the {product} minimum {min}")]
+    BuildTooOld {
+        /// `current` or `committed`.
+        which: &'static str,
+        /// The product whose minimum applied.
+        product: Product,
+        /// The build in the report.
+        build: u8,
+        /// The minimum build.
+        min: u8,
+    },
+    /// The ABI the guest policy requires of the firmware is below
+    /// [`Policy::min_guest_policy_abi`](crate::Policy::min_guest_policy_abi).
+    #[error("the guest policy requires firmware ABI {major}.{minor}, below the minimum {min_major}.{min_minor}")]
+    GuestPolicyAbiTooOld {
+        /// The guest policy's ABI_MAJOR.
+        major: u8,
+        /// The guest policy's ABI_MINOR.
+        minor: u8,
+        /// The minimum major version.
+        min_major: u8,
+        /// The minimum minor version.
+        min_minor: u8,
+    },
+    /// The guest policy requires a newer firmware ABI than the firmware that produced the
+    /// report runs: firmware refuses to launch such a guest, so the report is not genuine.
+    #[error(
+        "the guest policy requires firmware ABI {required}, but the current firmware is {current}"
+    )]
+    GuestPolicyAbiAboveFirmware {
+        /// The ABI the guest policy requires, `major.minor`.
+        required: String,
+        /// The current firmware version.
+        current: String,
+    },
+    /// Guest policy CXL_ALLOW (bit 21) is set and [`Policy::allow_cxl`](crate::Policy::allow_cxl)
+    /// is false: guest memory may live in CXL devices outside SNP's protection.
+    #[error("policy.cxl_allow is set: guest memory may be placed in CXL-attached memory")]
+    CxlAllowed,
+    /// A guest policy bit the relying party requires is clear.
+    #[error("the guest policy does not set {0}, which the policy requires")]
+    GuestPolicyBitMissing(&'static str),
+    /// A platform feature the relying party requires is off in plat_info.
+    #[error("plat_info does not report {0}, which the policy requires")]
+    PlatformFeatureMissing(&'static str),
+    /// plat_info TIO_EN is set and [`Policy::allow_tio`](crate::Policy::allow_tio) is false.
+    #[error("plat_info reports SEV-TIO enabled, which the policy refuses")]
+    TioEnabled,
+    /// A required mitigation bit is clear in the launch or current mitigation vector, or the
+    /// report (before version 5) carries no mitigation vectors.
+    #[error("{which} mitigation vector is {found:#x}, missing required bits {missing:#x}")]
+    MitigationMissing {
+        /// `launch` or `current`.
+        which: &'static str,
+        /// The vector in the report (0 if the report has none).
+        found: u64,
+        /// The required bits it lacks.
+        missing: u64,
+    },
+    /// ID_KEY_DIGEST is not one of
+    /// [`Policy::trusted_id_key_digests`](crate::Policy::trusted_id_key_digests): the image's
+    /// ID block was signed by a key the relying party does not trust.
+    #[error("id_key_digest {0} is not a trusted ID key")]
+    IdKeyNotTrusted(String),
+    /// No author key certified the ID key, or its digest is not one of
+    /// [`Policy::trusted_author_key_digests`](crate::Policy::trusted_author_key_digests).
+    #[error("author key {0} is not a trusted author key")]
+    AuthorKeyNotTrusted(String),
+    /// FAMILY_ID, IMAGE_ID or REPORT_ID_MA differs from the value the policy requires.
+    #[error("{field} is {found}, the policy requires {expected}")]
+    IdentityMismatch {
+        /// `family_id`, `image_id` or `report_id_ma`.
+        field: &'static str,
+        /// The value in the report, hex.
+        found: String,
+        /// The value the policy requires, hex.
+        expected: String,
+    },
 }
 
 /// Why a claimed app identity does not match the evidence.

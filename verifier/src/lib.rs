@@ -6,10 +6,16 @@
 //! 1. format ([`ParsedReport`]): exact length, version window, signature algorithm, reserved bytes;
 //! 2. product ([`Product`]): from CPUID, or for v2 reports from the VCEK issuer or configuration;
 //! 3. certificate chain ([`Verifier::verify_chain`]): VCEK -> ASK -> a pinned ARK ([`TrustRoots`]),
-//!    validity, optional CRL ([`Crl`]);
-//! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes;
-//! 5. binding ([`VcekClaims`]): the VCEK's TCB and hwID extensions equal the report's;
-//! 6. policy ([`Policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB, plat_info.
+//!    AMD's X.509 profile (version 3, common names, CA and key-usage bits, no unknown critical
+//!    extension), validity, CRLs signed by a pinned root and current ([`Crl`]);
+//! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes (both
+//!    S forms verify, as AMD's firmware emits either: a report is never identified by its
+//!    signature);
+//! 5. binding ([`VcekClaims`]): the VCEK's productName, TCB and hwID extensions equal the
+//!    report's;
+//! 6. policy ([`Policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB and build,
+//!    provisional firmware, guest-policy features, plat_info features, mitigation vectors,
+//!    ID and author keys, family and image ids.
 //!
 //! A simulator root is trusted only when added to [`TrustRoots`] explicitly; there is no way to
 //! skip any step.
@@ -42,6 +48,7 @@ pub use error::{
     BindingError, BootInfoError, CertChainError, CertError, FormatError, PolicyError,
     PolicyLoadError, ProductError, SignatureError, VerifyError,
 };
+pub use hex_serde::HexBytes;
 pub use policy::{Abi, Policy};
 pub use policy_bits::{GuestPolicy, KeyInfo, PlatformInfo, SigningKey};
 pub use product::Product;
@@ -73,7 +80,7 @@ pub struct UnixTime(pub u64);
 pub struct Verifier {
     roots: TrustRoots,
     policy: Policy,
-    crls: Vec<Crl>,
+    crls: Vec<crl::AnchoredCrl>,
 }
 
 impl Verifier {
@@ -87,11 +94,24 @@ impl Verifier {
         }
     }
 
-    /// Adds an AMD CRL. It applies to chains ending at the ARK that issued it, and must verify
-    /// against that ARK and be fresh whenever such a chain is checked.
-    pub fn with_crl(mut self, crl: Crl) -> Verifier {
-        self.crls.push(crl);
-        self
+    /// Adds an AMD CRL. It applies to chains ending at the ARKs that signed it (by key, not by
+    /// the name it claims) and must be fresh whenever such a chain is used, cached or not. A
+    /// CRL signed by none of the trusted ARKs is refused.
+    pub fn with_crl(mut self, crl: Crl) -> Result<Verifier, CertChainError> {
+        let anchors: Vec<String> = self
+            .roots
+            .anchors()
+            .iter()
+            .filter(|a| crl.is_signed_by(&a.ark_key))
+            .map(TrustAnchor::fingerprint)
+            .collect();
+        if anchors.is_empty() {
+            return Err(CertChainError::CrlSignature {
+                issuer: crl.issuer_common_name(),
+            });
+        }
+        self.crls.push(crl::AnchoredCrl { crl, anchors });
+        Ok(self)
     }
 
     /// The policy applied in step 6 (and for the version window and product).
@@ -160,6 +180,7 @@ impl Verifier {
         at: UnixTime,
     ) -> Result<VerifiedReport, VerifyError> {
         vcek.check_validity(at.0)?;
+        cert_chain::check_revocation(&self.crls, vcek, at.0)?;
         let product = vcek.product;
         if let Some(hint) = self.product_hint(report)? {
             if hint != product {
@@ -187,7 +208,9 @@ impl Verifier {
         // such, not as a bare signature failure.
         let key_info = report.key_info();
         let chip_id = report.chip_id();
-        if key_info.chip_id_masked() {
+        // MaskChipId shows only as an all-zero chip_id; no chip has that id.
+        let chip_id_masked = chip_id == [0; 64];
+        if chip_id_masked {
             if !self.policy.allow_masked_chip_id {
                 return Err(BindingError::MaskedChipId.into());
             }
@@ -195,6 +218,9 @@ impl Verifier {
             vcek.claims.check_chip_id(&chip_id)?;
         }
         vcek.claims.check_tcb(&reported_tcb)?;
+        if key_info.mask_chip_key() {
+            return Err(SignatureError::Unsigned.into());
+        }
         signature::verify_report_signature(report, &vcek.key)?;
 
         let verified = VerifiedReport {
@@ -202,7 +228,7 @@ impl Verifier {
             product,
             measurement: report.measurement(),
             chip_id,
-            chip_id_masked: key_info.chip_id_masked(),
+            chip_id_masked,
             host_data: report.host_data(),
             report_data: report.report_data(),
             guest_svn: report.guest_svn(),
@@ -225,6 +251,7 @@ impl Verifier {
             cpuid: report.cpuid(),
             mit_vectors: report.mit_vectors(),
             root: vcek.root.clone(),
+            verified_by: verified::VerifiedBy(()),
         };
         self.policy.check(&verified)?;
         Ok(verified)

@@ -70,6 +70,14 @@ impl GuestPolicy {
     pub fn rapl_disabled(self) -> bool {
         self.bit(Self::RAPL_DIS)
     }
+    /// Whether [`Self::MEM_AES_256_XTS`] is set.
+    pub fn mem_aes_256_xts(self) -> bool {
+        self.bit(Self::MEM_AES_256_XTS)
+    }
+    /// Whether [`Self::PAGE_SWAP_DISABLE`] is set.
+    pub fn page_swap_disabled(self) -> bool {
+        self.bit(Self::PAGE_SWAP_DISABLE)
+    }
     /// Whether [`Self::CIPHERTEXT_HIDING`] is set.
     pub fn ciphertext_hiding_required(self) -> bool {
         self.bit(Self::CIPHERTEXT_HIDING)
@@ -92,6 +100,12 @@ impl PlatformInfo {
     pub const RAPL_DIS: u64 = 1 << 3;
     /// Bit 4: ciphertext hiding is enabled.
     pub const CIPHERTEXT_HIDING_EN: u64 = 1 << 4;
+    /// Bit 5: memory alias detection completed since the last reset and found no aliases:
+    /// the mitigation of BadRAM (AMD-SB-3015), where a tampered DIMM maps two addresses to
+    /// one cell and lets the host rewrite encrypted guest memory.
+    pub const ALIAS_CHECK_COMPLETE: u64 = 1 << 5;
+    /// Bit 7: SEV-TIO (trusted I/O with devices) is enabled.
+    pub const TIO_EN: u64 = 1 << 7;
 
     /// Whether [`Self::SMT_EN`] is set.
     pub fn smt_enabled(self) -> bool {
@@ -100,6 +114,18 @@ impl PlatformInfo {
     /// Whether [`Self::TSME_EN`] is set.
     pub fn tsme_enabled(self) -> bool {
         self.0 & Self::TSME_EN != 0
+    }
+    /// Whether [`Self::ECC_EN`] is set.
+    pub fn ecc_enabled(self) -> bool {
+        self.0 & Self::ECC_EN != 0
+    }
+    /// Whether [`Self::ALIAS_CHECK_COMPLETE`] is set.
+    pub fn alias_check_complete(self) -> bool {
+        self.0 & Self::ALIAS_CHECK_COMPLETE != 0
+    }
+    /// Whether [`Self::TIO_EN`] is set.
+    pub fn tio_enabled(self) -> bool {
+        self.0 & Self::TIO_EN != 0
     }
     /// Whether [`Self::RAPL_DIS`] is set.
     pub fn rapl_disabled(self) -> bool {
@@ -111,7 +137,7 @@ impl PlatformInfo {
     }
 }
 
-/// Which key signed the report and whether the chip id is masked.
+/// Which key signed the report, and whether it was signed at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct KeyInfo(pub u32);
@@ -143,10 +169,9 @@ impl KeyInfo {
     pub fn author_key_enabled(self) -> bool {
         self.0 & Self::AUTHOR_KEY_EN != 0
     }
-    /// Whether [`Self::MASK_CHIP_KEY`] is set; the verifier reads it as "chip_id is masked".
-    /// (The ABI's separate MaskChipId setting has no KEY_INFO bit: it shows only as an
-    /// all-zero chip_id.)
-    pub fn chip_id_masked(self) -> bool {
+    /// Whether [`Self::MASK_CHIP_KEY`] is set: the report carries a zero signature. (The ABI's
+    /// separate MaskChipId setting has no KEY_INFO bit: it shows only as an all-zero chip_id.)
+    pub fn mask_chip_key(self) -> bool {
         self.0 & Self::MASK_CHIP_KEY != 0
     }
     /// Bits 4:2 (SIGNING_KEY): the key that signed the report.
@@ -158,10 +183,10 @@ impl KeyInfo {
             other => SigningKey::Reserved(other as u8),
         }
     }
-    /// A KEY_INFO value with SIGNING_KEY = `key` and every other bit clear (for building
-    /// reports). `key` is not masked: values above 7 spill into reserved bits.
+    /// A KEY_INFO value with SIGNING_KEY = `key & 7` and every other bit clear (for building
+    /// reports).
     pub fn with_signing_key(key: u32) -> u32 {
-        key << 2
+        (key & 0b111) << 2
     }
 }
 
@@ -187,6 +212,7 @@ mod tests {
         assert_eq!(KeyInfo(1 << 2).signing_key(), SigningKey::Vlek);
         assert_eq!(KeyInfo(7 << 2).signing_key(), SigningKey::None);
         assert_eq!(KeyInfo(3 << 2).signing_key(), SigningKey::Reserved(3));
-        assert!(KeyInfo(2).chip_id_masked());
+        assert!(KeyInfo(2).mask_chip_key());
+        assert_eq!(KeyInfo::with_signing_key(9), 1 << 2);
     }
 }

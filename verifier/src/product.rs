@@ -59,12 +59,10 @@ impl Product {
         }
     }
 
-    /// Recognises the product from an AMD certificate common name such as `SEV-Milan` or `ARK-Genoa`.
-    pub fn from_common_name(cn: &str) -> Option<Product> {
-        let name = cn
-            .strip_prefix("SEV-")
-            .or_else(|| cn.strip_prefix("ARK-"))
-            .or_else(|| cn.strip_prefix("SEV-VLEK-"))?;
+    /// Recognises the product from the common name of an ASK, `SEV-<product>` exactly (an
+    /// ASVK's `SEV-VLEK-<product>` names none: it issues VLEKs, not VCEKs).
+    pub fn from_ask_name(cn: &str) -> Option<Product> {
+        let name = cn.strip_prefix("SEV-")?;
         Product::ALL.into_iter().find(|p| p.amd_name() == name)
     }
 }
@@ -104,10 +102,11 @@ mod tests {
         for p in Product::ALL {
             assert_eq!(p.amd_name().parse::<Product>().unwrap(), p);
             assert_eq!(Product::from_chain_id(p.chain_id()), Some(p));
-            assert_eq!(Product::from_common_name(&format!("SEV-{p}")), Some(p));
-            assert_eq!(Product::from_common_name(&format!("ARK-{p}")), Some(p));
+            assert_eq!(Product::from_ask_name(&format!("SEV-{p}")), Some(p));
+            assert_eq!(Product::from_ask_name(&format!("SEV-VLEK-{p}")), None);
+            assert_eq!(Product::from_ask_name(&format!("ARK-{p}")), None);
         }
         assert!("Naples".parse::<Product>().is_err());
-        assert_eq!(Product::from_common_name("SEV-VCEK"), None);
+        assert_eq!(Product::from_ask_name("SEV-VCEK"), None);
     }
 }

@@ -141,8 +141,11 @@ impl ParsedReport {
                 value: policy,
             });
         }
-        // The signature fields are not covered by the signature: a zero-padding byte that is not
-        // zero would let an attacker mint many byte-distinct copies of one genuine report.
+        // The signature fields are not covered by the signature, so their padding must be zero:
+        // nothing else is there. This does not make a report's bytes unique: ECDSA signatures
+        // are malleable ((r, n - s) verifies too) and genuine AMD reports carry high-S values,
+        // so neither form can be refused. Nothing may key a cache, a dedup or a replay check on
+        // a report's bytes or its signature; replays are stopped by the nonce in report_data.
         report.require_zero("signature.r high bytes", SIG_R + SCALAR_LEN..SIG_S)?;
         report.require_zero(
             "signature.s high bytes",

@@ -57,6 +57,9 @@ impl TrustAnchor {
         let ark = ParsedCert::parse(ark_der, "ARK")?;
         let ark_key = ark.rsa_public_key("ARK")?;
         ark.verify_signed_by(&ark_key, "ARK", CertChainError::ArkSelfSignature)?;
+        // AMD's profile for a product's root, for AMD's roots and any extra one alike.
+        ark.check_profile("ARK", &format!("ARK-{product}"))?;
+        ark.check_ca("ARK")?;
         let default_ask = match ask_der {
             Some(der) => {
                 let ask = ParsedCert::parse(der, "ASK")?;
@@ -103,6 +106,13 @@ pub enum RootError {
     /// The root PEM is malformed or holds other than one or two certificates.
     #[error("root PEM must hold an ASK then an ARK (or a lone ARK): {0}")]
     Pem(String),
+    /// The ARK's common name names no product (`ARK-Milan`, `ARK-Genoa`, `ARK-Turin`), so it
+    /// cannot say which product it is the root of.
+    #[error("the ARK's common name {common_name:?} names no product (expected ARK-<product>)")]
+    UnknownProduct {
+        /// The ARK subject's common name, if it has one.
+        common_name: Option<String>,
+    },
 }
 
 /// The set of ARKs a verifier accepts, per product.
@@ -144,6 +154,27 @@ impl TrustRoots {
             self.anchors.push(anchor);
         }
         Ok(())
+    }
+
+    /// Adds an extra root from a PEM holding an ASK then an ARK, or only an ARK, for the product
+    /// its ARK names (`ARK-<product>`, AMD's profile): a root is a root of one product only.
+    /// Returns that product.
+    pub fn add_pem_for_named_product(
+        &mut self,
+        label: &str,
+        pem: &[u8],
+    ) -> Result<Product, RootError> {
+        let certs = crate::certs::decode_pem_chain(pem).map_err(RootError::Pem)?;
+        let common_name = certs
+            .last()
+            .and_then(|ark| crate::x509::common_name(&ark.tbs_certificate.subject));
+        let product = common_name
+            .as_deref()
+            .and_then(|cn| cn.strip_prefix("ARK-"))
+            .and_then(|name| Product::ALL.into_iter().find(|p| p.amd_name() == name))
+            .ok_or(RootError::UnknownProduct { common_name })?;
+        self.add_pem(&[product], label, pem)?;
+        Ok(product)
     }
 
     /// Adds an anchor built with [`TrustAnchor::new`].
@@ -205,6 +236,27 @@ mod tests {
             assert!(anchor.default_ask.is_some());
         }
         assert!(!roots.has_extra_roots());
+    }
+
+    #[test]
+    fn an_extra_root_is_trusted_only_for_the_product_its_ark_names() {
+        let mut roots = TrustRoots::empty();
+        let genoa = AMD_CHAINS[1].1;
+        assert_eq!(
+            roots.add_pem_for_named_product("genoa", genoa.as_bytes()),
+            Ok(Product::Genoa)
+        );
+        assert_eq!(roots.for_product(Product::Genoa).count(), 1);
+        assert_eq!(roots.for_product(Product::Milan).count(), 0);
+        assert_eq!(roots.for_product(Product::Turin).count(), 0);
+        // An ASK offered as a root names no product as an ARK does.
+        let ask = &genoa[..genoa.find("-----END CERTIFICATE-----").unwrap() + 26];
+        assert_eq!(
+            roots.add_pem_for_named_product("ask", ask.as_bytes()),
+            Err(RootError::UnknownProduct {
+                common_name: Some("SEV-Genoa".into())
+            })
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, VerifyingKey};
 
 /// Verifies the signature over the bytes as received. Hashing a re-encoded struct instead would
-/// accept tampered reserved bytes that the struct does not carry.
+/// accept tampered reserved bytes that the struct does not carry. High-S signatures are
+/// accepted: genuine AMD firmware makes them.
 pub fn verify_report_signature(
     report: &ParsedReport,
     vcek: &VerifyingKey,

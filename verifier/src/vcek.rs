@@ -10,8 +10,9 @@ use const_oid::ObjectIdentifier;
 use der::asn1::OctetStringRef;
 use der::Decode;
 
-/// productName: an IA5String such as `Milan-B0`. Informational only: the product is decided by
-/// the report's CPUID and the VCEK's issuer.
+/// productName: an IA5String such as `Milan-B0` or `Genoa`: the product, with the stepping on
+/// some. It must name the product of the chain (decided by the report's CPUID and the VCEK's
+/// issuer).
 pub const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
 /// blSPL: the bootloader SPL the VCEK was derived for (DER INTEGER).
 pub const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
@@ -39,8 +40,8 @@ pub struct VcekClaims {
     /// The hwID, [`HWID_LEN`] bytes or, on Turin, [`HWID_LEN_TURIN`] bytes (unwrapped if the
     /// issuer put it in a DER OCTET STRING).
     pub hwid: Vec<u8>,
-    /// The productName extension, if present and an IA5String; not used for any decision.
-    pub product_name: Option<String>,
+    /// The productName extension: the product, optionally `-<stepping>`.
+    pub product_name: String,
 }
 
 fn extension<'a>(cert: &'a ParsedCert, oid: &str) -> Option<&'a [u8]> {
@@ -64,7 +65,7 @@ fn spl(cert: &ParsedCert, name: &'static str, oid: &'static str) -> Result<u8, B
 
 impl VcekClaims {
     /// Reads the SPL and hwID extensions of a VCEK of `product` (the fmcSPL only for Turin).
-    /// Fails if one is missing or malformed; productName is optional.
+    /// Fails if one is missing or malformed, or if productName does not name `product`.
     pub fn from_certificate(
         vcek: &ParsedCert,
         product: Product,
@@ -86,11 +87,27 @@ impl VcekClaims {
             oid: OID_HWID,
         })?;
         let hwid = decode_hwid(raw_hwid, product)?;
-        let product_name = extension(vcek, OID_PRODUCT_NAME).and_then(|v| {
+        let found = extension(vcek, OID_PRODUCT_NAME).map(|v| {
             der::asn1::Ia5StringRef::from_der(v)
-                .ok()
                 .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|_| format!("(not an IA5String: {})", hex::encode(v)))
         });
+        let product_name = match found {
+            Some(name)
+                if name == product.amd_name()
+                    || name
+                        .strip_prefix(product.amd_name())
+                        .is_some_and(|stepping| stepping.starts_with('-')) =>
+            {
+                name
+            }
+            found => {
+                return Err(BindingError::ProductName {
+                    expected: product,
+                    found,
+                })
+            }
+        };
         Ok(VcekClaims {
             tcb,
             hwid,
@@ -213,7 +230,7 @@ mod tests {
         let claims = VcekClaims {
             tcb: TcbVersion::default(),
             hwid: vec![1, 2, 3, 4, 5, 6, 7, 8],
-            product_name: None,
+            product_name: "Turin".into(),
         };
         let mut chip = [0u8; 64];
         chip[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);

@@ -21,8 +21,8 @@ pub struct VerifiedReport {
     #[serde(serialize_with = "crate::hex_serde::serialize")]
     /// Unique chip identifier (64 bytes), bound to the VCEK's hwID; zero if masked.
     pub chip_id: [u8; 64],
-    /// KEY_INFO.MASK_CHIP_KEY was set (read as "chip_id is masked"), so chip_id was not
-    /// compared with the VCEK's hwID. Only possible when
+    /// chip_id is all zeros (the platform's MaskChipId setting), so it was not compared with
+    /// the VCEK's hwID. Only possible when
     /// [`Policy::allow_masked_chip_id`](crate::Policy::allow_masked_chip_id) is set.
     pub chip_id_masked: bool,
     #[serde(serialize_with = "crate::hex_serde::serialize")]
@@ -79,4 +79,12 @@ pub struct VerifiedReport {
     pub mit_vectors: Option<(u64, u64)>,
     /// Which trust anchor the chain ended at.
     pub root: RootOrigin,
+    /// Only the verifier makes a `VerifiedReport`: this private field keeps every other crate
+    /// from building one that no verification produced.
+    #[serde(skip)]
+    pub(crate) verified_by: VerifiedBy,
 }
+
+/// The verifier's mark on a [`VerifiedReport`]; it cannot be made outside this crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBy(pub(crate) ());

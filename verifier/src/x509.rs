@@ -2,6 +2,7 @@
 //! the exact TBS bytes received, validity windows, and names.
 
 use crate::error::{CertChainError, CertError};
+use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_KEY_USAGE};
 use const_oid::db::rfc5912::{ID_MGF_1, ID_RSASSA_PSS, ID_SHA_384};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode, Reader, SliceReader};
@@ -11,6 +12,7 @@ use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 use sha2::Sha384;
 use spki::AlgorithmIdentifierOwned;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
@@ -133,6 +135,91 @@ impl ParsedCert {
 
     pub fn serial_hex(&self) -> String {
         hex::encode(self.cert.tbs_certificate.serial_number.as_bytes())
+    }
+
+    /// AMD's profile for every certificate of a chain: version 3, the expected subject common
+    /// name, and no critical extension beyond basicConstraints and keyUsage (which the CA
+    /// check reads).
+    pub fn check_profile(
+        &self,
+        which: &'static str,
+        subject_cn: &str,
+    ) -> Result<(), CertChainError> {
+        let tbs = &self.cert.tbs_certificate;
+        if tbs.version != x509_cert::Version::V3 {
+            return Err(CertChainError::CertificateVersion {
+                which,
+                found: tbs.version as u8 + 1,
+            });
+        }
+        self.check_common_name(which, "subject", subject_cn)?;
+        for ext in tbs.extensions.iter().flatten() {
+            if ext.critical
+                && ext.extn_id != ID_CE_BASIC_CONSTRAINTS
+                && ext.extn_id != ID_CE_KEY_USAGE
+            {
+                return Err(CertChainError::UnknownCriticalExtension {
+                    which,
+                    oid: ext.extn_id.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The subject's or issuer's common name must be exactly `expected`.
+    pub fn check_common_name(
+        &self,
+        which: &'static str,
+        field: &'static str,
+        expected: &str,
+    ) -> Result<(), CertChainError> {
+        let found = self.common_name(field == "subject");
+        if found.as_deref() != Some(expected) {
+            return Err(CertChainError::CommonName {
+                which,
+                field,
+                expected: expected.to_string(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// An ARK or ASK must be a CA whose key may sign certificates: basicConstraints CA:TRUE
+    /// and, when keyUsage is present, keyCertSign.
+    pub fn check_ca(&self, which: &'static str) -> Result<(), CertChainError> {
+        let ext = |oid| {
+            self.cert
+                .tbs_certificate
+                .extensions
+                .iter()
+                .flatten()
+                .find(move |e| e.extn_id == oid)
+        };
+        let ca = ext(ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
+            .is_some_and(|bc| bc.ca);
+        if !ca {
+            return Err(CertChainError::NotCa {
+                which,
+                problem: "basicConstraints CA:TRUE is missing",
+            });
+        }
+        if let Some(e) = ext(ID_CE_KEY_USAGE) {
+            let usage =
+                KeyUsage::from_der(e.extn_value.as_bytes()).map_err(|_| CertChainError::NotCa {
+                    which,
+                    problem: "its keyUsage does not decode",
+                })?;
+            if !usage.key_cert_sign() {
+                return Err(CertChainError::NotCa {
+                    which,
+                    problem: "its keyUsage does not allow keyCertSign",
+                });
+            }
+        }
+        Ok(())
     }
 }
 

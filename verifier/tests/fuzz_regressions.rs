@@ -142,8 +142,9 @@ fn write_seeds() {
         write("cert_table", &name, &table);
     }
     let crl = authority.crl(
+        Product::Milan,
         1_700_000_000,
-        1_900_000_000,
+        Some(1_900_000_000),
         &[&authority.ask_serial(Product::Milan)],
     );
     write("cert_table", "crl-sim", &crl);

@@ -140,9 +140,7 @@ fn turin_fmc_is_bound_too() {
 #[test]
 fn a_forged_chain_with_amd_names_is_rejected() {
     // Same structure and subject names as AMD's, but rooted in keys AMD never certified.
-    let forger = Arc::new(SimAuthority::with_names(AuthorityNames::amd_lookalike(
-        Product::Milan,
-    )));
+    let forger = Arc::new(SimAuthority::with_names(AuthorityNames::amd_lookalike()));
     let p = SimulatedPlatform::new(forger, Product::Milan, b"chip-A");
     let fields = p.default_fields();
     let report = p.sign(&fields);
@@ -175,51 +173,111 @@ fn the_crl_revokes_and_must_be_signed_and_fresh() {
     let auth = p.authority();
     let ask_serial = auth.ask_serial(Product::Milan);
     let day = 86_400;
+    let crl = |this: u64, next: Option<u64>, serials: &[&[u8]]| {
+        Crl::from_der(&auth.crl(Product::Milan, this, next, serials)).unwrap()
+    };
+    let with = |crl: Crl| sim_verifier(Policy::default()).with_crl(crl).unwrap();
 
-    let revoking = Crl::from_der(&auth.crl(AT.0 - day, AT.0 + day, &[&ask_serial])).unwrap();
     assert_eq!(
-        sim_verifier(Policy::default())
-            .with_crl(revoking)
-            .verify(&report, &certs, AT),
+        with(crl(AT.0 - day, Some(AT.0 + day), &[&ask_serial])).verify(&report, &certs, AT),
         Err(CertChainError::Revoked {
             which: "ASK",
             serial: hex::encode(&ask_serial)
         }
         .into())
     );
-
-    let clean = Crl::from_der(&auth.crl(AT.0 - day, AT.0 + day, &[&[0x77]])).unwrap();
-    assert!(sim_verifier(Policy::default())
-        .with_crl(clean)
+    assert!(with(crl(AT.0 - day, Some(AT.0 + day), &[&[0x77]]))
         .verify(&report, &certs, AT)
         .is_ok());
-
-    let stale = Crl::from_der(&auth.crl(AT.0 - 3 * day, AT.0 - day, &[])).unwrap();
     assert_eq!(
-        sim_verifier(Policy::default())
-            .with_crl(stale)
-            .verify(&report, &certs, AT),
+        with(crl(AT.0 - 3 * day, Some(AT.0 - day), &[])).verify(&report, &certs, AT),
         Err(CertChainError::CrlStale {
             next_update: AT.0 - day,
             at: AT.0
         }
         .into())
     );
+    assert_eq!(
+        with(crl(AT.0 + day, Some(AT.0 + 2 * day), &[])).verify(&report, &certs, AT),
+        Err(CertChainError::CrlNotYetValid {
+            this_update: AT.0 + day,
+            at: AT.0
+        }
+        .into())
+    );
+    assert_eq!(
+        with(crl(AT.0 - day, None, &[])).verify(&report, &certs, AT),
+        Err(CertChainError::CrlNoNextUpdate.into())
+    );
 
-    // A CRL naming the simulator ARK but signed by another key.
-    let mut forged = auth.crl(AT.0 - day, AT.0 + day, &[]);
+    // A chain verified (and cached) while the CRL was fresh is refused once it is stale.
+    let verifier = with(crl(AT.0 - day, Some(AT.0 + day), &[]));
+    let parsed = verifier.parse(&report).unwrap();
+    let cached = verifier
+        .verify_chain(&certs, Some(Product::Milan), AT)
+        .unwrap();
+    assert!(verifier.verify_parsed(&parsed, &cached, AT).is_ok());
+    let later = UnixTime(AT.0 + 2 * day);
+    assert_eq!(
+        verifier.verify_parsed(&parsed, &cached, later),
+        Err(CertChainError::CrlStale {
+            next_update: AT.0 + day,
+            at: later.0
+        }
+        .into())
+    );
+
+    // A CRL naming the simulator's ARK but not signed by it is refused when it is added.
+    let mut forged = auth.crl(Product::Milan, AT.0 - day, Some(AT.0 + day), &[]);
     let n = forged.len();
     forged[n - 10] ^= 0xff;
     let forged = Crl::from_der(&forged).unwrap();
     assert_eq!(
-        sim_verifier(Policy::default())
-            .with_crl(forged)
-            .verify(&report, &certs, AT),
-        Err(CertChainError::CrlSignature {
-            product: Product::Milan
-        }
-        .into())
+        sim_verifier(Policy::default()).with_crl(forged).err(),
+        Some(CertChainError::CrlSignature {
+            issuer: Some("ARK-Milan".into())
+        })
     );
+}
+
+#[test]
+fn a_crl_applies_to_the_root_that_signed_it_not_to_a_root_of_the_same_name() {
+    // The simulator's Milan ARK has AMD's common name, `ARK-Milan`. Its CRL, revoking every ASK
+    // serial AMD's Milan chain could have, does not touch AMD's chain.
+    let auth = authority();
+    let amd_milan_ask_serial = [0x01, 0x00, 0x01];
+    let crl = Crl::from_der(&auth.crl(
+        Product::Milan,
+        1_700_000_000,
+        Some(2_000_000_000),
+        &[&amd_milan_ask_serial, &auth.ask_serial(Product::Milan)],
+    ))
+    .unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/amd");
+    let report = std::fs::read(format!("{dir}/ms-milan-report.bin")).unwrap();
+    let vcek = to_der(
+        &std::fs::read(format!("{dir}/ms-milan-vcek.pem")).unwrap(),
+        "VCEK",
+    )
+    .unwrap();
+    let certs = CertificateBundle {
+        vcek: Some(vcek),
+        ..CertificateBundle::default()
+    };
+    let genuine_at = UnixTime(1_790_000_000);
+    let verifier = sim_verifier(Policy::default()).with_crl(crl).unwrap();
+    let genuine = verifier.verify(&report, &certs, genuine_at);
+    assert!(genuine.is_ok(), "{genuine:?}");
+    // ... while the simulator's own chain, whose ARK signed it, is revoked.
+    let p = platform(Product::Milan);
+    let fields = p.default_fields();
+    assert!(matches!(
+        verifier.verify(&p.sign(&fields), &p.certificates(fields.reported_tcb), AT),
+        Err(VerifyError::CertChain(CertChainError::Revoked {
+            which: "ASK",
+            ..
+        }))
+    ));
 }
 
 fn policy_case(
@@ -384,8 +442,11 @@ fn plat_info_must_agree_with_the_guest_policy() {
 fn minimum_tcb_applies_to_reported_committed_and_launch() {
     let p = platform(Product::Genoa);
     let min = p.tcb();
+    // Provisional firmware allowed, or a committed TCB below the current one would be refused
+    // for that before its minimum is looked at.
     let policy = || Policy {
         min_tcb: [(Product::Genoa, min)].into(),
+        allow_provisional_firmware: true,
         ..Policy::default()
     };
     assert!(check(&p, &p.default_fields(), policy()).is_ok());
@@ -419,11 +480,19 @@ fn minimum_tcb_applies_to_reported_committed_and_launch() {
 }
 
 #[test]
+fn an_unsigned_report_is_refused() {
+    // MASK_CHIP_KEY: the firmware leaves the signature zero. The simulator signs anyway, which
+    // hardware would not: the bit alone must be enough to refuse.
+    assert_eq!(
+        policy_case(|f| f.key_info = KeyInfo::MASK_CHIP_KEY, Policy::default()),
+        Err(SignatureError::Unsigned.into())
+    );
+}
+
+#[test]
 fn masked_chip_id_is_refused_by_default() {
-    let masked = |f: &mut ReportFields| {
-        f.key_info = KeyInfo::MASK_CHIP_KEY;
-        f.chip_id = [0; 64];
-    };
+    // MaskChipId shows only as an all-zero chip_id.
+    let masked = |f: &mut ReportFields| f.chip_id = [0; 64];
     assert_eq!(
         policy_case(masked, Policy::default()),
         Err(BindingError::MaskedChipId.into())

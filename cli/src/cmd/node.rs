@@ -42,7 +42,7 @@ enum NodeCommand {
         /// The JSON `snpkms node bootstrap` printed.
         #[arg(long)]
         bootstrap: PathBuf,
-        /// Extra trust root (PEM), e.g. the simulator's for a development node.
+        /// Extra trust root (PEM), for the product its ARK names, e.g. the simulator's for a development node.
         #[arg(long = "extra-root", value_name = "PEM")]
         extra_roots: Vec<PathBuf>,
     },
@@ -113,8 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut roots = snpkms_verifier::TrustRoots::amd();
             for path in &extra_roots {
                 roots
-                    .add_pem(
-                        &snpkms_verifier::Product::ALL,
+                    .add_pem_for_named_product(
                         &path.display().to_string(),
                         &super::read_file(path)?,
                     )

@@ -3,7 +3,7 @@
 use super::{read_file, EXIT_REJECTED};
 use anyhow::{bail, Context};
 use snpkms_verifier::{
-    CertificateBundle, Crl, Policy, Product, TrustRoots, UnixTime, VerifiedReport, Verifier,
+    CertificateBundle, Crl, Policy, TrustRoots, UnixTime, VerifiedReport, Verifier,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,8 +32,8 @@ pub struct Args {
     /// AMD CRL (DER) to check revocations against.
     #[arg(long)]
     crl: Option<PathBuf>,
-    /// Trust an extra root (PEM: ARK, or ASK then ARK) for all products, e.g. the simulator's
-    /// `simulator/fixtures/ark.pem`. Never needed for genuine AMD evidence.
+    /// Trust an extra root (PEM: ARK, or ASK then ARK) for the product its ARK names, e.g. the
+    /// simulator's `simulator/fixtures/ark-milan.pem`. Never needed for genuine AMD evidence.
     #[arg(long = "extra-root", value_name = "PEM")]
     extra_roots: Vec<PathBuf>,
     /// Verification time as unix seconds (default: now).
@@ -70,14 +70,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for path in &args.extra_roots {
         let label = format!("extra root {}", path.display());
         roots
-            .add_pem(&Product::ALL, &label, &read_file(path)?)
+            .add_pem_for_named_product(&label, &read_file(path)?)
             .with_context(|| format!("{}", path.display()))?;
     }
     let mut verifier = Verifier::new(roots, policy);
     if let Some(path) = &args.crl {
         let crl =
             Crl::from_der(&read_file(path)?).with_context(|| format!("{}", path.display()))?;
-        verifier = verifier.with_crl(crl);
+        verifier = verifier
+            .with_crl(crl)
+            .with_context(|| format!("{}", path.display()))?;
     }
     let at = match args.at {
         Some(t) => UnixTime(t),
