@@ -3,7 +3,7 @@
 //! verify evidence -> BootInfo (host_data binding) -> registry decision -> the node's own
 //! standing -> derive -> sign -> seal -> durable record -> respond.
 
-use crate::error::{ReleaseError, RequestError};
+use crate::error::{RateLimitScope, ReleaseError, RequestError};
 use crate::evidence::EvidenceVerifier;
 use crate::grants::GrantCache;
 use crate::keys::RootSecret;
@@ -11,6 +11,7 @@ use crate::nonces::NonceStore;
 use crate::ports::{
     Attestor, Authorizer, BlockRef, Clock, Decision, Observer, Ports, ReleaseLog, Reservation,
 };
+use crate::ratelimit::RateLimiter;
 use crate::record::{NewRecord, RecordKind};
 use crate::request::{fixed, validate_request, ValidatedRequest, ONBOARD_BINDING};
 use k256::ecdsa::SigningKey;
@@ -41,6 +42,12 @@ pub struct CoreLimits {
     pub max_outstanding_nonces: usize,
     /// Verified VCEK chains kept.
     pub verified_cert_chain_cache: usize,
+    /// GetAppKey requests per second per app (0: unlimited). Counted only for requests whose
+    /// evidence verified and binds them to the app (host_data), so a client that merely names
+    /// an app cannot spend its budget.
+    pub per_app_rate: f64,
+    /// Bucket size of the per-app limit (0 counts as 1).
+    pub per_app_burst: u32,
 }
 
 /// What a node is made of.
@@ -79,6 +86,7 @@ pub struct Node<P: Ports> {
     config_digest: [u8; 32],
     tls_public_key: Vec<u8>,
     grants: GrantCache,
+    per_app: RateLimiter<[u8; 20]>,
     state: RwLock<KmsState>,
     /// One standing read at a time: requests that find the verdict older than the chain view
     /// share one read instead of each making it.
@@ -124,6 +132,7 @@ impl<P: Ports> Node<P> {
             config_digest: parts.config_digest,
             tls_public_key: parts.tls_public_key,
             grants: GrantCache::new(10_000),
+            per_app: RateLimiter::new(parts.limits.per_app_rate, parts.limits.per_app_burst),
             state: RwLock::new(KmsState {
                 serving: Err("the on-chain KMS info has not been checked yet".into()),
                 key_epoch: 0,
@@ -256,6 +265,15 @@ impl<P: Ports> Node<P> {
 
         let report = self.verify_evidence(req.evidence.as_ref())?;
         let boot = request.boot_info(&report)?;
+        // Only now is the request known to come from a guest of this app (its evidence binds
+        // app and compose): counted any earlier, requests that merely name a victim app would
+        // spend its budget. Before the registry read, so a limited app costs no chain reads.
+        self.per_app
+            .check(&app_id, Instant::now())
+            .map_err(|retry_after| ReleaseError::RateLimited {
+                scope: RateLimitScope::App(app_id),
+                retry_after,
+            })?;
 
         let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
         if !decision.allowed {

@@ -44,6 +44,11 @@ fn verifier() -> Verifier {
 
 /// A node core on fakes, trusting the simulator root, whose registry allows everything.
 fn node() -> (Node<FakePorts>, FakeRegistry) {
+    node_with_app_limit(0.0, 1)
+}
+
+/// As [`node`], with a per-app limit of `rate` per second up to `burst`.
+fn node_with_app_limit(rate: f64, burst: u32) -> (Node<FakePorts>, FakeRegistry) {
     let root = RootSecret::generate();
     let registry = FakeRegistry::allowing(root.root_signing_address());
     let kms = SimulatedAttestor::new(SimulatedGuest::new(
@@ -67,6 +72,8 @@ fn node() -> (Node<FakePorts>, FakeRegistry) {
                 nonce_ttl_secs: 60,
                 max_outstanding_nonces: 1000,
                 verified_cert_chain_cache: 16,
+                per_app_rate: rate,
+                per_app_burst: burst,
             },
             authorizer: registry.clone(),
             log: MemoryLog::default(),
@@ -660,4 +667,66 @@ async fn the_malleated_twin_of_a_used_report_is_a_replay() {
     node.get_app_key(fresh)
         .await
         .expect("a twin with its own nonce is served");
+}
+
+#[tokio::test]
+async fn requests_that_only_name_an_app_do_not_spend_its_budget() {
+    // Someone who knows a victim's app id floods requests claiming it: without evidence bound
+    // to that app (host_data), none of them counts against the app's limit.
+    let (node, registry) = node_with_app_limit(0.001, 2);
+    node.refresh_kms_state().await.serving.expect("serving");
+    let ctx = Ctx {
+        app: APP,
+        compose: COMPOSE,
+        platform: Arc::new(SimulatedPlatform::new(
+            authority(),
+            Product::Milan,
+            GUEST_CHIP,
+        )),
+    };
+    let junk = [
+        Mutation {
+            host_data: Some([0x99; 32]),
+            ..Mutation::default()
+        },
+        Mutation {
+            report: Some(Box::new(|r| r[offsets::MEASUREMENT] ^= 1)),
+            ..Mutation::default()
+        },
+        Mutation {
+            wrong_report_data: true,
+            ..Mutation::default()
+        },
+        Mutation {
+            request: Some(Box::new(|r| r.evidence = None)),
+            ..Mutation::default()
+        },
+    ];
+    for round in 0..10 {
+        for m in &junk {
+            let err = node.get_app_key(ctx.request(&node, m)).await.unwrap_err();
+            assert_ne!(
+                err.refusal(),
+                Refusal::ResourceExhausted,
+                "round {round}: junk was counted against the app: {err}"
+            );
+        }
+    }
+    let reads = registry.app_reads.load(Ordering::Relaxed);
+    for i in 0..2 {
+        node.get_app_key(ctx.request(&node, &Mutation::default()))
+            .await
+            .unwrap_or_else(|e| panic!("genuine request {i} after the flood: {e}"));
+    }
+    // The app's own verified requests do count, and a limited one costs no registry read.
+    let err = node
+        .get_app_key(ctx.request(&node, &Mutation::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.refusal(), Refusal::ResourceExhausted, "{err}");
+    assert!(
+        err.to_string().contains("too many key requests for app"),
+        "{err}"
+    );
+    assert_eq!(registry.app_reads.load(Ordering::Relaxed), reads + 2);
 }

@@ -260,8 +260,9 @@ pub struct Limits {
     /// Bucket size of the per-client limit: requests a client may make at once (default 400;
     /// 0 counts as 1).
     pub per_client_burst: u32,
-    /// GetAppKey requests per second per app id; 0 disables (default 500). Counted before the
-    /// evidence is verified.
+    /// GetAppKey requests per second per app id; 0 disables (default 500). Counted only once
+    /// the request's evidence is verified and bound to the app, so naming an app in junk
+    /// requests does not spend its budget.
     pub per_app_rate: f64,
     /// Bucket size of the per-app limit (default 1000; 0 counts as 1).
     pub per_app_burst: u32,

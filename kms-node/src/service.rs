@@ -17,7 +17,6 @@ pub struct KmsService {
     node: Arc<Node>,
     metrics: Arc<Metrics>,
     per_client: RateLimiter<IpAddr>,
-    per_app: RateLimiter<[u8; 20]>,
     chain_id: u64,
     registry: [u8; 20],
 }
@@ -31,7 +30,6 @@ impl KmsService {
             node,
             metrics,
             per_client: RateLimiter::new(limits.per_client_rate, limits.per_client_burst),
-            per_app: RateLimiter::new(limits.per_app_rate, limits.per_app_burst),
             chain_id,
             registry,
         }
@@ -46,19 +44,6 @@ impl KmsService {
             .check(&ip, Instant::now())
             .map_err(|retry_after| ReleaseError::RateLimited {
                 scope: RateLimitScope::Client(ip),
-                retry_after,
-            })
-    }
-
-    fn limit_app(&self, app_id: &[u8]) -> Result<(), ReleaseError> {
-        // A malformed id is refused later, with its own message.
-        let Ok(app) = <[u8; 20]>::try_from(app_id) else {
-            return Ok(());
-        };
-        self.per_app
-            .check(&app, Instant::now())
-            .map_err(|retry_after| ReleaseError::RateLimited {
-                scope: RateLimitScope::App(app),
                 retry_after,
             })
     }
@@ -105,15 +90,10 @@ impl pb::kms_server::Kms for KmsService {
         request: Request<pb::GetAppKeyRequest>,
     ) -> Result<Response<pb::GetAppKeyResponse>, Status> {
         let started = Instant::now();
+        // The per-app limit is the core's, after the evidence binds the request to the app.
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
-            Ok(()) => {
-                let request = request.into_inner();
-                match self.limit_app(&request.app_id) {
-                    Err(e) => Err(e),
-                    Ok(()) => self.node.get_app_key(request).await,
-                }
-            }
+            Ok(()) => self.node.get_app_key(request.into_inner()).await,
         };
         if let Ok(r) = &result {
             tracing::info!(

@@ -383,11 +383,33 @@ async fn rate_limits_answer_resource_exhausted() {
         .await;
     let app = stack.app();
     let g = guest(app, stack.compose_hash);
+    // Requests that only name the app, with validly signed evidence whose host_data binds
+    // another app, do not spend its budget: the limit counts requests bound to the app.
+    let mut raw = stack.raw_client().await;
+    let ctx = Ctx {
+        app: app.0 .0,
+        compose: stack.compose_hash,
+        platform: Arc::new(SimulatedPlatform::new(
+            authority(),
+            Product::Milan,
+            GUEST_CHIP.as_bytes(),
+        )),
+    };
+    let junk = Mutation {
+        host_data: Some(app_host_data(&[0x77; 20], &stack.compose_hash)),
+        ..Mutation::default()
+    };
+    for _ in 0..5 {
+        let req = ctx.request(&mut raw, &junk).await;
+        let refused = raw.get_app_key(req).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        assert!(refused.message().contains("host_data"), "{refused:?}");
+    }
     let mut client = GuestClient::connect(&stack.url()).await.unwrap();
     client
         .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
-        .expect("first request of the app");
+        .expect("first request of the app, after the junk");
     match client
         .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
