@@ -117,10 +117,12 @@ impl LocalStack {
         governor.add_os_image(&guest_image).await?;
         governor.add_kms_measurement(&kms_image).await?;
         governor.set_min_tcb(PRODUCT, default_tcb(PRODUCT)).await?;
+        // A development stack runs its KMS on whatever simulated chip; production lists chips.
+        governor.set_any_kms_chip_allowed(true).await?;
         step(
             3,
             format!(
-                "governance: OS image {}, KMS image {}, minimum {PRODUCT} TCB {}",
+                "governance: OS image {}, KMS image {}, minimum {PRODUCT} TCB {}, any KMS chip",
                 short(&guest_image),
                 short(&kms_image),
                 default_tcb(PRODUCT)

@@ -39,7 +39,12 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     event KmsMeasurementRemoved(bytes32 indexed key, bytes measurement);
     event KmsChipAdded(bytes32 indexed deviceId, bytes chipId);
     event KmsChipRemoved(bytes32 indexed deviceId, bytes chipId);
+    /// @notice The minimum TCB for `product` was set. A product whose minimum was never set is
+    ///         refused ("no minimum tcb for product"); setting an all-zero minimum is how
+    ///         governance explicitly accepts any TCB of a product.
     event MinTcbSet(uint8 indexed product, TcbVersion tcb);
+    /// @notice Whether any chip may run the KMS, whatever the chip list holds, was set.
+    event AnyKmsChipAllowedSet(bool allowed);
     /// @notice A KMS security-configuration digest (`snpkms node config-digest`) was allowed.
     event KmsConfigAdded(bytes32 indexed digest);
     event KmsConfigRemoved(bytes32 indexed digest);
@@ -62,6 +67,10 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         uint256 appCount;
         // Appended (ERC-7201: new fields only at the end keep upgrades safe).
         mapping(bytes32 digest => bool) kmsConfigs;
+        // Version 2: "any chip" and "no minimum TCB" are explicit, never implied by an empty
+        // list or an unset minimum.
+        bool anyKmsChipAllowed;
+        mapping(uint8 product => bool) minTcbSet;
     }
 
     // keccak256(abi.encode(uint256(keccak256("snpkms.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -84,9 +93,27 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         appAuthImplementation = address(new AppAuth());
     }
 
-    function initialize(address initialOwner) external initializer {
+    /// @notice Initializes a new deployment (at storage version 2: no chip may run the KMS
+    ///         and no product is accepted until governance says so).
+    function initialize(address initialOwner) external reinitializer(2) {
         __Ownable_init(initialOwner);
         __Ownable2Step_init();
+    }
+
+    /// @notice Upgrades the storage of a version 1 deployment (call it in `upgradeToAndCall`)
+    ///         keeping what its state meant: an empty KMS chip list allowed any chip, so
+    ///         {anyKmsChipAllowed} becomes true for it; a product without a minimum TCB had
+    ///         none, so every product's minimum (all zero where never set) counts as set.
+    ///         Events record both, so auditors see the explicit state from this block on.
+    function migrateToV2() external reinitializer(2) onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        bool anyChip = $.kmsChipCount == 0;
+        $.anyKmsChipAllowed = anyChip;
+        emit AnyKmsChipAllowedSet(anyChip);
+        for (uint8 product = 0; product <= SnpLib.MAX_PRODUCT; product++) {
+            $.minTcbSet[product] = true;
+            emit MinTcbSet(product, $.minTcb[product]);
+        }
     }
 
     // ============================================================ upgrades
@@ -224,12 +251,24 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         emit KmsChipRemoved(deviceId, chipId);
     }
 
-    /// @notice Number of chips on the KMS chip allow-list; 0 means any chip may run the KMS.
+    /// @notice Number of chips on the KMS chip allow-list. An empty list allows no chip (unless
+    ///         {anyKmsChipAllowed}): removing the last chip does not open the list.
     function kmsChipCount() external view returns (uint256) {
         return _s().kmsChipCount;
     }
 
-    /// @notice Whether `chipId` is on the KMS chip allow-list (ignores the "empty list = any chip" rule).
+    /// @notice Lets any chip run the KMS (`true`), or only listed chips (`false`).
+    function setAnyKmsChipAllowed(bool allowed) external onlyOwner {
+        _s().anyKmsChipAllowed = allowed;
+        emit AnyKmsChipAllowedSet(allowed);
+    }
+
+    /// @notice Whether any chip may run the KMS, whatever the chip list holds.
+    function anyKmsChipAllowed() external view returns (bool) {
+        return _s().anyKmsChipAllowed;
+    }
+
+    /// @notice Whether `chipId` is on the KMS chip allow-list (ignores {anyKmsChipAllowed}).
     function isKmsChipListed(bytes calldata chipId) external view returns (bool) {
         return chipId.length == SnpLib.CHIP_ID_LENGTH && _s().kmsChips[keccak256(chipId)];
     }
@@ -239,14 +278,24 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     function setMinTcb(uint8 product, TcbVersion calldata tcb) external onlyOwner {
         if (product > SnpLib.MAX_PRODUCT) revert UnknownProduct(product);
         if (product != SnpLib.PRODUCT_TURIN && tcb.fmc != 0) revert FmcNotSupported(product);
-        _s().minTcb[product] = tcb;
+        KmsRegistryStorage storage $ = _s();
+        $.minTcb[product] = tcb;
+        $.minTcbSet[product] = true;
         emit MinTcbSet(product, tcb);
     }
 
-    /// @notice The minimum TCB for `product` (all zero until set). Reverts for unknown products.
+    /// @notice The minimum TCB for `product` (all zero until set; see {isMinTcbSet}). Reverts
+    ///         for unknown products.
     function minTcb(uint8 product) external view returns (TcbVersion memory) {
         if (product > SnpLib.MAX_PRODUCT) revert UnknownProduct(product);
         return _s().minTcb[product];
+    }
+
+    /// @notice Whether governance set a minimum TCB for `product`: until it does, no report of
+    ///         that product is allowed. Reverts for unknown products.
+    function isMinTcbSet(uint8 product) external view returns (bool) {
+        if (product > SnpLib.MAX_PRODUCT) revert UnknownProduct(product);
+        return _s().minTcbSet[product];
     }
 
     // ================================================================= apps
@@ -283,14 +332,15 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     /// @notice May an app CVM with this boot info get its keys?
     /// @return allowed true iff allowed.
     /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
-    ///         "bad chip id length", "os image not allowed", "tcb below minimum",
-    ///         "app not registered", "app disabled", "compose hash not allowed", "device not allowed".
+    ///         "bad chip id length", "os image not allowed", "no minimum tcb for product",
+    ///         "tcb below minimum", "app not registered", "app disabled", "compose hash not allowed", "device not allowed".
     function isAppAllowed(BootInfo calldata info) external view returns (bool allowed, string memory reason) {
         (allowed, reason) = _checkCommon(info);
         if (!allowed) return (allowed, reason);
         KmsRegistryStorage storage $ = _s();
         if (!$.osImages[keccak256(info.measurement)]) return (false, "os image not allowed");
-        if (!_tcbOk(info)) return (false, "tcb below minimum");
+        (allowed, reason) = _checkTcb(info);
+        if (!allowed) return (allowed, reason);
         if (!$.apps[info.appId]) return (false, "app not registered");
         AppAuth app = AppAuth(info.appId);
         if (!app.enabled()) return (false, "app disabled");
@@ -303,7 +353,7 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     /// @return allowed true iff allowed.
     /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
     ///         "bad chip id length", "kms measurement not allowed", "kms config not allowed",
-    ///         "tcb below minimum", "kms chip not allowed".
+    ///         "no minimum tcb for product", "tcb below minimum", "kms chip not allowed".
     function isKmsAllowed(BootInfo calldata info, bytes32 configDigest)
         external
         view
@@ -314,8 +364,9 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         KmsRegistryStorage storage $ = _s();
         if (!$.kmsMeasurements[keccak256(info.measurement)]) return (false, "kms measurement not allowed");
         if (!$.kmsConfigs[configDigest]) return (false, "kms config not allowed");
-        if (!_tcbOk(info)) return (false, "tcb below minimum");
-        if ($.kmsChipCount != 0 && !$.kmsChips[keccak256(info.chipId)]) {
+        (allowed, reason) = _checkTcb(info);
+        if (!allowed) return (allowed, reason);
+        if (!$.anyKmsChipAllowed && !$.kmsChips[keccak256(info.chipId)]) {
             return (false, "kms chip not allowed");
         }
         return (true, "");
@@ -345,10 +396,13 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         return (true, "");
     }
 
-    function _tcbOk(BootInfo calldata info) private view returns (bool) {
-        TcbVersion memory min = _s().minTcb[info.product];
-        return SnpLib.tcbAtLeast(info.reportedTcb, min) && SnpLib.tcbAtLeast(info.committedTcb, min)
+    function _checkTcb(BootInfo calldata info) private view returns (bool, string memory) {
+        KmsRegistryStorage storage $ = _s();
+        if (!$.minTcbSet[info.product]) return (false, "no minimum tcb for product");
+        TcbVersion memory min = $.minTcb[info.product];
+        bool ok = SnpLib.tcbAtLeast(info.reportedTcb, min) && SnpLib.tcbAtLeast(info.committedTcb, min)
             && SnpLib.tcbAtLeast(info.launchTcb, min);
+        return ok ? (true, "") : (false, "tcb below minimum");
     }
 
     function _measurementKey(bytes calldata measurement) private pure returns (bytes32) {

@@ -36,6 +36,7 @@ contract AuthorizationTest is Fixture {
         registry.setMinTcb(0, minMilan);
         registry.setMinTcb(1, minGenoa);
         registry.setMinTcb(2, minTurin);
+        registry.addKmsChip(chip);
         vm.stopPrank();
 
         vm.startPrank(APP_OWNER);
@@ -324,30 +325,68 @@ contract AuthorizationTest is Fixture {
     }
 
     function test_kms_chipList() public {
-        // empty list: any chip
-        BootInfo memory info = goodKms();
-        info.chipId = chipId(0x77);
-        expectKms(info, true, "");
-
-        vm.prank(OWNER);
-        registry.addKmsChip(chip);
-        expectKms(info, false, "kms chip not allowed");
+        BootInfo memory other = goodKms();
+        other.chipId = chipId(0x77);
         expectKms(goodKms(), true, "");
+        expectKms(other, false, "kms chip not allowed");
 
         vm.prank(OWNER);
         registry.addKmsChip(chipId(0x77));
-        expectKms(info, true, "");
+        expectKms(other, true, "");
 
+        // Removing every chip leaves no chip allowed, the removed ones included.
         vm.startPrank(OWNER);
         registry.removeKmsChip(chip);
         registry.removeKmsChip(chipId(0x77));
         vm.stopPrank();
+        assertEq(registry.kmsChipCount(), 0, "empty list");
+        expectKms(goodKms(), false, "kms chip not allowed");
+        expectKms(other, false, "kms chip not allowed");
+    }
+
+    function test_kms_chip_addThenRemove_isNotAllowed() public {
+        KmsRegistry fresh = deployRegistry(OWNER);
+        vm.startPrank(OWNER);
+        fresh.addKmsMeasurement(kmsImage);
+        fresh.addKmsConfig(KMS_CONFIG);
+        fresh.setMinTcb(1, minGenoa);
+        fresh.addKmsChip(chip);
+        fresh.removeKmsChip(chip);
+        vm.stopPrank();
+        (bool ok, string memory reason) = fresh.isKmsAllowed(goodKms(), KMS_CONFIG);
+        assertFalse(ok, "removed chip allowed");
+        assertEq(reason, "kms chip not allowed", "reason");
+    }
+
+    function test_kms_anyChip_isExplicit() public {
+        BootInfo memory other = goodKms();
+        other.chipId = chipId(0x77);
+        assertFalse(registry.anyKmsChipAllowed(), "off by default");
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit KmsRegistry.AnyKmsChipAllowedSet(true);
+        vm.prank(OWNER);
+        registry.setAnyKmsChipAllowed(true);
+        assertTrue(registry.anyKmsChipAllowed(), "on");
+        expectKms(other, true, "");
+
+        vm.expectEmit(true, true, true, true, address(registry));
+        emit KmsRegistry.AnyKmsChipAllowedSet(false);
+        vm.prank(OWNER);
+        registry.setAnyKmsChipAllowed(false);
+        expectKms(other, false, "kms chip not allowed");
         expectKms(goodKms(), true, "");
+    }
+
+    function test_kms_anyChip_onlyOwner() public {
+        expectOwnable(STRANGER);
+        vm.prank(STRANGER);
+        registry.setAnyKmsChipAllowed(true);
     }
 
     function test_kms_checkOrder() public {
         vm.prank(OWNER);
-        registry.addKmsChip(chipId(0x01));
+        registry.removeKmsChip(chip);
         BootInfo memory info = goodKms();
         expectKms(info, false, "kms chip not allowed");
         info.reportedTcb = tcb(0, 0, 0, 0, 0);
@@ -466,21 +505,53 @@ contract AuthorizationTest is Fixture {
         expectApp(info, false, "tcb below minimum");
     }
 
-    function test_tcb_unsetMinimumAcceptsAnything() public {
+    /// @dev A product governance set no minimum for is refused, for apps and KMS nodes alike,
+    ///      until governance sets one (an all-zero minimum accepts any TCB, explicitly).
+    function test_tcb_unsetMinimumRefuses() public {
         KmsRegistry fresh = deployRegistry(OWNER);
-        vm.prank(OWNER);
+        vm.startPrank(OWNER);
+        fresh.addOsImage(osImage);
         fresh.addKmsMeasurement(kmsImage);
-        vm.prank(OWNER);
         fresh.addKmsConfig(KMS_CONFIG);
+        fresh.setAnyKmsChipAllowed(true);
+        vm.stopPrank();
         BootInfo memory info = goodKms();
         info.reportedTcb = tcb(0, 0, 0, 0, 0);
         info.committedTcb = tcb(0, 0, 0, 0, 0);
         info.launchTcb = tcb(0, 0, 0, 0, 0);
+        BootInfo memory appInfo = bootInfo(osImage, chip, address(app), COMPOSE, 1, tcb(0, 0, 0, 0, 0));
         for (uint8 p = 0; p <= 2; p++) {
             info.product = p;
+            appInfo.product = p;
+            assertFalse(fresh.isMinTcbSet(p), "not set");
             (bool ok, string memory reason) = fresh.isKmsAllowed(info, KMS_CONFIG);
-            assertTrue(ok, "allowed");
+            assertFalse(ok, "kms allowed without a minimum");
+            assertEq(reason, "no minimum tcb for product", "kms reason");
+            (ok, reason) = fresh.isAppAllowed(appInfo);
+            assertFalse(ok, "app allowed without a minimum");
+            assertEq(reason, "no minimum tcb for product", "app reason");
+
+            vm.expectEmit(true, true, true, true, address(fresh));
+            emit KmsRegistry.MinTcbSet(p, tcb(0, 0, 0, 0, 0));
+            vm.prank(OWNER);
+            fresh.setMinTcb(p, tcb(0, 0, 0, 0, 0));
+            assertTrue(fresh.isMinTcbSet(p), "set");
+            (ok, reason) = fresh.isKmsAllowed(info, KMS_CONFIG);
+            assertTrue(ok, "an explicit zero minimum accepts any TCB");
             assertEq(reason, "", "reason");
         }
+        // One product's minimum says nothing about the others.
+        KmsRegistry milanOnly = deployRegistry(OWNER);
+        vm.startPrank(OWNER);
+        milanOnly.addKmsMeasurement(kmsImage);
+        milanOnly.addKmsConfig(KMS_CONFIG);
+        milanOnly.setAnyKmsChipAllowed(true);
+        milanOnly.setMinTcb(0, minMilan);
+        vm.stopPrank();
+        BootInfo memory genoa = goodKms();
+        genoa.product = 1;
+        (bool allowed, string memory why) = milanOnly.isKmsAllowed(genoa, KMS_CONFIG);
+        assertFalse(allowed, "genoa allowed by milan's minimum");
+        assertEq(why, "no minimum tcb for product", "genoa reason");
     }
 }

@@ -14,6 +14,9 @@ import {KmsRegistry} from "../src/KmsRegistry.sol";
 import {AppAuth} from "../src/AppAuth.sol";
 import {TcbVersion} from "../src/SnpTypes.sol";
 import {KmsRegistryV2} from "./mocks/KmsRegistryV2.sol";
+import {KmsRegistryV1} from "./mocks/KmsRegistryV1.sol";
+import {ERC1967Proxy} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.sol";
+import {BootInfo} from "../src/SnpTypes.sol";
 
 /// @notice Governance functions of KmsRegistry: state, events, access control, upgrades, ownership.
 contract KmsRegistryTest is Fixture {
@@ -532,6 +535,81 @@ contract KmsRegistryTest is Fixture {
         address app2 = registry.registerApp(bytes32(uint256(8)));
         assertEq(AppAuth(app2).owner(), APP_OWNER, "new app owner");
         assertEq(registry.appCount(), 2, "app count");
+    }
+
+    /// @dev A registry deployed before storage version 2 keeps what its state meant when it is
+    ///      upgraded with {KmsRegistry.migrateToV2}: its empty chip list allowed any chip, its
+    ///      products without a minimum had none. Governance can then close both.
+    function test_upgradeFromV1_keepsMeaning_thenGovernanceCloses() public {
+        KmsRegistryV1 v1Impl = new KmsRegistryV1();
+        KmsRegistryV1 v1 = KmsRegistryV1(
+            address(new ERC1967Proxy(address(v1Impl), abi.encodeCall(KmsRegistryV1.initialize, (OWNER))))
+        );
+        bytes memory kmsImage = measurement(0x21);
+        bytes32 config = bytes32(uint256(0xc0f1));
+        vm.startPrank(OWNER);
+        v1.addKmsMeasurement(kmsImage);
+        v1.addKmsConfig(config);
+        v1.setMinTcb(0, tcb(3, 0, 8, 115, 0));
+        vm.stopPrank();
+        // Genoa (product 1) never got a minimum; the chip list is empty.
+        BootInfo memory info = bootInfo(kmsImage, chipId(0x31), address(0), bytes32(0), 1, tcb(0, 0, 0, 0, 0));
+        (bool ok,) = v1.isKmsAllowed(info, config);
+        assertTrue(ok, "v1: any chip, no floor for genoa");
+
+        KmsRegistry impl = new KmsRegistry();
+        // Only the owner may migrate (as part of the upgrade, or alone right after it).
+        vm.prank(STRANGER);
+        vm.expectRevert();
+        v1.upgradeToAndCall(address(impl), abi.encodeCall(KmsRegistry.migrateToV2, ()));
+        vm.expectEmit(true, true, true, true, address(v1));
+        emit KmsRegistry.AnyKmsChipAllowedSet(true);
+        vm.prank(OWNER);
+        v1.upgradeToAndCall(address(impl), abi.encodeCall(KmsRegistry.migrateToV2, ()));
+        KmsRegistry upgraded = KmsRegistry(address(v1));
+
+        assertTrue(upgraded.anyKmsChipAllowed(), "empty list kept its meaning");
+        for (uint8 p = 0; p <= 2; p++) {
+            assertTrue(upgraded.isMinTcbSet(p), "every product keeps its (possibly zero) floor");
+        }
+        assertTrue(tcbEq(upgraded.minTcb(0), tcb(3, 0, 8, 115, 0)), "milan minimum kept");
+        (bool allowed, string memory reason) = upgraded.isKmsAllowed(info, config);
+        assertTrue(allowed, reason);
+
+        // The migration runs once; initialize cannot run again either.
+        vm.prank(OWNER);
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        upgraded.migrateToV2();
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        upgraded.initialize(STRANGER);
+
+        // Governance closes the chip list: the chip is no longer allowed.
+        vm.prank(OWNER);
+        upgraded.setAnyKmsChipAllowed(false);
+        (allowed, reason) = upgraded.isKmsAllowed(info, config);
+        assertFalse(allowed, "chip allowed after closing");
+        assertEq(reason, "kms chip not allowed", "reason");
+    }
+
+    /// @dev A v1 registry that had listed chips keeps listing only those.
+    function test_upgradeFromV1_withChips_staysClosed() public {
+        KmsRegistryV1 v1Impl = new KmsRegistryV1();
+        KmsRegistryV1 v1 = KmsRegistryV1(
+            address(new ERC1967Proxy(address(v1Impl), abi.encodeCall(KmsRegistryV1.initialize, (OWNER))))
+        );
+        vm.startPrank(OWNER);
+        v1.addKmsChip(chipId(0x31));
+        v1.upgradeToAndCall(address(new KmsRegistry()), abi.encodeCall(KmsRegistry.migrateToV2, ()));
+        vm.stopPrank();
+        assertFalse(KmsRegistry(address(v1)).anyKmsChipAllowed(), "a listed chip keeps the list closed");
+    }
+
+    function test_freshDeployment_isAtVersion2() public {
+        assertFalse(registry.anyKmsChipAllowed(), "no chip by default");
+        assertFalse(registry.isMinTcbSet(0), "no product by default");
+        vm.prank(OWNER);
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        registry.migrateToV2();
     }
 
     function test_upgrade_onlyOwner() public {

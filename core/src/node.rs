@@ -42,9 +42,9 @@ pub struct CoreLimits {
     pub max_outstanding_nonces: usize,
     /// Verified VCEK chains kept.
     pub verified_cert_chain_cache: usize,
-    /// GetAppKey requests per second per app (0: unlimited). Counted only for requests whose
-    /// evidence verified and binds them to the app (host_data), so a client that merely names
-    /// an app cannot spend its budget.
+    /// GetAppKey requests per second per app (0: unlimited). Counted only for requests the
+    /// registry allows for the app, so a client that merely names an app, or launches another
+    /// image with its host_data, cannot spend its budget.
     pub per_app_rate: f64,
     /// Bucket size of the per-app limit (0 counts as 1).
     pub per_app_burst: u32,
@@ -265,15 +265,6 @@ impl<P: Ports> Node<P> {
 
         let report = self.verify_evidence(req.evidence.as_ref())?;
         let boot = request.boot_info(&report)?;
-        // Only now is the request known to come from a guest of this app (its evidence binds
-        // app and compose): counted any earlier, requests that merely name a victim app would
-        // spend its budget. Before the registry read, so a limited app costs no chain reads.
-        self.per_app
-            .check(&app_id, Instant::now())
-            .map_err(|retry_after| ReleaseError::RateLimited {
-                scope: RateLimitScope::App(app_id),
-                retry_after,
-            })?;
 
         let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
         if !decision.allowed {
@@ -285,6 +276,18 @@ impl<P: Ports> Node<P> {
                 block: decision.block,
             });
         }
+        // Only now is the request known to come from an instance of this app: its evidence
+        // binds app and compose (host_data), and the registry allows its image, TCB and
+        // device. Counted any earlier, requests that merely name a victim app, or come from a
+        // VM anyone can launch with the victim's host_data on another image, would spend its
+        // budget. (Registry reads of refused requests are bounded by the per-client limit and
+        // the decision cache.)
+        self.per_app
+            .check(&app_id, Instant::now())
+            .map_err(|retry_after| ReleaseError::RateLimited {
+                scope: RateLimitScope::App(app_id),
+                retry_after,
+            })?;
         // The node's own standing must be known as of the current chain view, which is at or
         // after the app's decision: a registry that dropped this node at a block stops every
         // release decided at that block or later, not only those after the watcher's next turn.

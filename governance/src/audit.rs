@@ -131,14 +131,21 @@ pub enum AuditKind {
         /// The 64-byte chip id.
         chip_id: Bytes,
     },
-    /// Registry: a chip was removed from the KMS chip list (an empty list allows any chip).
+    /// Registry: a chip was removed from the KMS chip list (an empty list allows no chip,
+    /// unless any chip is allowed).
     KmsChipRemoved {
         /// `keccak256(chip_id)`.
         device_id: B256,
         /// The 64-byte chip id.
         chip_id: Bytes,
     },
-    /// Registry: a product's minimum TCB was set.
+    /// Registry: whether any chip may run a KMS node, whatever the chip list holds, was set.
+    AnyKmsChipAllowedSet {
+        /// True: any chip; false: only listed chips.
+        allowed: bool,
+    },
+    /// Registry: a product's minimum TCB was set (until then, no report of the product is
+    /// allowed; an all-zero minimum accepts any TCB).
     MinTcbSet {
         /// The registry's product number (0 Milan, 1 Genoa, 2 Turin), kept raw so that a number
         /// [`Product`] does not know is still shown.
@@ -214,6 +221,7 @@ impl AuditKind {
             AuditKind::KmsConfigRemoved { .. } => "KmsConfigRemoved",
             AuditKind::KmsChipAdded { .. } => "KmsChipAdded",
             AuditKind::KmsChipRemoved { .. } => "KmsChipRemoved",
+            AuditKind::AnyKmsChipAllowedSet { .. } => "AnyKmsChipAllowedSet",
             AuditKind::MinTcbSet { .. } => "MinTcbSet",
             AuditKind::KmsInfoSet { .. } => "KmsInfoSet",
             AuditKind::KeyEpochBumped { .. } => "KeyEpochBumped",
@@ -240,7 +248,8 @@ impl AuditKind {
             | AuditKind::DeviceRemoved { device_id, .. } => {
                 format!("device {device_id}")
             }
-            AuditKind::AllowAnyDeviceSet { allowed, .. } => format!("allowed {allowed}"),
+            AuditKind::AllowAnyDeviceSet { allowed, .. }
+            | AuditKind::AnyKmsChipAllowedSet { allowed } => format!("allowed {allowed}"),
             AuditKind::AppEnabled { .. } | AuditKind::AppDisabled { .. } => String::new(),
             AuditKind::OsImageAdded { measurement }
             | AuditKind::OsImageRemoved { measurement }
@@ -315,6 +324,7 @@ fn from_registry(e: KmsRegistry::KmsRegistryEvents) -> AuditKind {
             device_id: e.deviceId,
             chip_id: e.chipId,
         },
+        E::AnyKmsChipAllowedSet(e) => AuditKind::AnyKmsChipAllowedSet { allowed: e.allowed },
         E::MinTcbSet(e) => AuditKind::MinTcbSet {
             product: e.product,
             tcb: e.tcb.into(),

@@ -50,7 +50,8 @@ pub struct RegistryStatus {
     pub key_epoch: u32,
     /// Number of registered apps (saturates at `u64::MAX`).
     pub app_count: u64,
-    /// Minimum TCB of every product; all zero (no minimum) for a product never set.
+    /// Minimum TCB of each product governance set one for. A product missing here is refused
+    /// ("no minimum tcb for product"); an all-zero minimum accepts any TCB.
     pub min_tcb: BTreeMap<Product, TcbVersion>,
     /// Allowed app OS images (48-byte launch measurements), in the order they were added.
     pub os_images: Vec<Bytes>,
@@ -58,8 +59,11 @@ pub struct RegistryStatus {
     pub kms_measurements: Vec<Bytes>,
     /// Allowed KMS security-configuration digests.
     pub kms_configs: Vec<B256>,
-    /// Chip ids (64 bytes) listed to run KMS nodes. Empty means any chip may run a KMS node.
+    /// Chip ids (64 bytes) listed to run KMS nodes. Only these may, unless
+    /// `any_kms_chip_allowed`; an empty list allows none.
     pub kms_chips: Vec<Bytes>,
+    /// Whether any chip may run a KMS node, whatever `kms_chips` holds.
+    pub any_kms_chip_allowed: bool,
 }
 
 /// An app's current authorization policy ([`Inspector::app`]). For an address the registry
@@ -145,6 +149,18 @@ impl Inspector {
         let info = self.read(r, KmsRegistry::kmsInfoCall {}, h).await?;
         let mut min_tcb = BTreeMap::new();
         for p in Product::ALL {
+            let set = self
+                .read(
+                    r,
+                    KmsRegistry::isMinTcbSetCall {
+                        product: p.chain_id(),
+                    },
+                    h,
+                )
+                .await?;
+            if !set {
+                continue;
+            }
             let t = self
                 .read(
                     r,
@@ -198,6 +214,9 @@ impl Inspector {
             kms_measurements: Vec::new(),
             kms_configs: Vec::new(),
             kms_chips: Vec::new(),
+            any_kms_chip_allowed: self
+                .read(r, KmsRegistry::anyKmsChipAllowedCall {}, h)
+                .await?,
         };
         for e in self
             .audit

@@ -416,7 +416,8 @@ impl Owner {
             .await
     }
 
-    /// Lists a chip (64-byte chip id) allowed to run KMS nodes; an empty list allows any chip.
+    /// Lists a chip (64-byte chip id) allowed to run KMS nodes; only listed chips may, unless
+    /// [`Owner::set_any_kms_chip_allowed`].
     pub async fn add_kms_chip(&self, chip_id: &[u8]) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::addKmsChipCall {
             chipId: Bytes::copy_from_slice(chip_id),
@@ -424,8 +425,8 @@ impl Owner {
         .await
     }
 
-    /// Removes a chip from the KMS chip list. Removing the last one empties the list, which
-    /// allows *any* chip again.
+    /// Removes a chip from the KMS chip list. Removing the last one leaves no chip allowed
+    /// (unless any chip is).
     pub async fn remove_kms_chip(&self, chip_id: &[u8]) -> Result<TxOutcome, ChainError> {
         self.registry_tx(KmsRegistry::removeKmsChipCall {
             chipId: Bytes::copy_from_slice(chip_id),
@@ -433,8 +434,16 @@ impl Owner {
         .await
     }
 
+    /// Lets any chip run a KMS node (`true`: e.g. a development deployment), or only the listed
+    /// chips (`false`, the default of a new registry).
+    pub async fn set_any_kms_chip_allowed(&self, allowed: bool) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::setAnyKmsChipAllowedCall { allowed })
+            .await
+    }
+
     /// Sets the minimum TCB for `product`; reported, committed and launch TCB of a report must
-    /// each be at least this, component by component. The contract refuses a non-zero `fmc`
+    /// each be at least this, component by component; until it is set, no report of `product`
+    /// is allowed (an all-zero minimum accepts any TCB). The contract refuses a non-zero `fmc`
     /// except for Turin (`FmcNotSupported`).
     pub async fn set_min_tcb(
         &self,

@@ -261,8 +261,8 @@ pub struct Limits {
     /// 0 counts as 1).
     pub per_client_burst: u32,
     /// GetAppKey requests per second per app id; 0 disables (default 500). Counted only once
-    /// the request's evidence is verified and bound to the app, so naming an app in junk
-    /// requests does not spend its budget.
+    /// the registry allows the request (verified evidence bound to the app, on an allowed
+    /// image, TCB and device), so requests naming a victim app do not spend its budget.
     pub per_app_rate: f64,
     /// Bucket size of the per-app limit (default 1000; 0 counts as 1).
     pub per_app_burst: u32,

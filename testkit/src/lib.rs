@@ -161,7 +161,8 @@ pub struct Fixture {
 }
 
 /// Deploys a registry on a fresh anvil and configures it: OS image, KMS measurement, minimum
-/// TCB for Milan, one app (compose hash and device allowed).
+/// TCB for Milan (the only product allowed), any chip for KMS nodes (tests of the chip list
+/// turn that off), one app (compose hash and device allowed).
 pub async fn deploy_fixture() -> Fixture {
     deploy_fixture_on(spawn_anvil()).await
 }
@@ -189,6 +190,10 @@ pub async fn deploy_fixture_on(chain: TestChain) -> Fixture {
         .set_min_tcb(Product::Milan, MIN_TCB)
         .await
         .expect("setMinTcb");
+    governor
+        .set_any_kms_chip_allowed(true)
+        .await
+        .expect("setAnyKmsChipAllowed");
     let (app, _) = app_owner
         .register_app(B256::from(APP_SALT))
         .await

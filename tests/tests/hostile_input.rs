@@ -215,10 +215,37 @@ async fn bad_requests_of_every_status_fail_closed() {
             "provisional firmware",
         ),
         (
+            // Committed equal to current, both below the registry's minimum: not provisional,
+            // so the registry's minimum is what refuses it.
+            "committed (and current) TCB below minimum",
+            fields(move |f| {
+                f.current_tcb = low;
+                f.committed_tcb = low;
+                f.reported_tcb = low;
+            }),
+            Code::PermissionDenied,
+            "tcb below minimum",
+        ),
+        (
             "launch TCB below minimum",
             fields(move |f| f.launch_tcb = low),
             Code::PermissionDenied,
             "tcb below minimum",
+        ),
+        (
+            // Governance set a minimum TCB for Milan only: a Genoa guest has no floor, and
+            // is refused rather than allowed at any TCB.
+            "product without a minimum TCB",
+            Mutation {
+                platform: Some(Arc::new(SimulatedPlatform::new(
+                    authority(),
+                    Product::Genoa,
+                    GUEST_CHIP.as_bytes(),
+                ))),
+                ..Mutation::default()
+            },
+            Code::PermissionDenied,
+            "no minimum tcb for product",
         ),
         (
             "OS image not allowed",

@@ -69,9 +69,22 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     stack.wait_pinned(back.block).await;
     served(&stack, &g).await;
 
-    // Its chip is no longer listed (a machine with a leaked VCEK).
-    let listed = governor.add_kms_chip(&[0x42; 64]).await.unwrap();
-    stack.wait_pinned(listed.block).await;
+    // Governance lists chips and its chip is not among them (a machine with a leaked VCEK).
+    governor.add_kms_chip(&[0x42; 64]).await.unwrap();
+    let closed = governor.set_any_kms_chip_allowed(false).await.unwrap();
+    stack.wait_pinned(closed.block).await;
+    let why = refused_unavailable(&stack, &g).await;
+    assert!(why.contains("kms chip not allowed"), "{why}");
+    let ours = governor.add_kms_chip(&node_chip()).await.unwrap();
+    stack.wait_pinned(ours.block).await;
+    served(&stack, &g).await;
+    // Removing its chip again, and then the last other one, never opens the list.
+    let removed = governor.remove_kms_chip(&node_chip()).await.unwrap();
+    stack.wait_pinned(removed.block).await;
+    let why = refused_unavailable(&stack, &g).await;
+    assert!(why.contains("kms chip not allowed"), "{why}");
+    let emptied = governor.remove_kms_chip(&[0x42; 64]).await.unwrap();
+    stack.wait_pinned(emptied.block).await;
     let why = refused_unavailable(&stack, &g).await;
     assert!(why.contains("kms chip not allowed"), "{why}");
     let ours = governor.add_kms_chip(&node_chip()).await.unwrap();

@@ -201,7 +201,9 @@ impl Policy {
 
     /// Refuses policies that could never be meant: a version window that is empty, below 2 or
     /// above the newest layout this verifier knows (5), an fmc minimum for a product without
-    /// fmc. Every policy a verifier is built from, from a
+    /// fmc, a family or image id without a trusted ID or author key (the host writes and signs
+    /// the ID block these come from, so alone they restrict nothing). Every policy a verifier
+    /// is built from, from a
     /// file or a node's configuration, goes through it.
     pub fn validate(&self) -> Result<(), PolicyLoadError> {
         if self.min_report_version > self.max_report_version {
@@ -221,6 +223,20 @@ impl Policy {
                 "max_report_version {} is above {newest}, the newest report layout this verifier knows: a newer report would be read with an older layout",
                 self.max_report_version
             )));
+        }
+        let id_key_trusted =
+            !self.trusted_id_key_digests.is_empty() || !self.trusted_author_key_digests.is_empty();
+        for (field, set) in [
+            ("family_id", self.family_id.is_some()),
+            ("image_id", self.image_id.is_some()),
+        ] {
+            if set && !id_key_trusted {
+                return Err(PolicyLoadError::Invalid(format!(
+                    "{field} is set but neither trusted_id_key_digests nor \
+                     trusted_author_key_digests is: whoever launches the guest writes and signs \
+                     its ID block, so {field} alone restricts nothing"
+                )));
+            }
         }
         for (product, tcb) in &self.min_tcb {
             if tcb.fmc != 0 && !product.has_turin_tcb_layout() {

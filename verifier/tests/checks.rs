@@ -423,6 +423,13 @@ fn policy_files_read_the_new_fields_and_refuse_nonsense() {
     assert!(Policy::from_toml("trusted_id_key_digests = [\"zz\"]").is_err());
     // A report version above the newest layout known would be read with an older layout.
     assert!(Policy::from_toml("max_report_version = 6").is_err());
+    // The host writes and signs the ID block: its ids mean nothing without a trusted key.
+    for field in ["family_id", "image_id"] {
+        let err = Policy::from_toml(&format!("{field} = \"03030303030303030303030303030303\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("restricts nothing"), "{field}: {err}");
+    }
 }
 
 fn chain_error(r: Result<VerifiedReport, VerifyError>) -> CertChainError {

@@ -118,9 +118,10 @@ async fn kms_decision_paths() {
     let d = c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap();
     assert_eq!((d.allowed, d.reason.as_str()), (false, "tcb below minimum"));
 
-    // A non-empty chip list admits only listed chips.
+    // With "any chip" off, the list admits only listed chips.
     let other_chip = [0x77u8; 64];
     f.governor.add_kms_chip(&other_chip).await.unwrap();
+    f.governor.set_any_kms_chip_allowed(false).await.unwrap();
     c.refresh().await.unwrap();
     let d = c.is_kms_allowed(&allowed, KMS_CONFIG).await.unwrap();
     assert_eq!(
@@ -141,7 +142,8 @@ async fn kms_decision_paths() {
 async fn product_is_mapped_to_the_registry_number() {
     let f = deploy_fixture().await;
     let c = connect(f.config()).await;
-    // Only Genoa gets a high minimum: a Genoa guest is refused, Milan and Turin are not.
+    // Genoa gets a high minimum: a Genoa guest is refused, a Milan one is not, and a Turin one
+    // is refused because governance set no minimum for Turin.
     let genoa_min = TcbVersion {
         bootloader: 9,
         tee: 9,
@@ -154,15 +156,19 @@ async fn product_is_mapped_to_the_registry_number() {
         .await
         .unwrap();
     c.refresh().await.unwrap();
-    for (product, allowed) in [
-        (Product::Milan, true),
-        (Product::Genoa, false),
-        (Product::Turin, true),
+    for (product, allowed, reason) in [
+        (Product::Milan, true, ""),
+        (Product::Genoa, false, "tcb below minimum"),
+        (Product::Turin, false, "no minimum tcb for product"),
     ] {
         let mut info = f.app_boot_info();
         info.product = product;
         let d = c.is_app_allowed(&info).await.unwrap();
-        assert_eq!(d.allowed, allowed, "{product}: {d:?}");
+        assert_eq!(
+            (d.allowed, d.reason.as_str()),
+            (allowed, reason),
+            "{product}"
+        );
     }
     assert_eq!(c.min_tcb(Product::Genoa).await.unwrap(), genoa_min);
     assert_eq!(c.min_tcb(Product::Milan).await.unwrap(), MIN_TCB);

@@ -44,11 +44,19 @@ enum Command {
     AddKmsConfig(ConfigArgs),
     /// Remove an allowed KMS configuration digest: nodes running with it stop serving.
     RemoveKmsConfig(ConfigArgs),
-    /// List a chip allowed to run KMS nodes (while the list is empty, any chip may).
+    /// List a chip allowed to run KMS nodes (only listed chips may, unless allow-any-kms-chip).
     AddKmsChip(ChipArgs),
-    /// Remove a listed KMS chip.
+    /// Remove a listed KMS chip (removing the last one leaves no chip allowed).
     RemoveKmsChip(ChipArgs),
-    /// Set the minimum TCB of a product (every component must be at least this).
+    /// Allow (or, with --allowed false, stop allowing) any chip to run KMS nodes.
+    AllowAnyKmsChip {
+        #[command(flatten)]
+        tx: TxArgs,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+        allowed: bool,
+    },
+    /// Set the minimum TCB of a product (every component must be at least this). A product
+    /// without one is refused; all zeros accepts any TCB of it.
     SetMinTcb {
         #[command(flatten)]
         tx: TxArgs,
@@ -252,6 +260,10 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             let tx = a.tx.owner()?.remove_kms_chip(&c).await?;
             done(&a.tx, "removeKmsChip", tx)
         }
+        Command::AllowAnyKmsChip { tx, allowed } => {
+            let out = tx.owner()?.set_any_kms_chip_allowed(allowed).await?;
+            done(&tx, "setAnyKmsChipAllowed", out)
+        }
         Command::SetMinTcb {
             tx,
             product,
@@ -320,17 +332,17 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             println!("kms tls public key    {}", s.kms_tls_public_key);
             println!("key epoch             {}", s.key_epoch);
             println!("apps                  {}", s.app_count);
-            for (p, t) in &s.min_tcb {
-                println!("min tcb {:<13} {t}", p.to_string());
+            for p in Product::ALL {
+                match s.min_tcb.get(&p) {
+                    Some(t) => println!("min tcb {:<13} {t}", p.to_string()),
+                    None => println!("min tcb {:<13} none set: refused", p.to_string()),
+                }
             }
             list("os images", &s.os_images);
             list("kms measurements", &s.kms_measurements);
             list("kms configs", &s.kms_configs);
-            if s.kms_chips.is_empty() {
-                println!("kms chips             any");
-            } else {
-                list("kms chips", &s.kms_chips);
-            }
+            list("kms chips", &s.kms_chips);
+            println!("any kms chip          {}", s.any_kms_chip_allowed);
             Ok(())
         }
     }

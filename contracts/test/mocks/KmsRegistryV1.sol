@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+// The KmsRegistry implementation as deployed before storage version 2 (git 330deea,
+// contracts/src/KmsRegistry.sol), kept only so the tests can upgrade a deployment made with it.
+// An empty KMS chip list allowed any chip; a product without a minimum TCB had no floor.
+
+import {Initializable} from "@openzeppelin/contracts-upgradeable/proxy/utils/Initializable.sol";
+import {UUPSUpgradeable} from "@openzeppelin/contracts-upgradeable/proxy/utils/UUPSUpgradeable.sol";
+import {
+    Ownable2StepUpgradeable
+} from "@openzeppelin/contracts-upgradeable/access/Ownable2StepUpgradeable.sol";
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {AppAuth} from "../../src/AppAuth.sol";
+import {AppKeyLib} from "../../src/AppKeyLib.sol";
+import {BootInfo, TcbVersion, SnpLib} from "../../src/SnpTypes.sol";
+
+/// @title KmsRegistryV1
+/// @notice Governance of one snpkms deployment: which OS images apps may boot, which KMS
+///         images/chips may serve keys, minimum TCB per SEV-SNP product, the KMS root
+///         signing key, and the registry of apps (each an {AppAuth} clone).
+/// @dev Deployed behind an ERC1967Proxy (UUPS). State lives in ERC-7201 namespaced storage.
+contract KmsRegistryV1 is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable {
+    // ---------------------------------------------------------------- errors
+    error UpgradesAreDisabled();
+    error AlreadyPresent();
+    error NotPresent();
+    error BadMeasurementLength(uint256 length);
+    error BadChipIdLength(uint256 length);
+    error UnknownProduct(uint8 product);
+    /// @dev fmc is Turin-only: the minimum's fmc must be 0 for Milan (0) and Genoa (1).
+    error FmcNotSupported(uint8 product);
+
+    // ---------------------------------------------------------------- events
+    event UpgradesDisabled();
+    event KmsInfoSet(address indexed rootSigningAddress, bytes tlsPublicKey, uint32 epoch);
+    event KeyEpochBumped(uint32 epoch);
+    event OsImageAdded(bytes32 indexed key, bytes measurement);
+    event OsImageRemoved(bytes32 indexed key, bytes measurement);
+    event KmsMeasurementAdded(bytes32 indexed key, bytes measurement);
+    event KmsMeasurementRemoved(bytes32 indexed key, bytes measurement);
+    event KmsChipAdded(bytes32 indexed deviceId, bytes chipId);
+    event KmsChipRemoved(bytes32 indexed deviceId, bytes chipId);
+    event MinTcbSet(uint8 indexed product, TcbVersion tcb);
+    /// @notice A KMS security-configuration digest (`snpkms node config-digest`) was allowed.
+    event KmsConfigAdded(bytes32 indexed digest);
+    event KmsConfigRemoved(bytes32 indexed digest);
+    event AppRegistered(address indexed app, address indexed owner, bytes32 salt);
+
+    // --------------------------------------------------------------- storage
+
+    /// @custom:storage-location erc7201:snpkms.storage.KmsRegistry
+    struct KmsRegistryStorage {
+        address rootSigningAddress;
+        uint32 keyEpoch;
+        bool upgradesDisabled;
+        bytes tlsPublicKey;
+        mapping(bytes32 key => bool) osImages;
+        mapping(bytes32 key => bool) kmsMeasurements;
+        mapping(bytes32 deviceId => bool) kmsChips;
+        uint256 kmsChipCount;
+        mapping(uint8 product => TcbVersion) minTcb;
+        mapping(address app => bool) apps;
+        uint256 appCount;
+        // Appended (ERC-7201: new fields only at the end keep upgrades safe).
+        mapping(bytes32 digest => bool) kmsConfigs;
+    }
+
+    // keccak256(abi.encode(uint256(keccak256("snpkms.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant STORAGE_LOCATION =
+        0x7c52c49ef33b027770e7b58794fbb254af9c116ad376e47a47bfd38f79a53000;
+
+    function _s() private pure returns (KmsRegistryStorage storage $) {
+        assembly {
+            $.slot := STORAGE_LOCATION
+        }
+    }
+
+    /// @notice The AppAuth implementation that {registerApp} clones.
+    /// @custom:oz-upgrades-unsafe-allow state-variable-immutable
+    address public immutable appAuthImplementation;
+
+    /// @custom:oz-upgrades-unsafe-allow constructor
+    constructor() {
+        _disableInitializers();
+        appAuthImplementation = address(new AppAuth());
+    }
+
+    function initialize(address initialOwner) external initializer {
+        __Ownable_init(initialOwner);
+        __Ownable2Step_init();
+    }
+
+    // ============================================================ upgrades
+
+    /// @notice Permanently turns off upgrades of this proxy.
+    function disableUpgrades() external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.upgradesDisabled) revert UpgradesAreDisabled();
+        $.upgradesDisabled = true;
+        emit UpgradesDisabled();
+    }
+
+    function upgradesDisabled() external view returns (bool) {
+        return _s().upgradesDisabled;
+    }
+
+    function _authorizeUpgrade(address) internal view override onlyOwner {
+        if (_s().upgradesDisabled) revert UpgradesAreDisabled();
+    }
+
+    // ============================================================ KMS info
+
+    function setKmsInfo(address rootSigningAddress, bytes calldata tlsPublicKey) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        $.rootSigningAddress = rootSigningAddress;
+        $.tlsPublicKey = tlsPublicKey;
+        emit KmsInfoSet(rootSigningAddress, tlsPublicKey, $.keyEpoch);
+    }
+
+    function kmsInfo()
+        external
+        view
+        returns (address rootSigningAddress, bytes memory tlsPublicKey, uint32 keyEpoch_)
+    {
+        KmsRegistryStorage storage $ = _s();
+        return ($.rootSigningAddress, $.tlsPublicKey, $.keyEpoch);
+    }
+
+    function keyEpoch() external view returns (uint32) {
+        return _s().keyEpoch;
+    }
+
+    function bumpKeyEpoch() external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        uint32 epoch = $.keyEpoch + 1;
+        $.keyEpoch = epoch;
+        emit KeyEpochBumped(epoch);
+    }
+
+    // ============================================================ OS images
+
+    function addOsImage(bytes calldata measurement) external onlyOwner {
+        bytes32 key = _measurementKey(measurement);
+        KmsRegistryStorage storage $ = _s();
+        if ($.osImages[key]) revert AlreadyPresent();
+        $.osImages[key] = true;
+        emit OsImageAdded(key, measurement);
+    }
+
+    function removeOsImage(bytes calldata measurement) external onlyOwner {
+        bytes32 key = _measurementKey(measurement);
+        KmsRegistryStorage storage $ = _s();
+        if (!$.osImages[key]) revert NotPresent();
+        delete $.osImages[key];
+        emit OsImageRemoved(key, measurement);
+    }
+
+    function isOsImageAllowed(bytes calldata measurement) public view returns (bool) {
+        return measurement.length == SnpLib.MEASUREMENT_LENGTH && _s().osImages[keccak256(measurement)];
+    }
+
+    // ===================================================== KMS measurements
+
+    function addKmsMeasurement(bytes calldata measurement) external onlyOwner {
+        bytes32 key = _measurementKey(measurement);
+        KmsRegistryStorage storage $ = _s();
+        if ($.kmsMeasurements[key]) revert AlreadyPresent();
+        $.kmsMeasurements[key] = true;
+        emit KmsMeasurementAdded(key, measurement);
+    }
+
+    function removeKmsMeasurement(bytes calldata measurement) external onlyOwner {
+        bytes32 key = _measurementKey(measurement);
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsMeasurements[key]) revert NotPresent();
+        delete $.kmsMeasurements[key];
+        emit KmsMeasurementRemoved(key, measurement);
+    }
+
+    function isKmsMeasurementAllowed(bytes calldata measurement) public view returns (bool) {
+        return measurement.length == SnpLib.MEASUREMENT_LENGTH && _s().kmsMeasurements[keccak256(measurement)];
+    }
+
+    // ========================================================= KMS configs
+
+    /// @notice Allows KMS nodes whose security configuration (chain view, trust roots, guest
+    ///         policy, limits) has this digest. A node seals its root under its digest and serves
+    ///         only while {isKmsAllowed} accepts it, so its host cannot change what decides a
+    ///         release by editing its configuration.
+    function addKmsConfig(bytes32 digest) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.kmsConfigs[digest]) revert AlreadyPresent();
+        $.kmsConfigs[digest] = true;
+        emit KmsConfigAdded(digest);
+    }
+
+    function removeKmsConfig(bytes32 digest) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsConfigs[digest]) revert NotPresent();
+        delete $.kmsConfigs[digest];
+        emit KmsConfigRemoved(digest);
+    }
+
+    function isKmsConfigAllowed(bytes32 digest) external view returns (bool) {
+        return _s().kmsConfigs[digest];
+    }
+
+    // ============================================================ KMS chips
+
+    function addKmsChip(bytes calldata chipId) external onlyOwner {
+        bytes32 deviceId = _chipKey(chipId);
+        KmsRegistryStorage storage $ = _s();
+        if ($.kmsChips[deviceId]) revert AlreadyPresent();
+        $.kmsChips[deviceId] = true;
+        $.kmsChipCount += 1;
+        emit KmsChipAdded(deviceId, chipId);
+    }
+
+    function removeKmsChip(bytes calldata chipId) external onlyOwner {
+        bytes32 deviceId = _chipKey(chipId);
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsChips[deviceId]) revert NotPresent();
+        delete $.kmsChips[deviceId];
+        $.kmsChipCount -= 1;
+        emit KmsChipRemoved(deviceId, chipId);
+    }
+
+    /// @notice Number of chips on the KMS chip allow-list; 0 means any chip may run the KMS.
+    function kmsChipCount() external view returns (uint256) {
+        return _s().kmsChipCount;
+    }
+
+    /// @notice Whether `chipId` is on the KMS chip allow-list (ignores the "empty list = any chip" rule).
+    function isKmsChipListed(bytes calldata chipId) external view returns (bool) {
+        return chipId.length == SnpLib.CHIP_ID_LENGTH && _s().kmsChips[keccak256(chipId)];
+    }
+
+    // ============================================================== min TCB
+
+    function setMinTcb(uint8 product, TcbVersion calldata tcb) external onlyOwner {
+        if (product > SnpLib.MAX_PRODUCT) revert UnknownProduct(product);
+        if (product != SnpLib.PRODUCT_TURIN && tcb.fmc != 0) revert FmcNotSupported(product);
+        _s().minTcb[product] = tcb;
+        emit MinTcbSet(product, tcb);
+    }
+
+    /// @notice The minimum TCB for `product` (all zero until set). Reverts for unknown products.
+    function minTcb(uint8 product) external view returns (TcbVersion memory) {
+        if (product > SnpLib.MAX_PRODUCT) revert UnknownProduct(product);
+        return _s().minTcb[product];
+    }
+
+    // ================================================================= apps
+
+    /// @notice Deploys and registers a new app: an AppAuth clone owned by msg.sender.
+    ///         Anyone may register. The address is deterministic, see {predictAppAddress}.
+    function registerApp(bytes32 salt) external returns (address app) {
+        bytes32 cloneSalt = _cloneSalt(msg.sender, salt);
+        KmsRegistryStorage storage $ = _s();
+        if ($.apps[Clones.predictDeterministicAddress(appAuthImplementation, cloneSalt)]) {
+            revert AlreadyPresent();
+        }
+        app = Clones.cloneDeterministic(appAuthImplementation, cloneSalt);
+        AppAuth(app).initialize(msg.sender, address(this));
+        $.apps[app] = true;
+        $.appCount += 1;
+        emit AppRegistered(app, msg.sender, salt);
+    }
+
+    function predictAppAddress(address owner_, bytes32 salt) external view returns (address) {
+        return Clones.predictDeterministicAddress(appAuthImplementation, _cloneSalt(owner_, salt));
+    }
+
+    function isAppRegistered(address app) public view returns (bool) {
+        return _s().apps[app];
+    }
+
+    function appCount() external view returns (uint256) {
+        return _s().appCount;
+    }
+
+    // ======================================================== authorization
+
+    /// @notice May an app CVM with this boot info get its keys?
+    /// @return allowed true iff allowed.
+    /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
+    ///         "bad chip id length", "os image not allowed", "tcb below minimum",
+    ///         "app not registered", "app disabled", "compose hash not allowed", "device not allowed".
+    function isAppAllowed(BootInfo calldata info) external view returns (bool allowed, string memory reason) {
+        (allowed, reason) = _checkCommon(info);
+        if (!allowed) return (allowed, reason);
+        KmsRegistryStorage storage $ = _s();
+        if (!$.osImages[keccak256(info.measurement)]) return (false, "os image not allowed");
+        if (!_tcbOk(info)) return (false, "tcb below minimum");
+        if (!$.apps[info.appId]) return (false, "app not registered");
+        AppAuth app = AppAuth(info.appId);
+        if (!app.enabled()) return (false, "app disabled");
+        return app.isAppAllowed(info);
+    }
+
+    /// @notice May a KMS CVM with this boot info, running with this security configuration,
+    ///         serve keys, join the KMS or receive the root keys? `appId` and `composeHash` are ignored.
+    /// @param configDigest the node's security-configuration digest, bound into its evidence.
+    /// @return allowed true iff allowed.
+    /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
+    ///         "bad chip id length", "kms measurement not allowed", "kms config not allowed",
+    ///         "tcb below minimum", "kms chip not allowed".
+    function isKmsAllowed(BootInfo calldata info, bytes32 configDigest)
+        external
+        view
+        returns (bool allowed, string memory reason)
+    {
+        (allowed, reason) = _checkCommon(info);
+        if (!allowed) return (allowed, reason);
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsMeasurements[keccak256(info.measurement)]) return (false, "kms measurement not allowed");
+        if (!$.kmsConfigs[configDigest]) return (false, "kms config not allowed");
+        if (!_tcbOk(info)) return (false, "tcb below minimum");
+        if ($.kmsChipCount != 0 && !$.kmsChips[keccak256(info.chipId)]) {
+            return (false, "kms chip not allowed");
+        }
+        return (true, "");
+    }
+
+    /// @notice Checks that the KMS root signing key signed `appSigningAddress` as the signing
+    ///         key of `appId` for key epoch `epoch`. The signature (65 bytes r||s||v) is over
+    ///         {AppKeyLib.appKeyDigest}. Never reverts on malformed signatures.
+    function verifyAppKey(address appId, address appSigningAddress, uint32 epoch, bytes calldata signature)
+        external
+        view
+        returns (bool)
+    {
+        address root = _s().rootSigningAddress;
+        if (root == address(0)) return false;
+        (address recovered, ECDSA.RecoverError err,) =
+            ECDSA.tryRecoverCalldata(AppKeyLib.appKeyDigest(appId, appSigningAddress, epoch), signature);
+        return err == ECDSA.RecoverError.NoError && recovered == root;
+    }
+
+    // ============================================================ internals
+
+    function _checkCommon(BootInfo calldata info) private pure returns (bool, string memory) {
+        if (info.product > SnpLib.MAX_PRODUCT) return (false, "unknown product");
+        if (info.measurement.length != SnpLib.MEASUREMENT_LENGTH) return (false, "bad measurement length");
+        if (info.chipId.length != SnpLib.CHIP_ID_LENGTH) return (false, "bad chip id length");
+        return (true, "");
+    }
+
+    function _tcbOk(BootInfo calldata info) private view returns (bool) {
+        TcbVersion memory min = _s().minTcb[info.product];
+        return SnpLib.tcbAtLeast(info.reportedTcb, min) && SnpLib.tcbAtLeast(info.committedTcb, min)
+            && SnpLib.tcbAtLeast(info.launchTcb, min);
+    }
+
+    function _measurementKey(bytes calldata measurement) private pure returns (bytes32) {
+        if (measurement.length != SnpLib.MEASUREMENT_LENGTH) revert BadMeasurementLength(measurement.length);
+        return keccak256(measurement);
+    }
+
+    function _chipKey(bytes calldata chipId) private pure returns (bytes32) {
+        if (chipId.length != SnpLib.CHIP_ID_LENGTH) revert BadChipIdLength(chipId.length);
+        return keccak256(chipId);
+    }
+
+    function _cloneSalt(address owner_, bytes32 salt) private pure returns (bytes32) {
+        return keccak256(abi.encode(owner_, salt));
+    }
+}
