@@ -1,12 +1,15 @@
 //! `snpkms node bootstrap` prints KMS info with evidence binding it; `node check-bootstrap` lets
-//! governance check that before registering, and refuses evidence for other KMS info.
+//! governance check that before registering, and refuses evidence for other KMS info, and
+//! evidence the registry would refuse (its minimum TCB, KMS images and chips).
 
 use snpkms_chain_client::Address;
 use snpkms_e2e::node_config;
 use std::process::Command;
 
-#[test]
-fn bootstrap_evidence_binds_the_kms_info() {
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_evidence_binds_the_kms_info() {
+    let f = snpkms_testkit::deploy_fixture().await;
+    let (rpc_url, registry) = (f.chain.url.clone(), f.deployment.registry.to_string());
     let dir = tempfile::tempdir().unwrap();
     let cfg = node_config(
         "http://127.0.0.1:1",
@@ -36,7 +39,8 @@ fn bootstrap_evidence_binds_the_kms_info() {
     let check = |file: &std::path::Path, roots: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snpkms"));
         cmd.args(["node", "check-bootstrap", "--bootstrap"])
-            .arg(file);
+            .arg(file)
+            .args(["--rpc-url", &rpc_url, "--registry", &registry]);
         for r in roots {
             cmd.args(["--extra-root", r]);
         }
@@ -89,4 +93,36 @@ fn bootstrap_evidence_binds_the_kms_info() {
             "{field}"
         );
     }
+
+    // What the registry holds decides too: with only listed chips allowed, this chip is not;
+    // listed, it is; a product without a minimum TCB is refused.
+    f.governor.set_any_kms_chip_allowed(false).await.unwrap();
+    let refused = check(&bootstrap, &[sim_root]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("kms chip not allowed"), "{stderr}");
+    let chip = text
+        .lines()
+        .find_map(|l| l.strip_prefix("chip id"))
+        .unwrap()
+        .trim()
+        .to_string();
+    f.governor
+        .add_kms_chip(&hex::decode(&chip).unwrap())
+        .await
+        .unwrap();
+    let ok = check(&bootstrap, &[sim_root]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    f.governor
+        .remove_kms_measurement(&snpkms_testkit::KMS_MEASUREMENT)
+        .await
+        .unwrap();
+    let refused = check(&bootstrap, &[sim_root]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("kms measurement not allowed"), "{stderr}");
 }

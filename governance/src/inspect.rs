@@ -101,7 +101,114 @@ pub struct Inspector {
     from_block: u64,
 }
 
+/// What the registry says, at one block, about a machine that would run a KMS node
+/// ([`Inspector::kms_standing`]): what governance checks a bootstrap's evidence against
+/// besides the evidence itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct KmsStanding {
+    /// The block the values were read at.
+    pub block: BlockRef,
+    /// The machine's product.
+    pub product: Product,
+    /// The product's minimum TCB; `None` when governance set none (the product is refused).
+    pub min_tcb: Option<TcbVersion>,
+    /// Whether the KMS image (launch measurement) is allowed.
+    pub measurement_allowed: bool,
+    /// Whether the chip is on the KMS chip list.
+    pub chip_listed: bool,
+    /// Whether any chip may run a KMS node, listed or not.
+    pub any_chip_allowed: bool,
+}
+
+impl KmsStanding {
+    /// What the registry would refuse about a node of this image and chip whose reports carry
+    /// these reported, committed and launch TCBs (empty: nothing), in the registry's words.
+    pub fn refusals(&self, tcbs: [(&str, TcbVersion); 3]) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.measurement_allowed {
+            out.push("kms measurement not allowed".to_string());
+        }
+        match &self.min_tcb {
+            None => out.push(format!("no minimum tcb for product ({})", self.product)),
+            Some(min) => {
+                for (name, tcb) in tcbs {
+                    if let Some((component, have, need)) = tcb.first_below(min) {
+                        out.push(format!(
+                            "tcb below minimum: {name} TCB {component} {have} < {need}"
+                        ));
+                    }
+                }
+            }
+        }
+        if !self.chip_listed && !self.any_chip_allowed {
+            out.push("kms chip not allowed".to_string());
+        }
+        out
+    }
+}
+
 impl Inspector {
+    /// The registry's view, at the latest block, of a KMS node of `product` on `chip_id`
+    /// running `measurement`: point reads only, no history needed.
+    pub async fn kms_standing(
+        &self,
+        product: Product,
+        measurement: &[u8; 48],
+        chip_id: &[u8; 64],
+    ) -> Result<KmsStanding, ChainError> {
+        let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
+        let chain_id = self.endpoint.chain_id().await?;
+        if self.endpoint.code_len(self.registry, head.hash).await? == 0 {
+            return Err(ChainError::NoContract {
+                address: self.registry,
+                chain_id,
+            });
+        }
+        let (r, h) = (self.registry, head.hash);
+        let p = product.chain_id();
+        let min_tcb = if self
+            .read(r, KmsRegistry::isMinTcbSetCall { product: p }, h)
+            .await?
+        {
+            Some(
+                self.read(r, KmsRegistry::minTcbCall { product: p }, h)
+                    .await?
+                    .into(),
+            )
+        } else {
+            None
+        };
+        Ok(KmsStanding {
+            block: BlockRef {
+                number: head.number,
+                hash: head.hash,
+            },
+            product,
+            min_tcb,
+            measurement_allowed: self
+                .read(
+                    r,
+                    KmsRegistry::isKmsMeasurementAllowedCall {
+                        measurement: Bytes::copy_from_slice(measurement),
+                    },
+                    h,
+                )
+                .await?,
+            chip_listed: self
+                .read(
+                    r,
+                    KmsRegistry::isKmsChipListedCall {
+                        chipId: Bytes::copy_from_slice(chip_id),
+                    },
+                    h,
+                )
+                .await?,
+            any_chip_allowed: self
+                .read(r, KmsRegistry::anyKmsChipAllowedCall {}, h)
+                .await?,
+        })
+    }
+
     /// `from_block`: where the registry's history starts (its deployment block; 0 works too).
     pub fn new(rpc_url: &str, registry: Address, from_block: u64) -> Result<Inspector, ChainError> {
         Ok(Inspector {
@@ -306,5 +413,63 @@ impl Inspector {
             }
         }
         Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod standing_tests {
+    use super::*;
+
+    fn standing(min_tcb: Option<TcbVersion>, listed: bool, any: bool) -> KmsStanding {
+        KmsStanding {
+            block: BlockRef {
+                number: 1,
+                hash: B256::ZERO,
+            },
+            product: Product::Genoa,
+            min_tcb,
+            measurement_allowed: true,
+            chip_listed: listed,
+            any_chip_allowed: any,
+        }
+    }
+
+    fn tcb(snp: u8) -> TcbVersion {
+        TcbVersion {
+            bootloader: 9,
+            tee: 0,
+            snp,
+            microcode: 72,
+            fmc: 0,
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_the_registry_would_refuse() {
+        let at = |t| [("reported", t), ("committed", t), ("launch", t)];
+        assert!(standing(Some(tcb(23)), true, false)
+            .refusals(at(tcb(23)))
+            .is_empty());
+        assert_eq!(
+            standing(None, true, false).refusals(at(tcb(23))),
+            ["no minimum tcb for product (Genoa)"]
+        );
+        assert_eq!(
+            standing(Some(tcb(23)), false, false).refusals(at(tcb(23))),
+            ["kms chip not allowed"]
+        );
+        assert!(standing(Some(tcb(23)), false, true)
+            .refusals(at(tcb(23)))
+            .is_empty());
+        let low = standing(Some(tcb(23)), true, false).refusals([
+            ("reported", tcb(23)),
+            ("committed", tcb(22)),
+            ("launch", tcb(23)),
+        ]);
+        assert_eq!(low.len(), 1);
+        assert!(
+            low[0].starts_with("tcb below minimum: committed TCB"),
+            "{low:?}"
+        );
     }
 }

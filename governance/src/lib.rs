@@ -12,5 +12,5 @@ mod owner;
 
 pub use audit::{AuditEvent, AuditKind, AuditReader};
 pub use deploy::{deploy_registry, deploy_registry_with_progress, Deployment};
-pub use inspect::{AppStatus, Inspector, RegistryStatus};
+pub use inspect::{AppStatus, Inspector, KmsStanding, RegistryStatus};
 pub use owner::{device_id, signer_from_env, signer_from_file, Owner, Progress, TxOutcome};

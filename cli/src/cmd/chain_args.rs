@@ -72,6 +72,15 @@ pub fn run_async(fut: impl Future<Output = anyhow::Result<()>>) -> anyhow::Resul
     }
 }
 
+/// Runs an async computation to its value on a fresh runtime.
+pub fn run_async_value<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(fut)
+}
+
 /// Shows a transaction's progress on stderr: one line, rewritten in place on a terminal.
 pub fn progress_line() -> impl Fn(&Progress) + Send + Sync + 'static {
     let tty = std::io::stderr().is_terminal();

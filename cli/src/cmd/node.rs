@@ -45,6 +45,12 @@ enum NodeCommand {
         /// Extra trust root (PEM), for the product its ARK names, e.g. the simulator's for a development node.
         #[arg(long = "extra-root", value_name = "PEM")]
         extra_roots: Vec<PathBuf>,
+        /// The chain the registry is on: the evidence is checked against what the registry
+        /// holds (the product's minimum TCB, the KMS image, the chip list).
+        #[command(flatten)]
+        rpc: super::chain_args::Rpc,
+        #[command(flatten)]
+        registry: super::chain_args::Registry,
     },
     /// Print the digest of the node's security configuration (chain view, trust roots, guest
     /// policy, limits; `SNPKMS_NODE__*` overrides applied): what its root is sealed under and
@@ -106,6 +112,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         NodeCommand::CheckBootstrap {
             bootstrap,
             extra_roots,
+            rpc,
+            registry,
         } => {
             let out: snpkms_kms_node::BootstrapOutput =
                 serde_json::from_slice(&super::read_file(&bootstrap)?)
@@ -126,21 +134,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_secs(),
             );
-            match snpkms_kms_node::check_bootstrap(&out, &verifier, now) {
-                Ok(checked) => {
-                    let report = &checked.report;
-                    println!("root signing address {}", out.root_signing_address);
-                    println!("config digest        {}", checked.config_digest);
-                    println!("KMS measurement      {}", hex::encode(report.measurement));
-                    println!("chip id              {}", hex::encode(report.chip_id));
-                    println!("root of trust        {}", report.root);
-                    println!("verdict: the evidence binds this KMS info and configuration digest");
-                    Ok(ExitCode::SUCCESS)
-                }
+            let checked = match snpkms_kms_node::check_bootstrap(&out, &verifier, now) {
+                Ok(checked) => checked,
                 Err(e) => {
                     eprintln!("rejected: {e}");
-                    Ok(ExitCode::from(super::EXIT_REJECTED))
+                    return Ok(ExitCode::from(super::EXIT_REJECTED));
                 }
+            };
+            let report = &checked.report;
+            println!("root signing address {}", out.root_signing_address);
+            println!("config digest        {}", checked.config_digest);
+            println!("KMS measurement      {}", hex::encode(report.measurement));
+            println!("chip id              {}", hex::encode(report.chip_id));
+            println!("product              {}", report.product);
+            println!("root of trust        {}", report.root);
+            println!("the evidence binds this KMS info and configuration digest");
+            // The evidence alone says nothing of what governance allows: check it against the
+            // registry as isKmsAllowed will (the digest is what governance is about to add).
+            let standing = super::chain_args::run_async_value(async {
+                Ok(
+                    snpkms_governance::Inspector::new(&rpc.rpc_url, registry.registry, 0)?
+                        .kms_standing(report.product, &report.measurement, &report.chip_id)
+                        .await?,
+                )
+            })?;
+            let refusals = standing.refusals([
+                ("reported", report.reported_tcb),
+                ("committed", report.committed_tcb),
+                ("launch", report.launch_tcb),
+            ]);
+            match &standing.min_tcb {
+                Some(min) => println!("registry min TCB     {min}"),
+                None => println!("registry min TCB     none set for {}", report.product),
+            }
+            println!("registry block       {}", standing.block.number);
+            if refusals.is_empty() {
+                println!("verdict: the registry allows this image, TCB and chip");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for r in &refusals {
+                    eprintln!("rejected by the registry: {r}");
+                }
+                Ok(ExitCode::from(super::EXIT_REJECTED))
             }
         }
         NodeCommand::ConfigDigest { config, show } => {
