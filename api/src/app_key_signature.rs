@@ -66,8 +66,16 @@ pub fn sign(
     app_signing_address: &[u8; 20],
     epoch: u32,
 ) -> Result<[u8; 65], SignatureError> {
+    sign_digest(root, &digest(app_id, app_signing_address, epoch))
+}
+
+/// The 65-byte Ethereum signature `r || s || v` of `root` over a 32-byte digest.
+pub(crate) fn sign_digest(
+    root: &SigningKey,
+    digest: &[u8; 32],
+) -> Result<[u8; 65], SignatureError> {
     let (sig, recid) = root
-        .sign_prehash_recoverable(&digest(app_id, app_signing_address, epoch))
+        .sign_prehash_recoverable(digest)
         .map_err(|_| SignatureError::Sign)?;
     let mut out = [0u8; 65];
     out[..64].copy_from_slice(&sig.to_bytes());
@@ -75,11 +83,9 @@ pub fn sign(
     Ok(out)
 }
 
-/// The address that produced `signature`, to compare with the registered KMS root address.
-pub fn recover(
-    app_id: &[u8; 20],
-    app_signing_address: &[u8; 20],
-    epoch: u32,
+/// The address whose key made `signature` (`r || s || v`) over `digest`.
+pub(crate) fn recover_digest(
+    digest: &[u8; 32],
     signature: &[u8],
 ) -> Result<[u8; 20], SignatureError> {
     if signature.len() != 65 {
@@ -92,13 +98,19 @@ pub fn recover(
         .filter(|r| !r.is_x_reduced())
         .ok_or(SignatureError::RecoveryId(v))?;
     let sig = Signature::from_slice(&signature[..64]).map_err(|_| SignatureError::Recover)?;
-    let key = VerifyingKey::recover_from_prehash(
-        &digest(app_id, app_signing_address, epoch),
-        &sig,
-        recid,
-    )
-    .map_err(|_| SignatureError::Recover)?;
+    let key = VerifyingKey::recover_from_prehash(digest, &sig, recid)
+        .map_err(|_| SignatureError::Recover)?;
     Ok(address_of(&key))
+}
+
+/// The address that produced `signature`, to compare with the registered KMS root address.
+pub fn recover(
+    app_id: &[u8; 20],
+    app_signing_address: &[u8; 20],
+    epoch: u32,
+    signature: &[u8],
+) -> Result<[u8; 20], SignatureError> {
+    recover_digest(&digest(app_id, app_signing_address, epoch), signature)
 }
 
 #[cfg(test)]

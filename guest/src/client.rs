@@ -168,6 +168,31 @@ impl GuestClient {
             .into_inner())
     }
 
+    /// GetAuditHead: the head of the node's key-release log, signed by its root key. Keep it:
+    /// a later copy of the log must extend it (`snpkms node audit-log --check-head`). Check
+    /// [`SignedAuditHead::signer`](snpkms_api::audit_head::SignedAuditHead::signer) against the
+    /// registry's root; what the node says about itself proves nothing.
+    pub async fn audit_head(
+        &mut self,
+    ) -> Result<snpkms_api::audit_head::SignedAuditHead, GuestClientError> {
+        let r = self
+            .inner
+            .get_audit_head(pb::GetAuditHeadRequest {})
+            .await?
+            .into_inner();
+        let hash: [u8; 32] = r
+            .hash
+            .try_into()
+            .map_err(|_| GuestClientError::Malformed("audit head hash is not 32 bytes".into()))?;
+        Ok(snpkms_api::audit_head::SignedAuditHead {
+            head: snpkms_api::audit_head::AuditHead {
+                records: r.records,
+                hash,
+            },
+            signature: r.signature,
+        })
+    }
+
     /// Runs the whole GetAppKey exchange. `expected_root` is the KMS root signing address the
     /// caller trusts, from the chain or its own configuration, never from the KMS: whoever sits
     /// on the guest's network could answer as a KMS and name a root it holds. The grant is

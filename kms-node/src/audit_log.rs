@@ -2,6 +2,16 @@
 //! chain) and per onboarding, each carrying the SHA-256 of its predecessor. Deleting, editing
 //! or reordering a record breaks the chain, which `snpkms node audit-log` checks.
 //!
+//! The host owns the disk and could rewrite the whole file with recomputed hashes, so the chain
+//! alone proves nothing to the node. Every batch written ends in a head line: the number of
+//! records and the chain hash, signed by the KMS root key inside the TEE
+//! ([`snpkms_api::audit_head`]). Opening checks the chain and that the last head is signed by
+//! this node's root key and covers every record before it: a rewritten log no longer opens.
+//! Records after the last head were never acknowledged (their batch's head is written before
+//! the sync that acknowledges them), so they are set aside like a torn write. What the host can
+//! still do is cut the file back to an earlier head: an auditor who keeps a head it fetched
+//! (`GetAuditHead`) detects that (`snpkms node audit-log --check-head`).
+//!
 //! It is `audit.log` in the node's data dir: one JSON record per line, append-only, so any
 //! JSON-lines tool reads it, also while the node runs.
 //!
@@ -20,8 +30,11 @@
 //! it to `audit.log.torn-<unix time>` and cuts it off. Damage followed by intact records is not
 //! what a crash leaves: opening refuses, for the operator to look at.
 
+use k256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use snpkms_api::app_key_signature::address_of;
+use snpkms_api::audit_head::{AuditHead, SignedAuditHead};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +78,28 @@ pub struct ReleaseRecord {
 }
 
 pub use snpkms_core::NewRecord;
+
+/// A head line: what the records before it add up to, signed.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadLine {
+    head: SignedAuditHead,
+}
+
+/// One line of the log.
+enum Line<'a> {
+    Record(ReleaseRecord, &'a [u8]),
+    Head(SignedAuditHead),
+}
+
+fn parse_line(body: &[u8]) -> Option<Line<'_>> {
+    if let Ok(record) = serde_json::from_slice::<ReleaseRecord>(body) {
+        return Some(Line::Record(record, body));
+    }
+    serde_json::from_slice::<HeadLine>(body)
+        .ok()
+        .map(|h| Line::Head(h.head))
+}
 
 pub const FILE_NAME: &str = "audit.log";
 
@@ -123,8 +158,9 @@ pub enum AuditLogError {
     },
 }
 
-/// How a log fails its hash-chain check: something other than a crash changed it. (Records
-/// removed from the end leave an intact, shorter chain, which this check cannot see.)
+/// How a log fails its hash-chain check: something other than a crash changed it. (A log cut
+/// back to an earlier head is intact and shorter: only a head kept by an auditor shows it, see
+/// [`LogContents::extends`].)
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HashChainBreak {
     /// An unreadable line is followed by readable records: damage, not a torn last write.
@@ -153,6 +189,27 @@ pub enum HashChainBreak {
         seq: u64,
         /// The record before it (`seq - 1`).
         prev: u64,
+    },
+    /// A head line does not add up to the records before it.
+    #[error("the signed head after {records} records does not match them: the log was edited")]
+    HeadMismatch {
+        /// The records the head says it covers.
+        records: u64,
+    },
+    /// Records, but no signed head at all: not a log this node wrote (or one from a version
+    /// before signed heads).
+    #[error("{records} records but no signed head: the log was not written by a node of this root, or by a version before signed heads")]
+    Unsigned {
+        /// Records in the file.
+        records: u64,
+    },
+    /// The last head is not signed by this node's root key: the file was rewritten.
+    #[error("the last head is signed by {found}, not by this node's root signing address {expected}: the log was rewritten")]
+    HeadSigner {
+        /// Who signed it (or why no signer recovers).
+        found: String,
+        /// The root signing address, `0x` hex.
+        expected: String,
     },
 }
 
@@ -210,6 +267,10 @@ enum FlusherWait {
 }
 
 struct Shared {
+    /// Signs the head that ends every batch.
+    root: SigningKey,
+    /// The last head on disk.
+    last_signed: Mutex<Option<SignedAuditHead>>,
     pending: Mutex<Pending>,
     work: Condvar,
     commit_delay: Duration,
@@ -300,27 +361,135 @@ pub fn create(data_dir: &Path) -> Result<(), AuditLogError> {
 /// What a read of the log found.
 #[derive(Debug)]
 pub struct LogContents {
-    /// Every intact record, in order, chain checked.
+    /// Every record the last signed head covers, in order, chain checked.
     pub records: Vec<ReleaseRecord>,
-    /// Bytes after the last complete record: a write in progress, or a crash's partial write.
+    /// The chain hash after each of `records`.
+    pub hashes: Vec<[u8; 32]>,
+    /// The last signed head (none for an empty log).
+    pub head: Option<SignedAuditHead>,
+    /// Who signed it: the KMS root signing address, if the file is genuine.
+    pub signer: Option<[u8; 20]>,
+    /// Bytes after the last head: a batch being written, or a crash's unacknowledged write.
     pub torn_tail_bytes: u64,
 }
 
+/// How a log fails the check against a head an auditor kept.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeadCheckError {
+    /// The kept head's signature does not recover to a key, or to another one than the log's.
+    #[error("the kept head is signed by {kept}, the log by {log}")]
+    Signer {
+        /// The kept head's signer.
+        kept: String,
+        /// The log's signer.
+        log: String,
+    },
+    /// The log has fewer records than the kept head covers: it was cut back.
+    #[error(
+        "the log has {log} records, fewer than the {kept} the kept head covers: it was truncated"
+    )]
+    Truncated {
+        /// Records the kept head covers.
+        kept: u64,
+        /// Records in the log.
+        log: u64,
+    },
+    /// The log's records up to the kept head hash differently: they were rewritten.
+    #[error("the log's first {records} records do not hash to the kept head: they were rewritten")]
+    Rewritten {
+        /// Records the kept head covers.
+        records: u64,
+    },
+}
+
+impl LogContents {
+    /// Checks that this log extends `kept`, a head fetched earlier (`GetAuditHead`): same
+    /// signer, at least as many records, the same chain hash at that point.
+    pub fn extends(&self, kept: &SignedAuditHead) -> Result<(), HeadCheckError> {
+        let hex_of =
+            |a: Option<[u8; 20]>| a.map_or("nobody".into(), |a| format!("0x{}", hex::encode(a)));
+        let kept_signer = kept.signer().ok();
+        // An empty log has no head, hence no signer: it is then only shorter than the kept one.
+        let same_signer = self.signer.is_none_or(|log| Some(log) == kept_signer);
+        if kept_signer.is_none() || !same_signer {
+            return Err(HeadCheckError::Signer {
+                kept: hex_of(kept_signer),
+                log: hex_of(self.signer),
+            });
+        }
+        let n = kept.head.records;
+        let log = self.records.len() as u64;
+        if n > log {
+            return Err(HeadCheckError::Truncated { kept: n, log });
+        }
+        let at = match n {
+            0 => [0; 32],
+            n => self.hashes[(n - 1) as usize],
+        };
+        if at != kept.head.hash {
+            return Err(HeadCheckError::Rewritten { records: n });
+        }
+        Ok(())
+    }
+}
+
 struct Scan {
+    /// After the last intact record.
     head: Head,
-    /// Where the unreadable tail starts, if there is one.
-    torn_at: Option<u64>,
+    /// The last head line and the chain there (its `file_len` is after the head line).
+    signed: Option<(SignedAuditHead, Head)>,
     file_len: u64,
+}
+
+impl Scan {
+    /// Checks the last head's signer, and says where the part no head covers starts (records
+    /// after the last head, or a torn write): `(the signed state, where the rest starts)`.
+    fn authenticate(
+        &self,
+        path: &Path,
+        expected_signer: Option<[u8; 20]>,
+    ) -> Result<(Head, Option<u64>), AuditLogError> {
+        let chain = |source| AuditLogError::HashChain {
+            path: path.to_path_buf(),
+            source,
+        };
+        let signed_head = match &self.signed {
+            None if self.head.next_seq > 0 => {
+                return Err(chain(HashChainBreak::Unsigned {
+                    records: self.head.next_seq,
+                }))
+            }
+            None => EMPTY,
+            Some((signed, at)) => {
+                if let Some(expected) = expected_signer {
+                    let found = signed.signer();
+                    if found.as_ref().ok() != Some(&expected) {
+                        return Err(chain(HashChainBreak::HeadSigner {
+                            found: match found {
+                                Ok(a) => format!("0x{}", hex::encode(a)),
+                                Err(e) => format!("no key ({e})"),
+                            },
+                            expected: format!("0x{}", hex::encode(expected)),
+                        }));
+                    }
+                }
+                *at
+            }
+        };
+        let rest = (self.file_len > signed_head.file_len).then_some(signed_head.file_len);
+        Ok((signed_head, rest))
+    }
 }
 
 /// Reads the log from the start, checking every link; `each` sees every intact record.
 fn scan(
     file: &File,
     path: &Path,
-    mut each: impl FnMut(ReleaseRecord),
+    mut each: impl FnMut(ReleaseRecord, [u8; 32]),
 ) -> Result<Scan, AuditLogError> {
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut head = EMPTY;
+    let mut signed = None;
     let mut torn_at = None;
     let mut offset = 0u64;
     let mut line = Vec::new();
@@ -336,13 +505,11 @@ fn scan(
         if n == 0 {
             break;
         }
-        let record = match line.split_last() {
-            Some((b'\n', body)) => serde_json::from_slice::<ReleaseRecord>(body)
-                .ok()
-                .map(|r| (r, body)),
+        let parsed = match line.split_last() {
+            Some((b'\n', body)) => parse_line(body),
             _ => None,
         };
-        match record {
+        match parsed {
             None => {
                 torn_at.get_or_insert(offset);
             }
@@ -356,7 +523,21 @@ fn scan(
                     offset: torn_at.unwrap_or(offset),
                 }));
             }
-            Some((record, body)) => {
+            Some(Line::Head(h)) => {
+                if h.head.records != head.next_seq || h.head.hash != head.hash {
+                    return Err(chain(HashChainBreak::HeadMismatch {
+                        records: h.head.records,
+                    }));
+                }
+                signed = Some((
+                    h,
+                    Head {
+                        file_len: offset + n as u64,
+                        ..head
+                    },
+                ));
+            }
+            Some(Line::Record(record, body)) => {
                 if record.seq != head.next_seq {
                     return Err(chain(HashChainBreak::OutOfSequence {
                         expected: head.next_seq,
@@ -374,14 +555,14 @@ fn scan(
                     hash: link(&head.hash, body),
                     file_len: offset + n as u64,
                 };
-                each(record);
+                each(record, head.hash);
             }
         }
         offset += n as u64;
     }
     Ok(Scan {
         head,
-        torn_at,
+        signed,
         file_len: offset,
     })
 }
@@ -392,10 +573,21 @@ pub fn read(data_dir: &Path) -> Result<LogContents, AuditLogError> {
     let path = log_path(data_dir);
     let file = open_existing(&path, false)?;
     let mut records = Vec::new();
-    let scan = scan(&file, &path, |r| records.push(r))?;
+    let mut hashes = Vec::new();
+    let scan = scan(&file, &path, |r, h| {
+        records.push(r);
+        hashes.push(h);
+    })?;
+    let (signed, _) = scan.authenticate(&path, None)?;
+    records.truncate(signed.next_seq as usize);
+    hashes.truncate(signed.next_seq as usize);
+    let head = scan.signed.map(|(h, _)| h);
     Ok(LogContents {
         records,
-        torn_tail_bytes: scan.file_len - scan.head.file_len,
+        hashes,
+        signer: head.as_ref().and_then(|h| h.signer().ok()),
+        head,
+        torn_tail_bytes: scan.file_len - signed.file_len,
     })
 }
 
@@ -441,19 +633,28 @@ fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), Audi
 }
 
 impl AuditLog {
-    /// Opens the log in `data_dir`, checking the whole chain, and starts its flusher thread,
-    /// which waits up to `commit_delay` for records still coming before it syncs.
-    pub fn open(data_dir: &Path, commit_delay: Duration) -> Result<AuditLog, AuditLogError> {
+    /// Opens the log in `data_dir`, checking the whole chain and that its last head is signed
+    /// by `root` (the KMS root signing key, which also signs every head written from now on),
+    /// and starts its flusher thread, which waits up to `commit_delay` for records still coming
+    /// before it syncs.
+    pub fn open(
+        data_dir: &Path,
+        root: SigningKey,
+        commit_delay: Duration,
+    ) -> Result<AuditLog, AuditLogError> {
         let path = log_path(data_dir);
         let mut file = open_existing(&path, true)?;
-        let scan = scan(&file, &path, |_| ())?;
-        if let Some(at) = scan.torn_at {
+        let scan = scan(&file, &path, |_, _| ())?;
+        let (head, rest) = scan.authenticate(&path, Some(address_of(root.verifying_key())))?;
+        if let Some(at) = rest {
             set_aside_torn_tail(&mut file, &path, at)?;
         }
         let shared = Arc::new(Shared {
+            last_signed: Mutex::new(scan.signed.map(|(h, _)| h)),
+            root,
             pending: Mutex::new(Pending {
-                head: scan.head,
-                durable: scan.head,
+                head,
+                durable: head,
                 bytes: Vec::new(),
                 acks: Vec::new(),
                 oldest: None,
@@ -524,7 +725,8 @@ impl AuditLog {
             p.head = Head {
                 next_seq: p.head.next_seq + 1,
                 hash: link(&p.head.hash, &line),
-                file_len: p.head.file_len + line.len() as u64 + 1,
+                // Not known until the batch's head line is written; only `durable`'s counts.
+                file_len: p.head.file_len,
             };
             p.bytes.extend_from_slice(&line);
             p.bytes.push(b'\n');
@@ -549,6 +751,15 @@ impl AuditLog {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The last signed head on disk (none while the log is empty): what `GetAuditHead` serves.
+    pub fn signed_head(&self) -> Option<SignedAuditHead> {
+        self.shared
+            .last_signed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Successful syncs since the log was opened.
@@ -609,12 +820,41 @@ fn flush_loop(shared: &Shared, mut file: File) {
             std::mem::swap(&mut batch, &mut p.bytes);
             (std::mem::take(&mut p.acks), p.head)
         };
-        let written = file.write_all(&batch).and_then(|()| file.sync_data());
+        // The batch ends in its signed head, in the same write and before the same sync: a
+        // record is acknowledged only once a head covering it is on disk.
+        let signed = AuditHead {
+            records: head.next_seq,
+            hash: head.hash,
+        }
+        .sign(&shared.root)
+        .map_err(|e| std::io::Error::other(format!("signing the log head: {e}")))
+        .and_then(|signed| {
+            let line = serde_json::to_vec(&HeadLine {
+                head: signed.clone(),
+            })
+            .map_err(std::io::Error::other)?;
+            batch.extend_from_slice(&line);
+            batch.push(b'\n');
+            Ok(signed)
+        });
+        let batch_len = batch.len() as u64;
+        let written = signed.and_then(|signed| {
+            file.write_all(&batch)
+                .and_then(|()| file.sync_data())
+                .map(|()| signed)
+        });
         batch.clear();
         match written {
-            Ok(()) => {
+            Ok(signed) => {
                 shared.syncs.fetch_add(1, Ordering::Relaxed);
-                shared.lock().durable = head;
+                {
+                    let mut p = shared.lock();
+                    p.durable = Head {
+                        file_len: p.durable.file_len + batch_len,
+                        ..head
+                    };
+                }
+                *shared.last_signed.lock().unwrap_or_else(|e| e.into_inner()) = Some(signed);
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
@@ -678,10 +918,14 @@ mod tests {
         }
     }
 
+    fn key() -> SigningKey {
+        SigningKey::from_slice(&[5; 32]).unwrap()
+    }
+
     fn new_log() -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path()).unwrap();
-        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
         (dir, log)
     }
 
@@ -715,7 +959,7 @@ mod tests {
             log.append(record(9)).await,
             Err(AuditLogError::Closed)
         ));
-        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
         assert_eq!(log.len(), 3);
         assert_eq!(log.append(record(3)).await.unwrap(), 3);
         log.close().await;
@@ -726,23 +970,34 @@ mod tests {
         assert_eq!(read_back.records[1].decision, "denied");
         assert_eq!(read_back.records[1].reason, "line\nbreak");
 
-        // Edit a record in place: the next one no longer chains to it.
+        // One batch per record here: record, head, record, head, ...
         let original = lines(dir.path());
+        assert_eq!(original.len(), 8);
+        let one = at_seq(&original, 1);
+
+        // Edit a record in place: the head after it no longer adds up.
         let mut edited = original.clone();
-        edited[1] = edited[1].replace("\"denied\"", "\"allowed\"");
+        edited[one] = edited[one].replace("\"denied\"", "\"allowed\"");
+        write_lines(dir.path(), &edited);
+        assert_eq!(
+            chain_break(dir.path()),
+            HashChainBreak::HeadMismatch { records: 2 }
+        );
+        assert!(
+            AuditLog::open(dir.path(), key(), Duration::ZERO).is_err(),
+            "the node refuses it too"
+        );
+        // With its head gone too, the next record no longer chains to it.
+        edited.remove(one + 1);
         write_lines(dir.path(), &edited);
         assert_eq!(
             chain_break(dir.path()),
             HashChainBreak::Broken { seq: 2, prev: 1 }
         );
-        assert!(
-            AuditLog::open(dir.path(), Duration::ZERO).is_err(),
-            "the node refuses it too"
-        );
 
-        // Delete a record: a gap in the sequence.
+        // Delete a record (and its head): a gap in the sequence.
         let mut deleted = original.clone();
-        deleted.remove(1);
+        deleted.drain(one..one + 2);
         write_lines(dir.path(), &deleted);
         assert_eq!(
             chain_break(dir.path()),
@@ -754,15 +1009,166 @@ mod tests {
 
         // Garble a record in the middle: not what a crash leaves.
         let mut garbled = original.clone();
-        garbled[1] = "\0\0\0".into();
+        garbled[one] = "\0\0\0".into();
         write_lines(dir.path(), &garbled);
         assert_eq!(
             chain_break(dir.path()),
             HashChainBreak::Damaged {
                 after: "0".into(),
-                offset: original[0].len() as u64 + 1
+                offset: (original[0].len() + original[1].len()) as u64 + 2
             }
         );
+    }
+
+    fn at_seq(lines: &[String], seq: u64) -> usize {
+        lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{{\"seq\":{seq},")))
+            .unwrap()
+    }
+
+    /// What a host that owns the disk can do: edit record 1, recompute every hash after it,
+    /// and re-sign the heads with a key of its own (or drop them).
+    fn rewrite(lines: &[String], heads: Option<&SigningKey>) -> Vec<String> {
+        let mut hash = [0u8; 32];
+        let mut records = 0;
+        let mut out = Vec::new();
+        for l in lines {
+            match parse_line(l.as_bytes()).unwrap() {
+                Line::Record(mut r, _) => {
+                    if r.seq == 1 {
+                        r.decision = "allowed".into();
+                    }
+                    r.prev_hash = hex::encode(hash);
+                    let line = serde_json::to_string(&r).unwrap();
+                    hash = link(&hash, line.as_bytes());
+                    records += 1;
+                    out.push(line);
+                }
+                Line::Head(_) => {
+                    if let Some(k) = heads {
+                        let head = AuditHead { records, hash }.sign(k).unwrap();
+                        out.push(serde_json::to_string(&HeadLine { head }).unwrap());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_log_rewritten_with_recomputed_hashes_does_not_open() {
+        let (dir, log) = new_log();
+        for i in 0..3 {
+            log.append(record(i)).await.unwrap();
+        }
+        log.close().await;
+        let original = lines(dir.path());
+        let host_key = SigningKey::from_slice(&[6; 32]).unwrap();
+        let expected = format!("0x{}", hex::encode(address_of(key().verifying_key())));
+
+        write_lines(dir.path(), &rewrite(&original, Some(&host_key)));
+        // The chain adds up (a reader without the root address sees a consistent file)...
+        let read_back = read(dir.path()).unwrap();
+        assert_eq!(read_back.records[1].decision, "allowed");
+        assert_eq!(read_back.signer, Some(address_of(host_key.verifying_key())));
+        // ...but the node refuses it: its root key did not sign the head.
+        match AuditLog::open(dir.path(), key(), Duration::ZERO) {
+            Err(AuditLogError::HashChain {
+                source: HashChainBreak::HeadSigner { found, expected: e },
+                ..
+            }) => {
+                assert_eq!(e, expected);
+                assert_eq!(
+                    found,
+                    format!("0x{}", hex::encode(address_of(host_key.verifying_key())))
+                );
+            }
+            other => panic!(
+                "expected a head signed by another key, got {:?}",
+                other.err()
+            ),
+        }
+
+        // Without heads at all.
+        write_lines(dir.path(), &rewrite(&original, None));
+        assert_eq!(
+            chain_break(dir.path()),
+            HashChainBreak::Unsigned { records: 3 }
+        );
+        assert!(AuditLog::open(dir.path(), key(), Duration::ZERO).is_err());
+
+        // The genuine file opens.
+        write_lines(dir.path(), &original);
+        AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_log_cut_back_is_caught_by_a_kept_head() {
+        let (dir, log) = new_log();
+        for i in 0..3 {
+            log.append(record(i)).await.unwrap();
+        }
+        let kept = log.signed_head().unwrap();
+        assert_eq!(kept.head.records, 3);
+        assert_eq!(kept.signer().unwrap(), address_of(key().verifying_key()));
+        let early = {
+            let read_back = read(dir.path()).unwrap();
+            AuditHead {
+                records: 1,
+                hash: read_back.hashes[0],
+            }
+            .sign(&key())
+            .unwrap()
+        };
+        for i in 3..5 {
+            log.append(record(i)).await.unwrap();
+        }
+        log.close().await;
+        let full = read(dir.path()).unwrap();
+        assert_eq!(full.extends(&kept), Ok(()));
+        assert_eq!(full.extends(&early), Ok(()));
+
+        // The host cuts the file back to the head after record 1: a valid, shorter log.
+        let all = lines(dir.path());
+        let cut = at_seq(&all, 1) + 2;
+        write_lines(dir.path(), &all[..cut]);
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 2);
+        log.close().await;
+        assert_eq!(
+            read(dir.path()).unwrap().extends(&kept),
+            Err(HeadCheckError::Truncated { kept: 3, log: 2 })
+        );
+        // A head from another key proves nothing about this log.
+        let foreign = kept
+            .head
+            .sign(&SigningKey::from_slice(&[6; 32]).unwrap())
+            .unwrap();
+        assert!(matches!(
+            full.extends(&foreign),
+            Err(HeadCheckError::Signer { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn records_no_head_covers_are_set_aside() {
+        let (dir, log) = new_log();
+        log.append(record(0)).await.unwrap();
+        log.close().await;
+        let genuine = lines(dir.path());
+        // A record appended by someone else, chained correctly but with no head.
+        let mut extra = genuine.clone();
+        let mut r = read(dir.path()).unwrap().records[0].clone();
+        r.seq = 1;
+        r.prev_hash = hex::encode(read(dir.path()).unwrap().hashes[0]);
+        extra.push(serde_json::to_string(&r).unwrap());
+        write_lines(dir.path(), &extra);
+        assert_eq!(read(dir.path()).unwrap().records.len(), 1, "not counted");
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 1);
+        log.close().await;
+        assert_eq!(lines(dir.path()), genuine);
     }
 
     #[tokio::test]
@@ -783,7 +1189,7 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap().torn_tail_bytes, torn.len() as u64);
         assert_eq!(read(dir.path()).unwrap().records.len(), 3);
 
-        let log = AuditLog::open(dir.path(), Duration::ZERO).unwrap();
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
         assert_eq!(std::fs::read(log_path(dir.path())).unwrap(), intact);
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -823,7 +1229,7 @@ mod tests {
     async fn a_sync_waits_for_requests_still_coming_but_never_for_a_lone_one() {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path()).unwrap();
-        let log = Arc::new(AuditLog::open(dir.path(), Duration::from_secs(30)).unwrap());
+        let log = Arc::new(AuditLog::open(dir.path(), key(), Duration::from_secs(30)).unwrap());
 
         // Alone: written at once, the delay notwithstanding.
         let lone = log.coming();
@@ -872,7 +1278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(read(dir.path()), Err(AuditLogError::Missing(_))));
         assert!(matches!(
-            AuditLog::open(dir.path(), Duration::ZERO),
+            AuditLog::open(dir.path(), key(), Duration::ZERO),
             Err(AuditLogError::Missing(_))
         ));
         create(dir.path()).unwrap();

@@ -23,7 +23,7 @@ mod store;
 mod tasks;
 mod tls;
 
-pub use audit_log::{AuditLogError, HashChainBreak, LogContents, ReleaseRecord};
+pub use audit_log::{AuditLogError, HashChainBreak, HeadCheckError, LogContents, ReleaseRecord};
 pub use bootstrap::{
     bootstrap, check_bootstrap, BootstrapCheckError, BootstrapOutput, CheckedBootstrap,
 };
@@ -214,6 +214,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     log_roots(&settings.roots);
     let chain = ChainClient::connect(settings.chain.clone()).await?;
     let metrics = Arc::new(Metrics::new());
+    // The root key signs the log's heads: a host that rewrites the file cannot re-sign them.
+    let log_signer = root.root_signing_key();
     let node = Arc::new(Node::new(
         NodeParts {
             root,
@@ -230,6 +232,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
             authorizer: Registry(chain),
             log: AuditLog::open(
                 &cfg.data_dir,
+                log_signer,
                 Duration::from_micros(cfg.limits.audit_commit_delay_us),
             )?,
             clock: SystemClock,

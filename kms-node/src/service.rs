@@ -129,4 +129,26 @@ impl pb::kms_server::Kms for KmsService {
             Ok(self.node.kms_info(self.chain_id, self.registry)),
         )
     }
+
+    async fn get_audit_head(
+        &self,
+        request: Request<pb::GetAuditHeadRequest>,
+    ) -> Result<Response<pb::GetAuditHeadResponse>, Status> {
+        let started = Instant::now();
+        let result = self
+            .limit_client(&request)
+            .map(|()| match self.node.log().signed_head() {
+                Some(signed) => pb::GetAuditHeadResponse {
+                    records: signed.head.records,
+                    hash: signed.head.hash.to_vec(),
+                    signature: signed.signature,
+                },
+                None => pb::GetAuditHeadResponse {
+                    records: 0,
+                    hash: vec![0; 32],
+                    signature: vec![],
+                },
+            });
+        self.finish("GetAuditHead", started, result)
+    }
 }

@@ -381,6 +381,55 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
     assert_eq!(records[0].app_id, format!("{:#x}", app));
 }
 
+/// The host owns the disk: it can cut the log back to an earlier head (which the node cannot
+/// tell from a shorter log), but an auditor who kept a head the node signed can.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_audit_head_catches_a_log_cut_back() {
+    let mut stack = Stack::start().await;
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    let mut client = stack.client().await;
+    for _ in 0..3 {
+        client
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+            .await
+            .expect("keys");
+    }
+    let kept = client.audit_head().await.expect("GetAuditHead");
+    assert_eq!(kept.head.records, 3);
+    assert_eq!(
+        kept.signer().unwrap(),
+        stack.root,
+        "signed by the registered root"
+    );
+    stack.stop_node().await;
+    let log = snpkms_kms_node::read_audit_log(&stack.config).unwrap();
+    assert_eq!(log.extends(&kept), Ok(()));
+
+    // Cut back to the head after the first record, as a host could.
+    let path = stack.config.data_dir.join("audit.log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, lines[..2].join("\n") + "\n").unwrap();
+    // The node opens it (a valid, shorter log) and goes on...
+    stack.start_node().await;
+    stack
+        .client()
+        .await
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .expect("keys after the cut");
+    stack.stop_node().await;
+    // ...but the log no longer extends the head the auditor kept.
+    let log = snpkms_kms_node::read_audit_log(&stack.config).unwrap();
+    assert_eq!(log.records.len(), 2);
+    assert!(matches!(
+        log.extends(&kept),
+        Err(snpkms_kms_node::HeadCheckError::Rewritten { records: 3 }
+            | snpkms_kms_node::HeadCheckError::Truncated { .. })
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_whose_root_is_not_registered_does_not_serve() {
     let mut stack = Stack::start().await;

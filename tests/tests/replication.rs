@@ -145,6 +145,12 @@ impl pb::kms_server::Kms for LyingPeer {
     ) -> Result<tonic::Response<pb::GetKmsInfoResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("lying peer"))
     }
+    async fn get_audit_head(
+        &self,
+        _: tonic::Request<pb::GetAuditHeadRequest>,
+    ) -> Result<tonic::Response<pb::GetAuditHeadResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("lying peer"))
+    }
     async fn onboard(
         &self,
         request: tonic::Request<pb::OnboardRequest>,

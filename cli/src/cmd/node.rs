@@ -63,12 +63,29 @@ enum NodeCommand {
         #[arg(long)]
         show: bool,
     },
-    /// Print the key-release log and check its hash chain.
+    /// Print the key-release log and check its hash chain and signed head.
     AuditLog {
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
         json: bool,
+        /// The KMS root signing address the log's head must be signed by (from the registry).
+        #[arg(long, value_name = "ADDRESS")]
+        root: Option<String>,
+        /// A head kept from earlier (`snpkms node audit-head` output): the log must extend it,
+        /// or it was cut back or rewritten.
+        #[arg(long, value_name = "FILE")]
+        check_head: Option<PathBuf>,
+    },
+    /// Fetch a node's signed key-release log head (GetAuditHead) and print it as JSON, to keep
+    /// for a later `audit-log --check-head`.
+    AuditHead {
+        /// KMS node URL.
+        #[arg(long, env = "SNPKMS_KMS_URL")]
+        kms: String,
+        /// CA (or self-signed certificate) of the node's TLS listener, for https:// URLs.
+        #[arg(long, value_name = "PEM")]
+        kms_ca: Option<PathBuf>,
     },
 }
 
@@ -187,8 +204,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        NodeCommand::AuditLog { config, json } => {
+        NodeCommand::AuditHead { kms, kms_ca } => super::chain_args::run_async_value(async {
+            let mut client = match &kms_ca {
+                Some(ca) => {
+                    snpkms_guest::GuestClient::connect_tls(&kms, &super::read_file(ca)?).await?
+                }
+                None => snpkms_guest::GuestClient::connect(&kms).await?,
+            };
+            let head = client.audit_head().await?;
+            println!("{}", serde_json::to_string_pretty(&head)?);
+            Ok(ExitCode::SUCCESS)
+        }),
+        NodeCommand::AuditLog {
+            config,
+            json,
+            root,
+            check_head,
+        } => {
             let cfg = NodeConfig::load(&config)?;
+            let root: Option<[u8; 20]> = root
+                .map(|r| {
+                    hex::decode(r.trim_start_matches("0x"))
+                        .ok()
+                        .and_then(|v| v.try_into().ok())
+                        .context("--root is not a 20-byte hex address")
+                })
+                .transpose()?;
+            let kept: Option<snpkms_api::audit_head::SignedAuditHead> = check_head
+                .map(|path| {
+                    serde_json::from_slice(&super::read_file(&path)?)
+                        .with_context(|| format!("{} is not a signed audit head", path.display()))
+                })
+                .transpose()?;
             match snpkms_kms_node::read_audit_log(&cfg) {
                 Ok(log) => {
                     let records = &log.records;
@@ -213,6 +260,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                     eprintln!("audit log: {} record(s), hash chain intact", records.len());
+                    let signer = log.signer.map(|a| format!("0x{}", hex::encode(a)));
+                    if let Some(head) = &log.head {
+                        eprintln!(
+                            "audit log: head {} record(s), hash {}, signed by {}",
+                            head.head.records,
+                            hex::encode(head.head.hash),
+                            signer.as_deref().unwrap_or("nobody (bad signature)")
+                        );
+                    }
+                    if let Some(root) = root {
+                        if !records.is_empty() && log.signer != Some(root) {
+                            eprintln!(
+                                "audit log check FAILED: the head is not signed by the root 0x{}",
+                                hex::encode(root)
+                            );
+                            return Ok(ExitCode::from(super::EXIT_REJECTED));
+                        }
+                    }
+                    if let Some(kept) = &kept {
+                        if let Err(e) = log.extends(kept) {
+                            eprintln!("audit log check FAILED against the kept head: {e}");
+                            return Ok(ExitCode::from(super::EXIT_REJECTED));
+                        }
+                        eprintln!(
+                            "audit log: extends the kept head ({} record(s))",
+                            kept.head.records
+                        );
+                    }
                     if log.torn_tail_bytes > 0 {
                         eprintln!(
                             "audit log: {} byte(s) after the last record: a record being written, \
