@@ -132,9 +132,7 @@ impl ReleaseError {
     pub fn refusal(&self) -> Refusal {
         match self {
             ReleaseError::Request(_) | ReleaseError::EpochAhead { .. } => Refusal::InvalidArgument,
-            ReleaseError::Nonce(NonceError::TooMany(_)) | ReleaseError::RateLimited { .. } => {
-                Refusal::ResourceExhausted
-            }
+            ReleaseError::RateLimited { .. } => Refusal::ResourceExhausted,
             ReleaseError::Nonce(NonceError::Length(_)) => Refusal::InvalidArgument,
             ReleaseError::Nonce(_) | ReleaseError::ReportDataMismatch { .. } => {
                 Refusal::FailedPrecondition

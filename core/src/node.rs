@@ -38,7 +38,8 @@ pub struct KmsState {
 pub struct CoreLimits {
     /// Lifetime of a challenge.
     pub nonce_ttl_secs: u64,
-    /// Challenges outstanding at once.
+    /// Used challenges remembered at once (issued ones cost nothing); past half of it,
+    /// challenge generations turn over early.
     pub max_outstanding_nonces: usize,
     /// Verified VCEK chains kept.
     pub verified_cert_chain_cache: usize,
@@ -173,19 +174,19 @@ impl<P: Ports> Node<P> {
         &self.evidence
     }
 
-    /// Challenges issued and not yet used or expired.
+    /// Used challenges remembered (issued ones cost nothing until used).
     pub fn outstanding_nonces(&self) -> usize {
-        self.nonces.outstanding()
+        self.nonces.remembered()
     }
 
-    /// Forgets expired challenges; how many went.
+    /// Turns challenge generations over when due; how many used nonces were forgotten.
     pub fn sweep_nonces(&self) -> usize {
-        self.nonces.sweep(self.clock.now_unix())
+        self.nonces.sweep()
     }
 
     /// GetChallenge: a fresh single-use nonce.
     pub fn challenge(&self) -> Result<pb::GetChallengeResponse, ReleaseError> {
-        let (nonce, expires_at) = self.nonces.issue(self.clock.now_unix())?;
+        let (nonce, expires_at) = self.nonces.issue(self.clock.now_unix());
         Ok(pb::GetChallengeResponse {
             nonce: nonce.to_vec(),
             expires_at,

@@ -243,8 +243,9 @@ pub enum PlatformConfig {
 pub struct Limits {
     /// Seconds a challenge nonce stays valid (default 60): the replay window of a report.
     pub nonce_ttl_secs: u64,
-    /// Most challenges outstanding at once; beyond it GetChallenge answers RESOURCE_EXHAUSTED
-    /// (default 100 000).
+    /// Used challenges remembered at once, so each is accepted once (default 100 000). Issued
+    /// challenges cost nothing (MAC'd, not stored): no number of GetChallenge calls fills
+    /// anything. Past half of it, challenge generations turn over early.
     pub max_outstanding_nonces: usize,
     /// Largest request accepted, in bytes (a report and its certificates fit in 16 KiB;
     /// default 64 KiB).

@@ -97,7 +97,7 @@ impl Collector for SnapshotCollector {
         for (name, help, value) in [
             (
                 "snpkms_outstanding_nonces",
-                "Challenges issued and not yet used or expired",
+                "Used challenges remembered (issued ones cost no memory)",
                 s.outstanding_nonces,
             ),
             (

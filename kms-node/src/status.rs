@@ -104,10 +104,6 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (
-                ReleaseError::Nonce(snpkms_core::NonceError::TooMany(9)),
-                Code::ResourceExhausted,
-            ),
-            (
                 ReleaseError::ReportDataMismatch { binding: "x" },
                 Code::FailedPrecondition,
             ),

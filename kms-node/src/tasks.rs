@@ -54,7 +54,8 @@ pub fn watch_standing(
     })
 }
 
-/// Forgets expired challenges every 30 s.
+/// Turns challenge generations over when due (checked every 30 s, and at every use), dropping
+/// the used set of the generation before.
 pub fn sweep_nonces(node: Arc<Node>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {

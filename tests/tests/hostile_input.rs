@@ -452,3 +452,32 @@ async fn rate_limits_answer_resource_exhausted() {
         Ok(_) => panic!("expected RESOURCE_EXHAUSTED, got keys"),
     }
 }
+
+/// Challenges cost the node nothing until used: however many are asked for, a fresh client
+/// gets one and its key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_challenges_starves_no_one() {
+    let mut stack = Stack::start().await;
+    stack
+        .reconfigure(|c| {
+            c.limits.per_client_rate = 0.0;
+            c.limits.max_outstanding_nonces = 10;
+        })
+        .await;
+    let mut raw = stack.raw_client().await;
+    for i in 0..5_000 {
+        raw.get_challenge(pb::GetChallengeRequest {})
+            .await
+            .unwrap_or_else(|e| panic!("challenge {i}: {e:?}"));
+    }
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    for i in 0..12 {
+        stack
+            .client()
+            .await
+            .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+            .await
+            .unwrap_or_else(|e| panic!("key {i} after the flood: {e}"));
+    }
+}
