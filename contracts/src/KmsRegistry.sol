@@ -94,8 +94,15 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     }
 
     /// @notice Initializes a new deployment (at storage version 2: no chip may run the KMS
-    ///         and no product is accepted until governance says so).
-    function initialize(address initialOwner) external reinitializer(2) {
+    ///         and no product is accepted until governance says so). Only a proxy never
+    ///         initialized may call it: a version 1 deployment upgraded without {migrateToV2}
+    ///         in the same call must not let anyone initialize (and own) it in between.
+    function initialize(address initialOwner) external {
+        if (_getInitializedVersion() != 0) revert InvalidInitialization();
+        _initializeV2(initialOwner);
+    }
+
+    function _initializeV2(address initialOwner) private reinitializer(2) {
         __Ownable_init(initialOwner);
         __Ownable2Step_init();
     }

@@ -558,7 +558,7 @@ contract KmsRegistryTest is Fixture {
         assertTrue(ok, "v1: any chip, no floor for genoa");
 
         KmsRegistry impl = new KmsRegistry();
-        // Only the owner may migrate (as part of the upgrade, or alone right after it).
+        // Only the owner may migrate (best as part of the upgrade).
         vm.prank(STRANGER);
         vm.expectRevert();
         v1.upgradeToAndCall(address(impl), abi.encodeCall(KmsRegistry.migrateToV2, ()));
@@ -589,6 +589,29 @@ contract KmsRegistryTest is Fixture {
         (allowed, reason) = upgraded.isKmsAllowed(info, config);
         assertFalse(allowed, "chip allowed after closing");
         assertEq(reason, "kms chip not allowed", "reason");
+    }
+
+    /// @dev An upgrade that does not migrate in the same call leaves no window to take the
+    ///      registry over with initialize; the owner migrates afterwards.
+    function test_upgradeFromV1_withoutMigration_cannotBeInitializedByAnyone() public {
+        KmsRegistryV1 v1Impl = new KmsRegistryV1();
+        KmsRegistryV1 v1 = KmsRegistryV1(
+            address(new ERC1967Proxy(address(v1Impl), abi.encodeCall(KmsRegistryV1.initialize, (OWNER))))
+        );
+        KmsRegistry impl = new KmsRegistry();
+        vm.prank(OWNER);
+        v1.upgradeToAndCall(address(impl), "");
+        KmsRegistry upgraded = KmsRegistry(address(v1));
+        vm.prank(STRANGER);
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        upgraded.initialize(STRANGER);
+        assertEq(upgraded.owner(), OWNER, "owner kept");
+        vm.prank(STRANGER);
+        vm.expectRevert();
+        upgraded.migrateToV2();
+        vm.prank(OWNER);
+        upgraded.migrateToV2();
+        assertTrue(upgraded.anyKmsChipAllowed(), "migrated");
     }
 
     /// @dev A v1 registry that had listed chips keeps listing only those.

@@ -4,11 +4,12 @@
 //! nothing, so no number of GetChallenge calls fills anything. Using one records it in its
 //! generation's set of used nonces, so it is accepted once.
 //!
-//! Generations turn over when the current one is a TTL old or its used set is half the bound:
-//! a nonce is accepted only under the current or the previous generation, whose used sets are
+//! Generations turn over when the current one is a TTL old or the used sets reach the bound: a
+//! nonce is accepted only under the current or the previous generation, whose used sets are
 //! kept whole, so single use never depends on the clock, which the host controls (a clock set
 //! back cannot bring a used nonce back, as forgetting used nonces at their expiry would). The
-//! wall-clock expiry the client is told is checked too. Not persisted on purpose: a restart
+//! previous generation is dropped a TTL after it ended (monotonic clock), and the wall-clock
+//! expiry the client is told is checked too. Not persisted on purpose: a restart
 //! makes new keys, so no report made for an earlier challenge is accepted afterwards.
 
 use hmac::{Hmac, Mac};
@@ -47,6 +48,8 @@ struct Generation {
     id: u32,
     key: [u8; 32],
     started: Instant,
+    /// When it stopped issuing nonces.
+    ended: Option<Instant>,
     used: HashSet<[u8; NONCE_LEN]>,
 }
 
@@ -58,6 +61,7 @@ impl Generation {
             id,
             key,
             started: Instant::now(),
+            ended: None,
             used: HashSet::new(),
         }
     }
@@ -106,11 +110,25 @@ impl NonceStore {
     }
 
     fn turn_over_if_due(&self, g: &mut Generations) {
-        let full = g.current.used.len() >= self.max_used / 2;
-        if full || g.current.started.elapsed() >= Duration::from_secs(self.ttl_secs) {
+        let ttl = Duration::from_secs(self.ttl_secs);
+        // Full counts both generations: nonces stocked in one and spent once it is the
+        // previous one must not grow the memory past the bound either.
+        let full = g.current.used.len() >= self.max_used / 2 || Self::count(g) >= self.max_used;
+        if full || g.current.started.elapsed() >= ttl {
             let next = Generation::new(g.current.id.wrapping_add(1));
-            let old = std::mem::replace(&mut g.current, next);
+            let mut old = std::mem::replace(&mut g.current, next);
+            old.ended = Some(Instant::now());
             g.previous = Some(old);
+        }
+        // Every nonce of the previous generation was issued before it ended: a TTL after
+        // that, all are past their time by the monotonic clock too, whatever the wall clock
+        // says.
+        if g.previous
+            .as_ref()
+            .and_then(|p| p.ended)
+            .is_some_and(|ended| ended.elapsed() >= ttl)
+        {
+            g.previous = None;
         }
     }
 
@@ -236,6 +254,27 @@ mod tests {
             assert!(s.remembered() <= 4, "{}", s.remembered());
         }
         assert_eq!(s.consume(&first, 1000), Err(NonceError::Unknown));
+    }
+
+    #[test]
+    fn nonces_stocked_in_one_generation_and_spent_in_the_next_stay_bounded() {
+        let s = NonceStore::new(60, 4);
+        let stock: Vec<_> = (0..10).map(|_| s.issue(1000).0).collect();
+        // Fill the generation they belong to: it becomes the previous one.
+        for _ in 0..2 {
+            let (n, _) = s.issue(1000);
+            s.consume(&n, 1000).unwrap();
+        }
+        let mut refused = 0;
+        for n in &stock {
+            match s.consume(n, 1000) {
+                Ok(()) => {}
+                Err(NonceError::Unknown) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(s.remembered() <= 4, "{}", s.remembered());
+        }
+        assert!(refused > 0, "the stock outlived its generation");
     }
 
     #[test]

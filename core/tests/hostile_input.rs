@@ -117,6 +117,19 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The app's guest on its own Milan chip.
+    fn guest() -> Ctx {
+        Ctx {
+            app: APP,
+            compose: COMPOSE,
+            platform: Arc::new(SimulatedPlatform::new(
+                authority(),
+                Product::Milan,
+                GUEST_CHIP,
+            )),
+        }
+    }
+
     fn request(&self, node: &Node<FakePorts>, m: &Mutation) -> pb::GetAppKeyRequest {
         let nonce = node.challenge().expect("challenge").nonce;
         let ephemeral = EphemeralKeyPair::generate();
@@ -215,15 +228,7 @@ fn forged_authority() -> Arc<SimAuthority> {
 async fn every_kind_of_bad_request_fails_before_the_registry_is_read() {
     let (node, registry) = node();
     node.refresh_kms_state().await.serving.expect("serving");
-    let ctx = Ctx {
-        app: APP,
-        compose: COMPOSE,
-        platform: Arc::new(SimulatedPlatform::new(
-            authority(),
-            Product::Milan,
-            GUEST_CHIP,
-        )),
-    };
+    let ctx = Ctx::guest();
     let good = ctx.request(&node, &Mutation::default());
     let reference = node.get_app_key(good).await.expect("a good request works");
     let secrets = [hex::encode(&reference.sealed_keys)];
@@ -635,15 +640,7 @@ async fn the_malleated_twin_of_a_used_report_is_a_replay() {
     // bytes of a report are not unique. What stops a replay is the nonce, consumed once.
     let (node, registry) = node();
     node.refresh_kms_state().await.serving.expect("serving");
-    let ctx = Ctx {
-        app: APP,
-        compose: COMPOSE,
-        platform: Arc::new(SimulatedPlatform::new(
-            authority(),
-            Product::Milan,
-            GUEST_CHIP,
-        )),
-    };
+    let ctx = Ctx::guest();
     let good = ctx.request(&node, &Mutation::default());
     let mut twin = good.clone();
     malleate(&mut twin.evidence.as_mut().unwrap().report);
@@ -683,15 +680,7 @@ async fn requests_that_only_name_an_app_do_not_spend_its_budget() {
         })
     });
     node.refresh_kms_state().await.serving.expect("serving");
-    let ctx = Ctx {
-        app: APP,
-        compose: COMPOSE,
-        platform: Arc::new(SimulatedPlatform::new(
-            authority(),
-            Product::Milan,
-            GUEST_CHIP,
-        )),
-    };
+    let ctx = Ctx::guest();
     let junk = [
         Mutation {
             host_data: Some([0x99; 32]),

@@ -191,7 +191,8 @@ pub enum AuditKind {
     },
     /// Registry or app (OpenZeppelin `Initializable`): the contract was initialized.
     Initialized {
-        /// The initializer version reached (1 for `initialize`).
+        /// The initializer version reached (2 for a registry's `initialize` or `migrateToV2`,
+        /// 1 for an app's, or a registry deployed before storage version 2).
         version: u64,
     },
     /// A log of the watched contracts that our ABI does not know.

@@ -148,14 +148,9 @@ impl KmsStanding {
 }
 
 impl Inspector {
-    /// The registry's view, at the latest block, of a KMS node of `product` on `chip_id`
-    /// running `measurement`: point reads only, no history needed.
-    pub async fn kms_standing(
-        &self,
-        product: Product,
-        measurement: &[u8; 48],
-        chip_id: &[u8; 64],
-    ) -> Result<KmsStanding, ChainError> {
+    /// The latest block and the chain id, once the registry is known to be deployed there
+    /// ([`ChainError::NoContract`] otherwise).
+    async fn head_with_registry(&self) -> Result<(BlockRef, u64), ChainError> {
         let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
         let chain_id = self.endpoint.chain_id().await?;
         if self.endpoint.code_len(self.registry, head.hash).await? == 0 {
@@ -164,6 +159,24 @@ impl Inspector {
                 chain_id,
             });
         }
+        Ok((
+            BlockRef {
+                number: head.number,
+                hash: head.hash,
+            },
+            chain_id,
+        ))
+    }
+
+    /// The registry's view, at the latest block, of a KMS node of `product` on `chip_id`
+    /// running `measurement`: point reads only, no history needed.
+    pub async fn kms_standing(
+        &self,
+        product: Product,
+        measurement: &[u8; 48],
+        chip_id: &[u8; 64],
+    ) -> Result<KmsStanding, ChainError> {
+        let (head, _) = self.head_with_registry().await?;
         let (r, h) = (self.registry, head.hash);
         let p = product.chain_id();
         let min_tcb = if self
@@ -179,10 +192,7 @@ impl Inspector {
             None
         };
         Ok(KmsStanding {
-            block: BlockRef {
-                number: head.number,
-                hash: head.hash,
-            },
+            block: head,
             product,
             min_tcb,
             measurement_allowed: self
@@ -243,14 +253,7 @@ impl Inspector {
     /// The registry's status at the latest block. [`ChainError::NoContract`] when nothing is
     /// deployed at the registry address on this chain.
     pub async fn registry(&self) -> Result<RegistryStatus, ChainError> {
-        let head = self.endpoint.block(BlockNumberOrTag::Latest).await?;
-        let chain_id = self.endpoint.chain_id().await?;
-        if self.endpoint.code_len(self.registry, head.hash).await? == 0 {
-            return Err(ChainError::NoContract {
-                address: self.registry,
-                chain_id,
-            });
-        }
+        let (head, chain_id) = self.head_with_registry().await?;
         let r = self.registry;
         let h = head.hash;
         let info = self.read(r, KmsRegistry::kmsInfoCall {}, h).await?;
@@ -295,10 +298,7 @@ impl Inspector {
         let mut status = RegistryStatus {
             registry: r,
             chain_id,
-            block: BlockRef {
-                number: head.number,
-                hash: head.hash,
-            },
+            block: head,
             owner: self.read(r, KmsRegistry::ownerCall {}, h).await?,
             pending_owner: self.read(r, KmsRegistry::pendingOwnerCall {}, h).await?,
             implementation: Address::from_word(slot.into()),

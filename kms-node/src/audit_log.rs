@@ -409,8 +409,13 @@ impl LogContents {
         let hex_of =
             |a: Option<[u8; 20]>| a.map_or("nobody".into(), |a| format!("0x{}", hex::encode(a)));
         let kept_signer = kept.signer().ok();
-        // An empty log has no head, hence no signer: it is then only shorter than the kept one.
-        let same_signer = self.signer.is_none_or(|log| Some(log) == kept_signer);
+        // An empty log has no head, hence no signer: it is then only shorter than the kept
+        // one. A head whose signature recovers to nobody proves nothing.
+        let same_signer = match (&self.head, self.signer) {
+            (None, _) => true,
+            (Some(_), Some(log)) => Some(log) == kept_signer,
+            (Some(_), None) => false,
+        };
         if kept_signer.is_none() || !same_signer {
             return Err(HeadCheckError::Signer {
                 kept: hex_of(kept_signer),
@@ -1147,6 +1152,18 @@ mod tests {
             .unwrap();
         assert!(matches!(
             full.extends(&foreign),
+            Err(HeadCheckError::Signer { .. })
+        ));
+        // Nor does a log whose last head carries a signature that recovers to no key, even
+        // when its records extend the kept head.
+        let mut junk = full;
+        if let Some(h) = junk.head.as_mut() {
+            h.signature = vec![0; 65];
+        }
+        junk.signer = junk.head.as_ref().and_then(|h| h.signer().ok());
+        assert_eq!(junk.signer, None);
+        assert!(matches!(
+            junk.extends(&kept),
             Err(HeadCheckError::Signer { .. })
         ));
     }

@@ -47,6 +47,19 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// A guest of `app` running `compose` on its own Milan chip.
+    fn guest(app: [u8; 20], compose: [u8; 32]) -> Ctx {
+        Ctx {
+            app,
+            compose,
+            platform: Arc::new(SimulatedPlatform::new(
+                authority(),
+                Product::Milan,
+                GUEST_CHIP.as_bytes(),
+            )),
+        }
+    }
+
     async fn request(
         &self,
         raw: &mut KmsClient<tonic::transport::Channel>,
@@ -124,15 +137,7 @@ async fn bad_requests_of_every_status_fail_closed() {
     stack.reconfigure(|c| c.limits.nonce_ttl_secs = 2).await;
 
     let app = stack.app();
-    let ctx = Ctx {
-        app: app.0 .0,
-        compose: stack.compose_hash,
-        platform: Arc::new(SimulatedPlatform::new(
-            authority(),
-            Product::Milan,
-            GUEST_CHIP.as_bytes(),
-        )),
-    };
+    let ctx = Ctx::guest(app.0 .0, stack.compose_hash);
     // A second app, disabled by its owner; an app id nobody registered.
     let (disabled_app, _) = stack
         .fixture
@@ -413,15 +418,7 @@ async fn rate_limits_answer_resource_exhausted() {
     // Requests that only name the app, with validly signed evidence whose host_data binds
     // another app, do not spend its budget: the limit counts requests bound to the app.
     let mut raw = stack.raw_client().await;
-    let ctx = Ctx {
-        app: app.0 .0,
-        compose: stack.compose_hash,
-        platform: Arc::new(SimulatedPlatform::new(
-            authority(),
-            Product::Milan,
-            GUEST_CHIP.as_bytes(),
-        )),
-    };
+    let ctx = Ctx::guest(app.0 .0, stack.compose_hash);
     let junk = Mutation {
         host_data: Some(app_host_data(&[0x77; 20], &stack.compose_hash)),
         ..Mutation::default()

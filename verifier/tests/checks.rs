@@ -7,20 +7,14 @@ use snpkms_simulator::{
 };
 use snpkms_verifier::{
     Abi, CertChainError, FirmwareVersion, GuestPolicy, HexBytes, KeyInfo, PlatformInfo, Policy,
-    PolicyError, Product, RootError, TcbComponent, TrustRoots, UnixTime, VerifiedReport, Verifier,
+    PolicyError, Product, RootError, TcbComponent, TrustRoots, VerifiedReport, Verifier,
     VerifyError,
 };
 use snpkms_verifier::{BindingError, TcbVersion};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-const AT: UnixTime = UnixTime(1_780_272_000);
-
-fn authority() -> Arc<SimAuthority> {
-    static AUTHORITY: OnceLock<Arc<SimAuthority>> = OnceLock::new();
-    AUTHORITY
-        .get_or_init(|| Arc::new(SimAuthority::load()))
-        .clone()
-}
+mod common;
+use common::{authority, AT};
 
 fn verifier(policy: Policy) -> Verifier {
     let mut roots = TrustRoots::amd();

@@ -12,16 +12,10 @@ use snpkms_verifier::{
     CertificateBundle, Crl, GuestPolicy, KeyInfo, PlatformInfo, Policy, Product, RootOrigin,
     TcbVersion, TrustRoots, UnixTime, VerifiedReport, Verifier, VerifyError,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-const AT: UnixTime = UnixTime(1_780_272_000);
-
-fn authority() -> Arc<SimAuthority> {
-    static AUTHORITY: OnceLock<Arc<SimAuthority>> = OnceLock::new();
-    AUTHORITY
-        .get_or_init(|| Arc::new(SimAuthority::load()))
-        .clone()
-}
+mod common;
+use common::{authority, AT};
 
 fn platform(product: Product) -> SimulatedPlatform {
     SimulatedPlatform::new(authority(), product, b"chip-A")
