@@ -271,6 +271,19 @@ pub struct Limits {
     /// one disk sync with them (microseconds; 0 syncs every record at once). A lone request
     /// never waits. Default 2000. Not sealed.
     pub audit_commit_delay_us: u64,
+    /// TCP connections one client address may hold on the gRPC listener; more are closed at
+    /// once (default 64). Not sealed.
+    pub max_connections_per_peer: usize,
+    /// TCP connections in all (default 4096; keep it below the open-file limit). Past it, a
+    /// new connection closes the oldest one of the address holding the most, so addresses
+    /// holding connections never shut a fresh one out. Not sealed.
+    pub max_connections: usize,
+    /// Seconds a new connection may send nothing (no TLS or HTTP/2 handshake) before it is
+    /// closed; also the TLS handshake timeout (default 10). Not sealed.
+    pub connection_first_bytes_secs: u64,
+    /// Seconds after which a connection is asked to go away (HTTP/2 GOAWAY, then 30 s of grace
+    /// for requests in flight); clients reconnect (default 600). Not sealed.
+    pub max_connection_age_secs: u64,
 }
 
 impl Default for Limits {
@@ -286,6 +299,10 @@ impl Default for Limits {
             per_app_rate: 500.0,
             per_app_burst: 1000,
             audit_commit_delay_us: 2000,
+            max_connections_per_peer: 64,
+            max_connections: 4096,
+            connection_first_bytes_secs: 10,
+            max_connection_age_secs: 600,
         }
     }
 }

@@ -11,6 +11,7 @@ mod adapters;
 mod audit_log;
 mod bootstrap;
 pub mod config;
+mod connections;
 mod join;
 mod metrics;
 mod platform;

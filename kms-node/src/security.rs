@@ -432,6 +432,11 @@ mod tests {
                 "[platform]",
                 "[limits]\nverified_chain_cache = 1\naudit_commit_delay_us = 0\n[platform]",
             ),
+            BASE.replace(
+                "[platform]",
+                "[limits]\nmax_connections_per_peer = 1\nmax_connections = 2\n\
+                 connection_first_bytes_secs = 3\nmax_connection_age_secs = 4\n[platform]",
+            ),
         ] {
             assert_eq!(digest(&free), base, "{free}");
         }

@@ -2,6 +2,7 @@
 
 use crate::adapters::Node;
 use crate::config::NodeConfig;
+use crate::connections::{ConnectionLimits, Connections};
 use crate::metrics::{self, Metrics};
 use crate::service::KmsService;
 use crate::tls::{TlsError, TlsIdentity};
@@ -72,24 +73,42 @@ pub async fn serve_grpc(
         .build_v1()?;
     let kms = KmsServer::new(KmsService::new(node, metrics, &cfg.limits))
         .max_decoding_message_size(cfg.limits.max_request_bytes);
+    let l = &cfg.limits;
     let mut builder = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests)
-        .timeout(Duration::from_secs(30));
+        .concurrency_limit_per_connection(l.max_concurrent_requests)
+        .timeout(Duration::from_secs(30))
+        // Dead or silent peers are found and dropped; no connection lives for ever.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .max_connection_age(Duration::from_secs(l.max_connection_age_secs.max(1)))
+        .max_connection_age_grace(Duration::from_secs(30));
     let with_tls = tls.is_some();
     if let Some(tls) = tls {
         builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(
-                tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem),
-            ))
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(
+                        tls.cert_pem,
+                        tls.key_pem,
+                    ))
+                    .timeout(Duration::from_secs(l.connection_first_bytes_secs.max(1))),
+            )
             .map_err(TlsError::Identity)?;
     }
     let router = builder
         .add_service(health)
         .add_service(reflection)
         .add_service(kms);
-    // serve_with_incoming ignores the builder's tcp_nodelay: set it on the incoming stream, or
-    // Nagle and delayed ACKs add ~40 ms to every small response.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Connections are admitted by peer and in all (connections.rs), with nodelay set there:
+    // serve_with_incoming ignores the builder's, and Nagle with delayed ACKs would add ~40 ms
+    // to every small response.
+    let incoming = Connections::new(ConnectionLimits {
+        per_peer: l.max_connections_per_peer.max(1),
+        total: l.max_connections.max(1),
+        first_bytes: Duration::from_secs(l.connection_first_bytes_secs.max(1)),
+    })
+    .incoming(listener);
     let server = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async move {

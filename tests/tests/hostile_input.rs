@@ -478,3 +478,48 @@ async fn a_flood_of_challenges_starves_no_one() {
             .unwrap_or_else(|e| panic!("key {i} after the flood: {e}"));
     }
 }
+
+/// Idle connections, from one address or many, do not shut a fresh client out: an address
+/// holds its share only, a silent connection is closed, and past the total the fullest
+/// address gives way.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_starve_no_one() {
+    use tokio::io::AsyncReadExt;
+    let mut stack = Stack::start().await;
+    // Not sealed: the same root serves with other connection limits.
+    stack.stop_node().await;
+    stack.config.limits.max_connections_per_peer = 2;
+    stack.config.limits.max_connections = 6;
+    stack.config.limits.connection_first_bytes_secs = 2;
+    stack.start_node().await;
+    let addr: std::net::SocketAddr = stack.url().trim_start_matches("http://").parse().unwrap();
+    let mut idle = Vec::new();
+    for source in 2..=6u8 {
+        for _ in 0..4 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(std::net::SocketAddr::from(([127, 0, 0, source], 0)))
+                .unwrap();
+            idle.push(socket.connect(addr).await.unwrap());
+        }
+    }
+    // Each address kept two; the node closed the rest at once.
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 10, "{closed} of 20 closed");
+    let app = stack.app();
+    let g = guest(app, stack.compose_hash);
+    stack
+        .client()
+        .await
+        .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
+        .await
+        .expect("a fresh client gets its key");
+}

@@ -1,0 +1,364 @@
+//! How many TCP connections the gRPC listener holds, and for how long one may say nothing.
+//!
+//! Without this, one peer holding thousands of idle connections exhausts the node's file
+//! descriptors and new clients time out. Each peer address may hold a few connections; past
+//! the total, a new connection from a fresh address closes the oldest connection of the
+//! address that holds the most (so no number of addresses holding connections shuts a fresh
+//! one out); a connection that sends nothing for a while after it opens (no TLS or HTTP/2
+//! handshake) is closed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// The limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections one peer address may hold; more are closed at once.
+    pub per_peer: usize,
+    /// Connections in all; past it the fullest peer's oldest connection is closed.
+    pub total: usize,
+    /// How long a new connection may send nothing.
+    pub first_bytes: Duration,
+}
+
+struct Open {
+    id: u64,
+    opened: Instant,
+    /// A duplicate of the socket, to shut the connection down from here.
+    socket: std::net::TcpStream,
+}
+
+#[derive(Default)]
+struct Table {
+    by_peer: HashMap<IpAddr, Vec<Open>>,
+    total: usize,
+    next_id: u64,
+}
+
+impl Table {
+    /// The connection to close to make room: the oldest of the peer holding the most.
+    fn victim(&self) -> Option<(IpAddr, u64)> {
+        self.by_peer
+            .iter()
+            .filter_map(|(ip, open)| {
+                let oldest = open.iter().min_by_key(|o| o.opened)?;
+                Some((open.len(), std::cmp::Reverse(oldest.opened), *ip, oldest.id))
+            })
+            .max()
+            .map(|(_, _, ip, id)| (ip, id))
+    }
+
+    fn remove(&mut self, ip: IpAddr, id: u64) -> Option<Open> {
+        let open = self.by_peer.get_mut(&ip)?;
+        let at = open.iter().position(|o| o.id == id)?;
+        let gone = open.swap_remove(at);
+        if open.is_empty() {
+            self.by_peer.remove(&ip);
+        }
+        self.total -= 1;
+        Some(gone)
+    }
+}
+
+/// The connections the listener holds.
+pub struct Connections {
+    limits: ConnectionLimits,
+    table: Mutex<Table>,
+}
+
+fn close(socket: &std::net::TcpStream) {
+    // The connection's task then reads end-of-stream and drops it.
+    let _ = socket.shutdown(Shutdown::Both);
+}
+
+impl Connections {
+    /// No connections yet.
+    pub fn new(limits: ConnectionLimits) -> Arc<Connections> {
+        Arc::new(Connections {
+            limits,
+            table: Mutex::new(Table::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections held now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().total
+    }
+
+    /// Admits `stream` from `peer`, or refuses it (`None`: dropping it closes it).
+    fn admit(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Option<Tracked> {
+        let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned().ok()?);
+        let ip = peer.ip();
+        let mut table = self.lock();
+        if table.by_peer.get(&ip).map_or(0, Vec::len) >= self.limits.per_peer {
+            tracing::debug!(%peer, "connection refused: this address holds its share");
+            return None;
+        }
+        if table.total >= self.limits.total {
+            if let Some((victim_ip, id)) = table.victim() {
+                if let Some(gone) = table.remove(victim_ip, id) {
+                    tracing::debug!(%victim_ip, "connection closed to make room");
+                    close(&gone.socket);
+                }
+            }
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let spoke = Arc::new(AtomicBool::new(false));
+        let watchdog = socket.try_clone().ok();
+        table.by_peer.entry(ip).or_default().push(Open {
+            id,
+            opened: Instant::now(),
+            socket,
+        });
+        table.total += 1;
+        drop(table);
+        if let Some(watchdog) = watchdog {
+            let (spoke, wait) = (spoke.clone(), self.limits.first_bytes);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                if !spoke.load(Ordering::Relaxed) {
+                    tracing::debug!(%peer, "connection closed: nothing sent");
+                    close(&watchdog);
+                }
+            });
+        }
+        Some(Tracked {
+            io: stream,
+            spoke,
+            _slot: Slot {
+                connections: self.clone(),
+                ip,
+                id,
+            },
+        })
+    }
+
+    /// Accepts connections on `listener` for ever, admitted ones into the stream returned.
+    pub fn incoming(
+        self: &Arc<Self>,
+        listener: TcpListener,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<Tracked, std::io::Error>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let connections = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, or a connection reset before it was accepted:
+                        // not a reason to stop listening.
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                if let Some(tracked) = connections.admit(stream, peer) {
+                    if tx.send(Ok(tracked)).await.is_err() {
+                        return; // the server stopped
+                    }
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+/// A place in the table, given back when the connection ends.
+struct Slot {
+    connections: Arc<Connections>,
+    ip: IpAddr,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.lock().remove(self.ip, self.id);
+    }
+}
+
+/// An admitted connection.
+pub struct Tracked {
+    io: TcpStream,
+    spoke: Arc<AtomicBool>,
+    /// Given back on drop.
+    _slot: Slot,
+}
+
+impl Connected for Tracked {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.spoke.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio_stream::StreamExt;
+
+    /// A listener whose server side reads every admitted connection until it ends, as a
+    /// server would.
+    async fn listen(limits: ConnectionLimits) -> (Arc<Connections>, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Connections::new(limits);
+        let mut incoming = connections.incoming(listener);
+        tokio::spawn(async move {
+            while let Some(Ok(mut c)) = incoming.next().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while matches!(c.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        (connections, addr)
+    }
+
+    async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// True if the server closed `stream` (end of stream or reset) within `wait`.
+    async fn closed(stream: &mut TcpStream, wait: Duration) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(wait, stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn one_address_holds_its_share_only() {
+        let (c, addr) = listen(ConnectionLimits {
+            per_peer: 3,
+            total: 100,
+            first_bytes: LONG,
+        })
+        .await;
+        let mut streams = Vec::new();
+        for _ in 0..10 {
+            streams.push(connect_from("127.0.0.2", addr).await);
+        }
+        settle().await;
+        assert_eq!(c.len(), 3);
+        let mut refused = 0;
+        for s in &mut streams[3..] {
+            refused += closed(s, Duration::from_secs(5)).await as usize;
+        }
+        assert_eq!(refused, 7);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_address_gets_in_when_all_are_taken() {
+        let (c, addr) = listen(ConnectionLimits {
+            per_peer: 4,
+            total: 8,
+            first_bytes: LONG,
+        })
+        .await;
+        let mut old = Vec::new();
+        for source in ["127.0.0.2", "127.0.0.3"] {
+            for _ in 0..4 {
+                old.push(connect_from(source, addr).await);
+                settle().await;
+            }
+        }
+        assert_eq!(c.len(), 8);
+        let mut fresh = connect_from("127.0.0.9", addr).await;
+        settle().await;
+        assert_eq!(c.len(), 8, "the total holds");
+        // The oldest connection of a fullest address made room; the fresh one stays open.
+        assert!(closed(&mut old[0], Duration::from_secs(5)).await);
+        assert!(!closed(&mut fresh, Duration::from_millis(300)).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_says_nothing_is_closed() {
+        let (c, addr) = listen(ConnectionLimits {
+            per_peer: 4,
+            total: 8,
+            first_bytes: Duration::from_secs(1),
+        })
+        .await;
+        let mut silent = connect_from("127.0.0.2", addr).await;
+        let mut talking = connect_from("127.0.0.2", addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut talking, b"PRI * HTTP/2.0")
+            .await
+            .unwrap();
+        assert!(closed(&mut silent, Duration::from_secs(10)).await);
+        assert!(!closed(&mut talking, Duration::from_millis(300)).await);
+        settle().await;
+        assert_eq!(c.len(), 1, "the closed one gave its place back");
+    }
+}
