@@ -144,6 +144,7 @@ fn decision_topics() -> Vec<B256> {
         KmsRegistry::KmsConfigRemoved::SIGNATURE_HASH,
         KmsRegistry::KmsChipAdded::SIGNATURE_HASH,
         KmsRegistry::KmsChipRemoved::SIGNATURE_HASH,
+        KmsRegistry::AnyKmsChipAllowedSet::SIGNATURE_HASH,
         KmsRegistry::MinTcbSet::SIGNATURE_HASH,
         KmsRegistry::AppRegistered::SIGNATURE_HASH,
         KmsRegistry::Upgraded::SIGNATURE_HASH,

@@ -274,15 +274,17 @@ pub struct Limits {
     /// TCP connections one client address may hold on the gRPC listener; more are closed at
     /// once (default 64). Not sealed.
     pub max_connections_per_peer: usize,
-    /// TCP connections in all (default 4096; keep it below the open-file limit). Past it, a
-    /// new connection closes the oldest one of the address holding the most, so addresses
-    /// holding connections never shut a fresh one out. Not sealed.
+    /// TCP connections in all (default 4096; each takes two descriptors, so keep it below half
+    /// the open-file limit: the systemd unit sets 65536). Past it, a new connection closes the
+    /// oldest one of the address (IPv6: /64) holding the most, so addresses holding
+    /// connections never shut a fresh one out. Not sealed.
     pub max_connections: usize,
-    /// Seconds a new connection may send nothing (no TLS or HTTP/2 handshake) before it is
-    /// closed; also the TLS handshake timeout (default 10). Not sealed.
+    /// Seconds a new connection has to send the first 24 bytes of a handshake (the HTTP/2
+    /// preface, or a TLS ClientHello) before it is closed; also the TLS handshake timeout
+    /// (default 10). Not sealed.
     pub connection_first_bytes_secs: u64,
-    /// Seconds after which a connection is asked to go away (HTTP/2 GOAWAY, then 30 s of grace
-    /// for requests in flight); clients reconnect (default 600). Not sealed.
+    /// Seconds after which, 30 s later still, a connection is closed (requests then in flight
+    /// fail and clients reconnect; default 600). Not sealed.
     pub max_connection_age_secs: u64,
 }
 

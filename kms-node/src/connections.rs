@@ -4,14 +4,15 @@
 //! descriptors and new clients time out. Each peer address may hold a few connections; past
 //! the total, a new connection from a fresh address closes the oldest connection of the
 //! address that holds the most (so no number of addresses holding connections shuts a fresh
-//! one out); a connection that sends nothing for a while after it opens (no TLS or HTTP/2
-//! handshake) is closed.
+//! one out); a connection that has not sent a handshake's worth of bytes a while after it
+//! opens is closed. IPv6 peers count per /64. Each connection holds two descriptors (its own
+//! and a duplicate to close it from here): keep the total below half the open-file limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,6 +30,23 @@ pub struct ConnectionLimits {
     /// How long a new connection may send nothing.
     pub first_bytes: Duration,
 }
+
+/// The unit a share is counted in: an IPv4 address, or an IPv6 /64 (one host's usual
+/// allocation; counting single IPv6 addresses would give one host billions of shares).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Bytes a connection must send before `first_bytes` passes: the HTTP/2 client preface is 24
+/// (a TLS ClientHello is longer), so a trickle of one byte does not hold a place.
+const FIRST_BYTES: u64 = 24;
 
 struct Open {
     id: u64,
@@ -101,13 +119,13 @@ impl Connections {
 
     /// Admits `stream` from `peer`, or refuses it (`None`: dropping it closes it).
     fn admit(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Option<Tracked> {
-        let socket = std::net::TcpStream::from(stream.as_fd().try_clone_to_owned().ok()?);
-        let ip = peer.ip();
+        let ip = peer_key(peer.ip());
         let mut table = self.lock();
         if table.by_peer.get(&ip).map_or(0, Vec::len) >= self.limits.per_peer {
             tracing::debug!(%peer, "connection refused: this address holds its share");
             return None;
         }
+        // Make room before taking another descriptor for the new one.
         if table.total >= self.limits.total {
             if let Some((victim_ip, id)) = table.victim() {
                 if let Some(gone) = table.remove(victim_ip, id) {
@@ -116,10 +134,15 @@ impl Connections {
                 }
             }
         }
+        let socket = match stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => std::net::TcpStream::from(fd),
+            Err(e) => {
+                tracing::warn!(%peer, "connection refused: {e}");
+                return None;
+            }
+        };
         let id = table.next_id;
         table.next_id += 1;
-        let spoke = Arc::new(AtomicBool::new(false));
-        let watchdog = socket.try_clone().ok();
         table.by_peer.entry(ip).or_default().push(Open {
             id,
             opened: Instant::now(),
@@ -127,19 +150,31 @@ impl Connections {
         });
         table.total += 1;
         drop(table);
-        if let Some(watchdog) = watchdog {
-            let (spoke, wait) = (spoke.clone(), self.limits.first_bytes);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                if !spoke.load(Ordering::Relaxed) {
-                    tracing::debug!(%peer, "connection closed: nothing sent");
-                    close(&watchdog);
-                }
-            });
-        }
+        let read = Arc::new(AtomicU64::new(0));
+        // The watchdog holds no descriptor: it closes the connection through the table, and
+        // only if it is still there and has not sent enough.
+        let (watched, wait, weak) = (read.clone(), self.limits.first_bytes, Arc::downgrade(self));
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if watched.load(Ordering::Relaxed) >= FIRST_BYTES {
+                return;
+            }
+            let Some(connections) = weak.upgrade() else {
+                return;
+            };
+            let table = connections.lock();
+            if let Some(open) = table
+                .by_peer
+                .get(&ip)
+                .and_then(|open| open.iter().find(|o| o.id == id))
+            {
+                tracing::debug!(%peer, "connection closed: no handshake");
+                close(&open.socket);
+            }
+        });
         Some(Tracked {
             io: stream,
-            spoke,
+            read,
             _slot: Slot {
                 connections: self.clone(),
                 ip,
@@ -157,7 +192,12 @@ impl Connections {
         let connections = self.clone();
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The server stopped: stop listening too (the port is released).
+                    () = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of descriptors, or a connection reset before it was accepted:
@@ -195,7 +235,8 @@ impl Drop for Slot {
 /// An admitted connection.
 pub struct Tracked {
     io: TcpStream,
-    spoke: Arc<AtomicBool>,
+    /// Bytes read so far (up to [`FIRST_BYTES`] is all that matters).
+    read: Arc<AtomicU64>,
     /// Given back on drop.
     _slot: Slot,
 }
@@ -216,8 +257,9 @@ impl AsyncRead for Tracked {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.spoke.store(true, Ordering::Relaxed);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 && self.read.load(Ordering::Relaxed) < FIRST_BYTES {
+            self.read.fetch_add(n, Ordering::Relaxed);
         }
         polled
     }
@@ -298,6 +340,17 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(60);
 
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(peer_key(a), peer_key(b));
+        assert_ne!(peer_key(a), peer_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(peer_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
     #[tokio::test]
     async fn one_address_holds_its_share_only() {
         let (c, addr) = listen(ConnectionLimits {
@@ -353,10 +406,18 @@ mod tests {
         .await;
         let mut silent = connect_from("127.0.0.2", addr).await;
         let mut talking = connect_from("127.0.0.2", addr).await;
-        tokio::io::AsyncWriteExt::write_all(&mut talking, b"PRI * HTTP/2.0")
+        let mut trickle = connect_from("127.0.0.2", addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut trickle, b"P")
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut talking, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
             .unwrap();
         assert!(closed(&mut silent, Duration::from_secs(10)).await);
+        assert!(
+            closed(&mut trickle, Duration::from_secs(10)).await,
+            "one byte is not a handshake"
+        );
         assert!(!closed(&mut talking, Duration::from_millis(300)).await);
         settle().await;
         assert_eq!(c.len(), 1, "the closed one gave its place back");

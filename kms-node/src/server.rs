@@ -77,10 +77,12 @@ pub async fn serve_grpc(
     let mut builder = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(l.max_concurrent_requests)
         .timeout(Duration::from_secs(30))
-        // Dead or silent peers are found and dropped; no connection lives for ever.
+        // Dead peers are found by HTTP/2 pings and dropped; a connection is closed
+        // `max_connection_age` + 30 s after it opened, whatever it is doing (clients
+        // reconnect), which also ends handshakes that stalled after their first bytes. (The
+        // builder's TCP keepalive would not apply to our own incoming stream.)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
         .max_connection_age(Duration::from_secs(l.max_connection_age_secs.max(1)))
         .max_connection_age_grace(Duration::from_secs(30));
     let with_tls = tls.is_some();

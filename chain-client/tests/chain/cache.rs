@@ -76,6 +76,31 @@ async fn a_removal_event_invalidates_the_cache_by_itself() {
 }
 
 #[tokio::test]
+async fn closing_the_chip_list_invalidates_cached_kms_decisions() {
+    let f = deploy_fixture().await;
+    let c = connect(f.config()).await;
+    let info = f.kms_boot_info();
+    assert!(c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap().allowed);
+    assert!(c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap().cached);
+    let closed = f.governor.set_any_kms_chip_allowed(false).await.unwrap();
+    let d = eventually(
+        Duration::from_secs(5),
+        "closing the chip list to take effect",
+        || {
+            let c = c.clone();
+            let info = info.clone();
+            async move {
+                let d = c.is_kms_allowed(&info, KMS_CONFIG).await.unwrap();
+                (!d.allowed).then_some(d)
+            }
+        },
+    )
+    .await;
+    assert_eq!(d.reason, "kms chip not allowed");
+    assert!(d.block.number >= closed.block);
+}
+
+#[tokio::test]
 async fn only_the_affected_entries_are_dropped() {
     let f = deploy_fixture().await;
     let c = connect(f.config()).await;
