@@ -64,7 +64,7 @@ impl From<SolTcbVersion> for TcbVersion {
 pub fn sol_boot_info(info: &BootInfo) -> SolBootInfo {
     SolBootInfo {
         measurement: Bytes::copy_from_slice(&info.measurement),
-        chipId: Bytes::copy_from_slice(&info.chip_id),
+        chipId: Bytes::copy_from_slice(info.chip_id_bytes()),
         appId: Address::from(info.app_id),
         composeHash: FixedBytes(info.compose_hash),
         product: info.product.chain_id(),
@@ -97,7 +97,7 @@ mod tests {
         };
         let info = BootInfo {
             measurement: [1; 48],
-            chip_id: [2; 64],
+            chip_id: Some([2; 64]),
             app_id: [3; 20],
             compose_hash: [4; 32],
             product: Product::Turin,

@@ -37,6 +37,9 @@ enum Command {
     App(cmd::app::Args),
     /// List the authorization events of a registry or an app.
     Audit(cmd::audit::Args),
+    /// Fetch AMD certificates (VCEK, ASK/ARK chain, CRL) for a report, and import them into a
+    /// node with no route to AMD.
+    Certs(cmd::certs::Args),
     /// Start a local stack (chain, contracts, KMS node, simulated guest) and run the whole flow.
     #[cfg(feature = "simulator")]
     Dev(cmd::dev::Args),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Gov(args) => cmd::gov::run(args),
         Command::App(args) => cmd::app::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Certs(args) => cmd::certs::run(args),
         #[cfg(feature = "simulator")]
         Command::Dev(args) => cmd::dev::run(args),
         #[cfg(feature = "simulator")]

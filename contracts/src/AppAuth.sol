@@ -77,12 +77,18 @@ contract AppAuth is Initializable, Ownable2StepUpgradeable {
 
     /// @notice The app-specific part of the boot authorization.
     /// @return allowed true iff the app may boot with `info`.
-    /// @return reason "" when allowed, else "app disabled", "compose hash not allowed" or
-    ///         "device not allowed".
+    /// @return reason "" when allowed, else "app disabled", "compose hash not allowed",
+    ///         "no device identity" (an empty chipId: VLEK-signed evidence or a masked chip id,
+    ///         which only {allowAnyDevice} admits) or "device not allowed".
     function isAppAllowed(BootInfo calldata info) external view returns (bool allowed, string memory reason) {
         if (!_enabled) return (false, "app disabled");
         if (!_composeHashes[info.composeHash]) return (false, "compose hash not allowed");
-        if (!_allowAnyDevice && !_devices[keccak256(info.chipId)]) return (false, "device not allowed");
+        if (!_allowAnyDevice) {
+            // An empty chipId is a guest no AMD certificate ties to a chip (VLEK-signed
+            // evidence, or a masked chip id): it is on no device list.
+            if (info.chipId.length == 0) return (false, "no device identity");
+            if (!_devices[keccak256(info.chipId)]) return (false, "device not allowed");
+        }
         return (true, "");
     }
 

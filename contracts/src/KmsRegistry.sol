@@ -340,7 +340,8 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     /// @return allowed true iff allowed.
     /// @return reason "" when allowed, else one of: "unknown product", "bad measurement length",
     ///         "bad chip id length", "os image not allowed", "no minimum tcb for product",
-    ///         "tcb below minimum", "app not registered", "app disabled", "compose hash not allowed", "device not allowed".
+    ///         "tcb below minimum", "app not registered", "app disabled", "compose hash not allowed",
+    ///         "no device identity", "device not allowed".
     function isAppAllowed(BootInfo calldata info) external view returns (bool allowed, string memory reason) {
         (allowed, reason) = _checkCommon(info);
         if (!allowed) return (allowed, reason);
@@ -373,7 +374,9 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         if (!$.kmsConfigs[configDigest]) return (false, "kms config not allowed");
         (allowed, reason) = _checkTcb(info);
         if (!allowed) return (allowed, reason);
-        if (!$.anyKmsChipAllowed && !$.kmsChips[keccak256(info.chipId)]) {
+        // An empty chipId (no device identity: VLEK-signed evidence or a masked chip id) is
+        // on no chip list: only anyKmsChipAllowed admits it.
+        if (!$.anyKmsChipAllowed && (info.chipId.length == 0 || !$.kmsChips[keccak256(info.chipId)])) {
             return (false, "kms chip not allowed");
         }
         return (true, "");
@@ -399,7 +402,10 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     function _checkCommon(BootInfo calldata info) private pure returns (bool, string memory) {
         if (info.product > SnpLib.MAX_PRODUCT) return (false, "unknown product");
         if (info.measurement.length != SnpLib.MEASUREMENT_LENGTH) return (false, "bad measurement length");
-        if (info.chipId.length != SnpLib.CHIP_ID_LENGTH) return (false, "bad chip id length");
+        // 64 bytes, or empty when no AMD certificate ties the guest to a chip.
+        if (info.chipId.length != SnpLib.CHIP_ID_LENGTH && info.chipId.length != 0) {
+            return (false, "bad chip id length");
+        }
         return (true, "");
     }
 

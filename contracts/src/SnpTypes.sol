@@ -16,7 +16,7 @@ struct TcbVersion {
 /// @dev product: 0 = Milan, 1 = Genoa, 2 = Turin; anything else is unknown.
 struct BootInfo {
     bytes measurement; // 48 bytes (SNP launch digest)
-    bytes chipId; // 64 bytes
+    bytes chipId; // 64 bytes, or empty: no AMD certificate ties the guest to a chip (VLEK, masked id)
     address appId; // the app's AppAuth address (ignored by isKmsAllowed)
     bytes32 composeHash;
     uint8 product;

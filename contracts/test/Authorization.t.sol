@@ -126,7 +126,7 @@ contract AuthorizationTest is Fixture {
     }
 
     function test_app_badChipIdLength() public view {
-        uint256[4] memory lens = [uint256(0), 48, 63, 65];
+        uint256[4] memory lens = [uint256(1), 48, 63, 65];
         for (uint256 i = 0; i < lens.length; i++) {
             BootInfo memory info = goodApp();
             info.chipId = bytesOfLength(lens[i]);
@@ -217,6 +217,20 @@ contract AuthorizationTest is Fixture {
         expectApp(goodApp(), false, "device not allowed");
     }
 
+    /// @dev An empty chipId (VLEK-signed evidence, masked chip id) is on no device list, even
+    ///      one holding keccak256 of the empty string; only allowAnyDevice admits it.
+    function test_app_noDeviceIdentity() public {
+        BootInfo memory info = goodApp();
+        info.chipId = "";
+        expectApp(info, false, "no device identity");
+        vm.prank(APP_OWNER);
+        app.addDevice(keccak256(""));
+        expectApp(info, false, "no device identity");
+        vm.prank(APP_OWNER);
+        app.setAllowAnyDevice(true);
+        expectApp(info, true, "");
+    }
+
     /// @dev Each failing check masks the ones after it, in the documented order.
     function test_app_checkOrder() public {
         vm.prank(APP_OWNER);
@@ -294,7 +308,7 @@ contract AuthorizationTest is Fixture {
         BootInfo memory info = goodKms();
         info.chipId = bytesOfLength(63);
         expectKms(info, false, "bad chip id length");
-        info.chipId = bytesOfLength(0);
+        info.chipId = bytesOfLength(1);
         expectKms(info, false, "bad chip id length");
     }
 
@@ -376,6 +390,17 @@ contract AuthorizationTest is Fixture {
         registry.setAnyKmsChipAllowed(false);
         expectKms(other, false, "kms chip not allowed");
         expectKms(goodKms(), true, "");
+    }
+
+    /// @dev A node of no device identity (empty chipId: VLEK-signed evidence) is on no chip
+    ///      list; only anyKmsChipAllowed admits it.
+    function test_kms_noDeviceIdentity() public {
+        BootInfo memory unbound = goodKms();
+        unbound.chipId = "";
+        expectKms(unbound, false, "kms chip not allowed");
+        vm.prank(OWNER);
+        registry.setAnyKmsChipAllowed(true);
+        expectKms(unbound, true, "");
     }
 
     function test_kms_anyChip_onlyOwner() public {

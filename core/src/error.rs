@@ -75,6 +75,10 @@ pub enum ReleaseError {
     /// The evidence failed verification (the source names the check).
     #[error("evidence rejected: {0}")]
     Evidence(#[from] VerifyError),
+    /// The evidence came without its VCEK and none could be had (UNAVAILABLE), or what a
+    /// source served does not verify (UNAUTHENTICATED).
+    #[error("{0}")]
+    Certificates(#[from] crate::ports::CertSourceError),
     /// host_data does not commit to the claimed app and compose.
     #[error("evidence does not bind the claimed app: {0}")]
     AppBinding(#[from] BootInfoError),
@@ -138,6 +142,13 @@ impl ReleaseError {
                 Refusal::FailedPrecondition
             }
             ReleaseError::Evidence(_) | ReleaseError::AppBinding(_) => Refusal::Unauthenticated,
+            ReleaseError::Certificates(crate::ports::CertSourceError::Unavailable(_)) => {
+                Refusal::Unavailable
+            }
+            ReleaseError::Certificates(crate::ports::CertSourceError::NotConfigured) => {
+                Refusal::FailedPrecondition
+            }
+            ReleaseError::Certificates(_) => Refusal::Unauthenticated,
             ReleaseError::Denied { .. } => Refusal::PermissionDenied,
             ReleaseError::Registry(e) if e.internal => Refusal::Internal,
             ReleaseError::Registry(_) | ReleaseError::NotServing(_) => Refusal::Unavailable,
@@ -154,11 +165,24 @@ impl ReleaseError {
             ReleaseError::ReportDataMismatch { .. } => "report_data",
             ReleaseError::Evidence(e) => e.kind(),
             ReleaseError::AppBinding(_) => "host_data",
+            ReleaseError::Certificates(crate::ports::CertSourceError::Unavailable(_)) => {
+                "certificates_unavailable"
+            }
+            ReleaseError::Certificates(_) => "certificates",
             ReleaseError::Denied { .. } => "denied",
             ReleaseError::Registry(_) => "registry",
             ReleaseError::NotServing(_) => "not_serving",
             ReleaseError::RateLimited { .. } => "rate_limited",
             ReleaseError::Log(_) | ReleaseError::Signature(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::evidence::EvidenceError> for ReleaseError {
+    fn from(e: crate::evidence::EvidenceError) -> Self {
+        match e {
+            crate::evidence::EvidenceError::Invalid(e) => ReleaseError::Evidence(e),
+            crate::evidence::EvidenceError::Certificates(e) => ReleaseError::Certificates(e),
         }
     }
 }

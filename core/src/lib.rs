@@ -26,13 +26,14 @@ mod record;
 mod request;
 
 pub use error::{RateLimitScope, Refusal, ReleaseError, RequestError};
-pub use evidence::EvidenceVerifier;
+pub use evidence::{EvidenceError, EvidenceVerifier};
 pub use grants::{AppGrant, GrantCache};
 pub use node::{CoreLimits, KmsState, Node, NodeParts};
 pub use nonces::{NonceError, NONCE_LEN};
 pub use ports::{
-    Attestor, Authorizer, AuthorizerError, BlockRef, Clock, Decision, KmsInfo, LogError, Observer,
-    Ports, ReleaseLog, Reservation,
+    Attestor, Authorizer, AuthorizerError, BlockRef, CertSourceError, CertificateSource, Clock,
+    Decision, KmsInfo, LogError, NoCertificateSource, Observer, Ports, ReleaseLog, Reservation,
+    VcekCheck, VcekRefusal,
 };
 pub use ratelimit::RateLimiter;
 pub use record::{NewRecord, RecordKind};

@@ -17,6 +17,7 @@ use crate::request::{fixed, validate_request, ValidatedRequest, ONBOARD_BINDING}
 use k256::ecdsa::SigningKey;
 use snpkms_api::pb;
 use snpkms_api::{binding, seal};
+use snpkms_platform::SnpEvidence;
 use snpkms_verifier::{BootInfo, UnixTime, VerifiedReport, Verifier};
 use std::sync::RwLock;
 use std::time::Instant;
@@ -69,6 +70,8 @@ pub struct NodeParts<P: Ports> {
     pub log: P::Log,
     /// The clock.
     pub clock: P::Clock,
+    /// Where VCEKs the hosts do not supply come from (AMD's KDS, mirrors, the offline store).
+    pub certificates: P::Certificates,
     /// Metrics.
     pub observer: P::Observer,
 }
@@ -79,6 +82,7 @@ pub struct Node<P: Ports> {
     authorizer: P::Authorizer,
     log: P::Log,
     clock: P::Clock,
+    certificates: P::Certificates,
     observer: P::Observer,
     nonces: NonceStore,
     root: RootSecret,
@@ -92,29 +96,30 @@ pub struct Node<P: Ports> {
     /// One standing read at a time: requests that find the verdict older than the chain view
     /// share one read instead of each making it.
     standing_check: tokio::sync::Mutex<()>,
+    /// This node's own evidence (`Err`: why its platform gave none), verified at the first
+    /// standing check: its VCEK may have to be fetched.
+    self_evidence: Result<SnpEvidence, String>,
     /// This node's own verified BootInfo, which the registry must keep allowing for the node
-    /// to serve and onboard others; `Err` says why the node could not attest itself.
-    self_boot: Result<BootInfo, String>,
+    /// to serve and onboard others; `None` until its evidence verified.
+    self_boot: RwLock<Option<BootInfo>>,
 }
 
 impl<P: Ports> Node<P> {
-    /// Builds the node and attests itself on `attestor` (verified with its own verifier): the
-    /// BootInfo it asks the registry about before it serves. It does not serve until
-    /// [`Node::refresh_kms_state`] finds it allowed.
+    /// Builds the node and attests itself on `attestor`: the evidence (verified with its own
+    /// verifier at the first standing check) whose BootInfo it asks the registry about before
+    /// it serves. It does not serve until [`Node::refresh_kms_state`] finds it allowed.
     pub fn new(parts: NodeParts<P>, attestor: &dyn Attestor) -> Node<P> {
         let root_signing_key = parts.root.root_signing_key();
         let root_address = parts.root.root_signing_address();
         let evidence =
             EvidenceVerifier::new(parts.verifier, parts.limits.verified_cert_chain_cache);
-        let now = UnixTime(parts.clock.now_unix());
-        let self_boot = attest_self(
-            attestor,
-            &evidence,
+        let report_data = snpkms_api::binding::report_data(
+            b"snpkms/self-check/v2",
             &root_address,
             &parts.config_digest,
-            now,
         );
-        if let Err(why) = &self_boot {
+        let self_evidence = attestor.attest(report_data).map_err(|e| e.to_string());
+        if let Err(why) = &self_evidence {
             tracing::error!("this node cannot attest itself, so it will not serve: {why}");
         }
         Node {
@@ -122,6 +127,7 @@ impl<P: Ports> Node<P> {
             authorizer: parts.authorizer,
             log: parts.log,
             clock: parts.clock,
+            certificates: parts.certificates,
             observer: parts.observer,
             nonces: NonceStore::new(
                 parts.limits.nonce_ttl_secs,
@@ -140,7 +146,8 @@ impl<P: Ports> Node<P> {
                 checked_at: None,
             }),
             standing_check: tokio::sync::Mutex::new(()),
-            self_boot,
+            self_evidence,
+            self_boot: RwLock::new(None),
         }
     }
 
@@ -208,20 +215,31 @@ impl<P: Ports> Node<P> {
 
     /// Verifies evidence on the calling (async worker) thread. It is CPU work (0.8 ms of
     /// ECDSA, plus RSA on a chain cache miss) that would usually go to a thread pool, but
-    /// handing it over and back cost more than it freed (BENCHMARKS.md).
-    fn verify_evidence(
+    /// handing it over and back cost more than it freed (BENCHMARKS.md). A VCEK the host did
+    /// not supply is fetched once (then cached).
+    async fn verify_evidence(
         &self,
         evidence: Option<&pb::Evidence>,
     ) -> Result<VerifiedReport, ReleaseError> {
         let evidence = evidence.ok_or(RequestError::MissingEvidence)?;
         let started = Instant::now();
-        let result = self.evidence.verify(
-            &evidence.report,
-            &evidence.cert_table,
-            UnixTime(self.clock.now_unix()),
-        );
-        self.observer
-            .verified(started.elapsed(), result.as_ref().err());
+        let result = self
+            .evidence
+            .verify_or_fetch(
+                &evidence.report,
+                &evidence.cert_table,
+                UnixTime(self.clock.now_unix()),
+                &self.certificates,
+            )
+            .await;
+        let failure = match &result {
+            Err(crate::evidence::EvidenceError::Invalid(e)) => Some(e),
+            Err(crate::evidence::EvidenceError::Certificates(
+                crate::ports::CertSourceError::Refused { error, .. },
+            )) => Some(error),
+            _ => None,
+        };
+        self.observer.verified(started.elapsed(), failure);
         Ok(result?)
     }
 
@@ -264,7 +282,7 @@ impl<P: Ports> Node<P> {
         // From here on this request may end in a record: the log can wait for it to share a sync.
         let reservation = self.log.reserve();
 
-        let report = self.verify_evidence(req.evidence.as_ref())?;
+        let report = self.verify_evidence(req.evidence.as_ref()).await?;
         let boot = request.boot_info(&report)?;
 
         let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
@@ -335,7 +353,7 @@ impl<P: Ports> Node<P> {
         let joiner_digest: [u8; 32] = fixed(&req.config_digest, "config_digest")?;
         self.nonces.consume(&nonce, self.clock.now_unix())?;
 
-        let report = self.verify_evidence(req.evidence.as_ref())?;
+        let report = self.verify_evidence(req.evidence.as_ref()).await?;
         // The joiner commits to the configuration it will seal the root under; the registry
         // must allow that configuration, not only the joiner's image and chip.
         if report.report_data != binding::onboard_report_data(&nonce, &ephemeral, &joiner_digest) {
@@ -372,7 +390,7 @@ impl<P: Ports> Node<P> {
             .append(self.record(RecordKind::Onboard, &joiner, state.key_epoch, &decision))
             .await?;
         tracing::info!(
-            chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(&joiner.chip_id)),
+            chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(joiner.chip_id_bytes())),
             config_digest = %format!("0x{}", hex::encode(joiner_digest)),
             "root secret handed to an allowed KMS node"
         );
@@ -464,11 +482,15 @@ impl<P: Ports> Node<P> {
                 )),
             );
         }
-        let me = match &self.self_boot {
+        let me = match self.self_boot().await {
             Ok(me) => me,
             Err(why) => return (read, Err(format!("this node cannot attest itself: {why}"))),
         };
-        let verdict = match self.authorizer.is_kms_allowed(me, self.config_digest).await {
+        let verdict = match self
+            .authorizer
+            .is_kms_allowed(&me, self.config_digest)
+            .await
+        {
             Err(e) => Err(format!("the registry could not be read: {e}")),
             Ok(d) if !d.allowed => Err(format!(
                 "the registry does not allow this node as a KMS at block {}: {} \
@@ -483,19 +505,31 @@ impl<P: Ports> Node<P> {
     }
 }
 
-/// This node's own evidence, verified with its own verifier.
-fn attest_self(
-    attestor: &dyn Attestor,
-    evidence: &EvidenceVerifier,
-    root_address: &[u8; 20],
-    digest: &[u8; 32],
-    now: UnixTime,
-) -> Result<BootInfo, String> {
-    let report_data =
-        snpkms_api::binding::report_data(b"snpkms/self-check/v2", root_address, digest);
-    let own = attestor.attest(report_data).map_err(|e| e.to_string())?;
-    let verified = evidence
-        .verify(&own.report, &own.cert_table, now)
-        .map_err(|e| e.to_string())?;
-    Ok(BootInfo::for_kms(&verified))
+impl<P: Ports> Node<P> {
+    /// This node's own BootInfo: its evidence verified with its own verifier (and its VCEK
+    /// fetched if its host supplied none), once.
+    async fn self_boot(&self) -> Result<BootInfo, String> {
+        if let Some(me) = self
+            .self_boot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(me);
+        }
+        let own = self.self_evidence.as_ref().map_err(Clone::clone)?;
+        let verified = self
+            .evidence
+            .verify_or_fetch(
+                &own.report,
+                &own.cert_table,
+                UnixTime(self.clock.now_unix()),
+                &self.certificates,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let me = BootInfo::for_kms(&verified);
+        *self.self_boot.write().unwrap_or_else(|e| e.into_inner()) = Some(me.clone());
+        Ok(me)
+    }
 }

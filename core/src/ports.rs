@@ -1,10 +1,11 @@
 //! What the core needs from the world, and nothing else: the platform ([`Attestor`], from
 //! `snpkms-platform`), the registry ([`Authorizer`]), a durable key-release log
-//! ([`ReleaseLog`]) and a clock ([`Clock`]); plus an [`Observer`] for metrics. The node binary
+//! ([`ReleaseLog`]), a clock ([`Clock`]) and a source of VCEKs the hosts do not supply
+//! ([`CertificateSource`]); plus an [`Observer`] for metrics. The node binary
 //! implements them with the chain client, the log file and the system clock; tests with fakes.
 
 use crate::record::NewRecord;
-use snpkms_verifier::{BootInfo, VerifyError};
+use snpkms_verifier::{BootInfo, VcekId, VerifiedVcek, VerifyError};
 use std::future::Future;
 use std::time::Duration;
 
@@ -131,6 +132,72 @@ pub trait Observer: Send + Sync + 'static {
     }
 }
 
+/// The check a [`CertificateSource`] applies to each candidate VCEK (DER, or PEM) before it
+/// returns or keeps it: it chains to a pinned ARK through the pinned ASK, it is the VCEK asked
+/// for (its hwID and TCB), and the report it was asked for verifies with it.
+pub type VcekCheck<'a> = dyn Fn(&[u8]) -> Result<VerifiedVcek, VcekRefusal> + Send + Sync + 'a;
+
+/// Why a [`VcekCheck`] did not take a candidate.
+#[derive(Debug)]
+pub enum VcekRefusal {
+    /// The certificate is wrong (it does not chain to a pinned root, or it is another chip's
+    /// or another TCB's): the source tries its next copy and keeps nothing.
+    Certificate(VerifyError),
+    /// The certificate is the one asked for but the report does not verify with it (a forged
+    /// report naming a real chip): nothing is kept or fetched further, so forged reports
+    /// cannot fill the store.
+    Report(VerifyError),
+}
+
+/// Why a [`CertificateSource`] returned no VCEK.
+#[derive(Debug, thiserror::Error)]
+pub enum CertSourceError {
+    /// No source had it now (AMD's KDS down, rate limiting, not found; the store empty).
+    /// Retrying later may help.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A source answered with a certificate that does not pass the check (another chip's VCEK,
+    /// a forged chain).
+    #[error("{message}")]
+    Refused {
+        /// What was refused, from where.
+        message: String,
+        /// The check's verdict.
+        #[source]
+        error: VerifyError,
+    },
+    /// The report does not verify with the VCEK it names (see [`VcekRefusal::Report`]).
+    #[error(transparent)]
+    Report(VerifyError),
+    /// The node has no source at all.
+    #[error("no VCEK came with the evidence and this node fetches none (no KDS URL and no offline store are configured); the host must supply the certificate table")]
+    NotConfigured,
+}
+
+/// Where a node gets the VCEK of a report whose host supplied none: AMD's KDS, mirrors, an
+/// offline store. Everything it returns has passed `check`.
+pub trait CertificateSource: Send + Sync + 'static {
+    /// The VCEK `id` names, as `check` verified it.
+    fn vcek<'a>(
+        &'a self,
+        id: &'a VcekId,
+        check: &'a VcekCheck<'a>,
+    ) -> impl Future<Output = Result<VerifiedVcek, CertSourceError>> + Send + 'a;
+}
+
+/// A node that fetches nothing: only certificates that come with the evidence.
+pub struct NoCertificateSource;
+
+impl CertificateSource for NoCertificateSource {
+    async fn vcek<'a>(
+        &'a self,
+        _: &'a VcekId,
+        _: &'a VcekCheck<'a>,
+    ) -> Result<VerifiedVcek, CertSourceError> {
+        Err(CertSourceError::NotConfigured)
+    }
+}
+
 /// The ports one node is built from.
 pub trait Ports: Send + Sync + 'static {
     /// The registry.
@@ -139,6 +206,8 @@ pub trait Ports: Send + Sync + 'static {
     type Log: ReleaseLog;
     /// The clock.
     type Clock: Clock;
+    /// Where VCEKs the hosts do not supply come from.
+    type Certificates: CertificateSource;
     /// Metrics.
     type Observer: Observer;
 }

@@ -61,7 +61,7 @@ impl NewRecord {
             kind,
             app_id: boot.app_id,
             compose_hash: boot.compose_hash,
-            chip_id_hash: snpkms_api::app_key_signature::keccak256(&boot.chip_id),
+            chip_id_hash: snpkms_api::app_key_signature::keccak256(boot.chip_id_bytes()),
             measurement: boot.measurement,
             epoch,
             block_number: decision.block.number,

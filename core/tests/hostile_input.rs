@@ -9,7 +9,9 @@ use snpkms_api::binding;
 use snpkms_api::pb;
 use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_core::keys::RootSecret;
-use snpkms_core::{CoreLimits, Node, NodeParts, Refusal, ReleaseError, ReleaseLog};
+use snpkms_core::{
+    CoreLimits, NoCertificateSource, Node, NodeParts, Refusal, ReleaseError, ReleaseLog,
+};
 use snpkms_platform::SimulatedAttestor;
 use snpkms_simulator::{
     AuthorityNames, GuestLaunch, ReportFields, SimAuthority, SimulatedGuest, SimulatedPlatform,
@@ -79,6 +81,7 @@ fn node_with_app_limit(rate: f64, burst: u32) -> (Node<FakePorts>, FakeRegistry)
             authorizer: registry.clone(),
             log: MemoryLog::default(),
             clock: FakeClock::at(NOW),
+            certificates: NoCertificateSource,
             observer: NoMetrics,
         },
         &kms,
@@ -368,10 +371,10 @@ async fn every_kind_of_bad_request_fails_before_the_registry_is_read() {
             "CPUID family 0x17",
         ),
         (
-            "VLEK-signed",
+            "VLEK-signed without a VLEK",
             fields(|f| f.key_info = KeyInfo::with_signing_key(1)),
             Refusal::Unauthenticated,
-            "VLEK is not supported",
+            "no VLEK certificate was supplied",
         ),
         (
             "masked chip id",
@@ -465,7 +468,7 @@ async fn every_kind_of_bad_request_fails_before_the_registry_is_read() {
                 b.vcek = None;
                 *t = b.to_cert_table();
             }),
-            Refusal::Unauthenticated,
+            Refusal::FailedPrecondition,
             "no VCEK",
         ),
         (
@@ -486,8 +489,16 @@ async fn every_kind_of_bad_request_fails_before_the_registry_is_read() {
             "no terminating",
         ),
         (
-            "empty certificate table",
+            // An empty table is a host that supplies no certificates: the VCEK must be
+            // fetched, and this node has no source to fetch it from.
+            "empty certificate table, no KDS",
             certs(|t, _| t.clear()),
+            Refusal::FailedPrecondition,
+            "this node fetches none",
+        ),
+        (
+            "truncated certificate table",
+            certs(|t, _| t.truncate(10)),
             Refusal::Unauthenticated,
             "no terminating",
         ),

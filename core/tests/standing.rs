@@ -6,7 +6,7 @@ use snpkms_api::binding;
 use snpkms_api::pb;
 use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_core::keys::RootSecret;
-use snpkms_core::{CoreLimits, Node, NodeParts, Refusal, ReleaseLog};
+use snpkms_core::{CoreLimits, NoCertificateSource, Node, NodeParts, Refusal, ReleaseLog};
 use snpkms_platform::SimulatedAttestor;
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
 use snpkms_testkit::fakes::{FakeClock, FakePorts, FakeRegistry, MemoryLog, NoMetrics};
@@ -50,6 +50,7 @@ fn node() -> (Node<FakePorts>, FakeRegistry, Arc<SimulatedPlatform>) {
             authorizer: registry.clone(),
             log: MemoryLog::default(),
             clock: FakeClock::at(NOW),
+            certificates: NoCertificateSource,
             observer: NoMetrics,
         },
         &kms,

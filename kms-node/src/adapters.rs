@@ -19,6 +19,7 @@ impl Ports for Production {
     type Authorizer = Registry;
     type Log = AuditLog;
     type Clock = SystemClock;
+    type Certificates = crate::kds::KdsSource;
     type Observer = NodeMetrics;
 }
 

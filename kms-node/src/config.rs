@@ -48,6 +48,63 @@ pub struct NodeConfig {
     /// `verified_chain_cache` and `audit_commit_delay_us`.
     #[serde(default)]
     pub limits: Limits,
+    /// `[kds]`: where VCEKs come from when a host supplies none (default: AMD's KDS). Not
+    /// sealed: whatever comes back is verified against the pinned AMD roots.
+    #[serde(default)]
+    pub kds: KdsSection,
+}
+
+/// `[kds]`: AMD's Key Distribution Service and its mirrors, for guests (and this node) whose
+/// host leaves the certificate table empty. What is fetched is kept in `<data_dir>/kds/`,
+/// which is also where `snpkms certs import` puts an offline store.
+///
+/// ```toml
+/// [kds]
+/// urls = ["https://kdsintf.amd.com", { url = "https://kds-mirror.internal", ca = "/etc/snpkms/mirror-ca.pem" }]
+/// # urls = []   # offline: the store and the certificates guests bring, nothing else
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdsSection {
+    /// Base URLs tried in order, in the form of `chain.rpc_urls` (https with the compiled-in
+    /// roots or a pinned CA, plain http only to loopback). Default: AMD's KDS.
+    #[serde(default = "default_kds_urls")]
+    pub urls: Vec<RpcUrl>,
+    /// Seconds one request may take (default 5). A whole fetch, over every URL, retry and
+    /// wait, gives up after 20 s, below the 30 s a gRPC request may take.
+    #[serde(default = "default_kds_timeout")]
+    pub timeout_secs: u64,
+    /// Requests per URL before trying the next (default 3).
+    #[serde(default = "default_kds_attempts")]
+    pub attempts: u32,
+    /// The longest `Retry-After` (seconds) a rate-limited request waits for (default 10); a KDS
+    /// asking for more is given up on until a later request.
+    #[serde(default = "default_kds_retry_after")]
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for KdsSection {
+    fn default() -> Self {
+        KdsSection {
+            urls: default_kds_urls(),
+            timeout_secs: default_kds_timeout(),
+            attempts: default_kds_attempts(),
+            max_retry_after_secs: default_kds_retry_after(),
+        }
+    }
+}
+
+fn default_kds_urls() -> Vec<RpcUrl> {
+    vec![RpcUrl::Plain(snpkms_kds::AMD_KDS_URL.into())]
+}
+fn default_kds_timeout() -> u64 {
+    5
+}
+fn default_kds_attempts() -> u32 {
+    3
+}
+fn default_kds_retry_after() -> u64 {
+    10
 }
 
 /// The gRPC listener's TLS identity, read once at start.
@@ -361,6 +418,7 @@ impl NodeConfig {
             policy: Policy::default(),
             platform,
             limits: Limits::default(),
+            kds: KdsSection::default(),
         }
     }
 

@@ -13,6 +13,7 @@ mod bootstrap;
 pub mod config;
 mod connections;
 mod join;
+pub mod kds;
 mod metrics;
 mod platform;
 mod sealed_root;
@@ -215,6 +216,15 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     log_roots(&settings.roots);
     let chain = ChainClient::connect(settings.chain.clone()).await?;
     let metrics = Arc::new(Metrics::new());
+    let kds = Arc::new(kds::client(
+        &cfg,
+        Arc::new(kds::KdsMetrics(metrics.clone())),
+    )?);
+    tracing::info!(
+        urls = ?kds.source_labels(),
+        store = %kds::store_dir(&cfg.data_dir).display(),
+        "VCEKs that guests' hosts do not supply come from these KDS URLs and the store"
+    );
     // The root key signs the log's heads: a host that rewrites the file cannot re-sign them.
     let log_signer = root.root_signing_key();
     let node = Arc::new(Node::new(
@@ -237,6 +247,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
                 Duration::from_micros(cfg.limits.audit_commit_delay_us),
             )?,
             clock: SystemClock,
+            certificates: kds::KdsSource(kds),
             observer: NodeMetrics(metrics.clone()),
         },
         attestor.as_ref(),

@@ -41,6 +41,7 @@ pub struct Metrics {
     chain_seconds: Histogram,
     chain_errors: Family<Labels, Counter>,
     key_releases: Family<Labels, Counter>,
+    kds_fetches: Family<Labels, Counter>,
     snapshot: Arc<OnceLock<SnapshotFn>>,
 }
 
@@ -141,6 +142,18 @@ impl Metrics {
         let chain_seconds = latency_histogram();
         let chain_errors = Family::<Labels, Counter>::default();
         let key_releases = Family::<Labels, Counter>::default();
+        let kds_fetches = Family::<Labels, Counter>::default();
+        for outcome in ["store_hit", "fetched"] {
+            let _ = kds_fetches.get_or_create(&vec![
+                ("outcome", outcome.to_string()),
+                ("reason", String::new()),
+            ]);
+        }
+        registry.register(
+            "snpkms_kds",
+            "VCEK lookups for evidence that came without one: served from the store (store_hit), fetched from a KDS URL (fetched), or a failed request by reason",
+            kds_fetches.clone(),
+        );
         registry.register(
             "snpkms_requests",
             "gRPC requests by method and status code",
@@ -187,6 +200,7 @@ impl Metrics {
             chain_seconds,
             chain_errors,
             key_releases,
+            kds_fetches,
             snapshot,
         }
     }
@@ -229,6 +243,21 @@ impl Metrics {
     pub fn key_released(&self, app_id: &[u8; 20]) {
         self.key_releases
             .get_or_create(&vec![("app", format!("0x{}", hex::encode(app_id)))])
+            .inc();
+    }
+
+    /// One outcome of the KDS client.
+    pub fn kds_outcome(&self, outcome: snpkms_kds::FetchOutcome) {
+        let (outcome, reason) = match outcome {
+            snpkms_kds::FetchOutcome::StoreHit => ("store_hit", ""),
+            snpkms_kds::FetchOutcome::Fetched => ("fetched", ""),
+            snpkms_kds::FetchOutcome::Failed(reason) => ("failed", reason),
+        };
+        self.kds_fetches
+            .get_or_create(&vec![
+                ("outcome", outcome.to_string()),
+                ("reason", reason.to_string()),
+            ])
             .inc();
     }
 

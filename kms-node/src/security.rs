@@ -263,36 +263,7 @@ fn resolve_chain(cfg: &NodeConfig) -> Result<(ChainConfig, Vec<CanonicalEndpoint
     let mut endpoints = Vec::new();
     let mut canonical = Vec::new();
     for entry in &c.rpc_urls {
-        let (url, ca, spki) = match entry {
-            RpcUrl::Plain(url) => (url, None, None),
-            RpcUrl::Pinned(p) => (&p.url, p.ca.as_ref(), p.spki_sha256.as_ref()),
-        };
-        let mut endpoint =
-            RpcEndpoint::new(url).map_err(|e| invalid("chain.rpc_urls", e.to_string()))?;
-        let mut ca_sha256 = Vec::new();
-        if let Some(path) = ca {
-            let pem = read(path, "chain.rpc_urls[].ca")?;
-            endpoint = endpoint
-                .with_ca_pem(&pem)
-                .map_err(|e| invalid("chain.rpc_urls", e.to_string()))?;
-            ca_sha256 = endpoint.ca_certs().iter().map(|d| sha256_hex(d)).collect();
-        }
-        let mut spki_sha256 = None;
-        if let Some(hash) = spki {
-            let bytes: [u8; 32] = hex::decode(hash.trim_start_matches("0x"))
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    invalid(
-                        "chain.rpc_urls[].spki_sha256",
-                        format!("{hash:?} is not 32 bytes of hex"),
-                    )
-                })?;
-            endpoint = endpoint
-                .with_spki_sha256(bytes)
-                .map_err(|e| invalid("chain.rpc_urls", e.to_string()))?;
-            spki_sha256 = Some(hex::encode(bytes));
-        }
+        let (endpoint, ca_sha256, spki_sha256) = pinned_endpoint(entry, "chain.rpc_urls")?;
         canonical.push(CanonicalEndpoint {
             origin: endpoint.url().origin().ascii_serialization(),
             url_sha256: sha256_hex(endpoint.url().as_str().as_bytes()),
@@ -319,6 +290,41 @@ fn resolve_chain(cfg: &NodeConfig) -> Result<(ChainConfig, Vec<CanonicalEndpoint
         .validate()
         .map_err(|e| invalid("chain", e.to_string()))?;
     Ok((chain, canonical))
+}
+
+/// An endpoint as a configuration entry names it, with its pinned CA and server key applied;
+/// also the SHA-256 of each pinned CA certificate and the pinned key hash, for the canonical
+/// form. `field` names the setting in errors.
+pub(crate) fn pinned_endpoint(
+    entry: &RpcUrl,
+    field: &'static str,
+) -> Result<(RpcEndpoint, Vec<String>, Option<String>), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { field, message };
+    let (url, ca, spki) = match entry {
+        RpcUrl::Plain(url) => (url, None, None),
+        RpcUrl::Pinned(p) => (&p.url, p.ca.as_ref(), p.spki_sha256.as_ref()),
+    };
+    let mut endpoint = RpcEndpoint::new(url).map_err(|e| invalid(e.to_string()))?;
+    let mut ca_sha256 = Vec::new();
+    if let Some(path) = ca {
+        let pem = read(path, &format!("{field}[].ca"))?;
+        endpoint = endpoint
+            .with_ca_pem(&pem)
+            .map_err(|e| invalid(e.to_string()))?;
+        ca_sha256 = endpoint.ca_certs().iter().map(|d| sha256_hex(d)).collect();
+    }
+    let mut spki_sha256 = None;
+    if let Some(hash) = spki {
+        let bytes: [u8; 32] = hex::decode(hash.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| invalid(format!("spki_sha256 {hash:?} is not 32 bytes of hex")))?;
+        endpoint = endpoint
+            .with_spki_sha256(bytes)
+            .map_err(|e| invalid(e.to_string()))?;
+        spki_sha256 = Some(hex::encode(bytes));
+    }
+    Ok((endpoint, ca_sha256, spki_sha256))
 }
 
 /// AMD's roots, plus the simulator's and extra ones only where the platform allows them: a

@@ -272,6 +272,8 @@ pub fn simulated_node(
     );
     cfg.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     cfg.trust.simulator_root = true;
+    // Simulated hosts supply their certificates; a local stack never reaches out to AMD.
+    cfg.kds.urls = Vec::new();
     cfg
 }
 

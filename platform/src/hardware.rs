@@ -137,9 +137,9 @@ fn rand_suffix() -> String {
     format!("{nanos:08x}")
 }
 
-/// `/dev/sev-guest`: derived keys (and plain reports when configfs-tsm is absent; the
-/// certificates must then be supplied, because the extended-report path of the `sev` crate
-/// parses the host's table without bounds checks).
+/// `/dev/sev-guest`: derived keys (and plain reports when configfs-tsm is absent: the
+/// extended-report path of the `sev` crate parses the host's table without bounds checks, so
+/// it is not used; verifiers then get the VCEK from AMD's KDS, unless a table is configured).
 pub struct SevGuestDevice {
     path: PathBuf,
     cert_table: Option<Vec<u8>>,
@@ -181,12 +181,9 @@ impl Attestor for SevGuestDevice {
     }
 
     fn attest(&self, report_data: [u8; 64]) -> Result<SnpEvidence, PlatformError> {
-        let cert_table = self.cert_table.clone().ok_or_else(|| {
-            device_err(
-                "sev-guest",
-                "no certificate table configured: use configfs-tsm (kernel 6.7+) or supply the VCEK".into(),
-            )
-        })?;
+        // SNP_GET_REPORT carries no certificates: without a configured table the verifier
+        // gets the VCEK from AMD's KDS (or its store).
+        let cert_table = self.cert_table.clone().unwrap_or_default();
         let report = self
             .firmware()?
             .get_report(None, Some(report_data), Some(0))

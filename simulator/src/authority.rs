@@ -32,7 +32,7 @@ pub const ARK_PEMS: [(Product, &str); 3] = [
     (Product::Turin, include_str!("../fixtures/ark-turin.pem")),
 ];
 
-const ASK_PEMS: [(Product, &str); 3] = [
+pub(crate) const ASK_PEMS: [(Product, &str); 3] = [
     (Product::Milan, include_str!("../fixtures/ask-milan.pem")),
     (Product::Genoa, include_str!("../fixtures/ask-genoa.pem")),
     (Product::Turin, include_str!("../fixtures/ask-turin.pem")),
@@ -124,6 +124,9 @@ pub struct SimAuthority {
     ask_key: RsaPrivateKey,
     ark_der: BTreeMap<Product, Vec<u8>>,
     ask_der: BTreeMap<Product, Vec<u8>>,
+    /// The ASVK (`SEV-VLEK-<product>`) per product: it issues VLEKs with the ASK's key (a
+    /// test fixture needs no second key), under its own name and serial.
+    asvk_der: BTreeMap<Product, Vec<u8>>,
 }
 
 /// AMD numbers each product's ARK `<n>0000` and its ASK just above it (Milan 0x10000 and
@@ -134,6 +137,43 @@ fn ark_serial(product: Product) -> Vec<u8> {
 
 fn ask_serial(product: Product) -> Vec<u8> {
     vec![product.chain_id() + 1, 0, 1]
+}
+
+fn asvk_serial(product: Product) -> Vec<u8> {
+    vec![product.chain_id() + 1, 0, 0x10]
+}
+
+/// `product`'s ASVK: AMD's ASVKs have the ASK's profile under the name `SEV-VLEK-<product>`.
+fn issue_asvk(
+    names: &AuthorityNames,
+    product: Product,
+    ark_key: &RsaPrivateKey,
+    asvk_key: &RsaPrivateKey,
+) -> Vec<u8> {
+    let ark_spki = spki_of(ark_key);
+    let asvk_spki = spki_of(asvk_key);
+    sign_certificate(
+        CertSpec {
+            serial: &asvk_serial(product),
+            issuer: &names.name(&format!("ARK-{product}")),
+            subject: &names.name(&format!("SEV-VLEK-{product}")),
+            not_before: NOT_BEFORE,
+            not_after: NOT_AFTER,
+            version: x509_cert::Version::V3,
+            explicit_pss_trailer: true,
+            extensions: vec![
+                subject_key_id(&asvk_spki),
+                authority_key_id(&ark_spki),
+                basic_constraints(Some(0)),
+                key_usage(false),
+                crl_distribution_point(&format!(
+                    "https://kds.simulator.invalid/vlek/v1/{product}/crl"
+                )),
+            ],
+        },
+        asvk_spki,
+        ark_key,
+    )
 }
 
 /// `product`'s ASK, signed by the ARK key: AMD's SKI, AKI, basicConstraints CA pathlen 0
@@ -197,10 +237,17 @@ fn spki_of(key: &RsaPrivateKey) -> SubjectPublicKeyInfoOwned {
 impl SimAuthority {
     /// The simulator's authority from the committed fixtures.
     pub fn load() -> SimAuthority {
+        let names = AuthorityNames::simulator();
+        let ark_key = RsaPrivateKey::from_pkcs8_pem(ARK_KEY_PEM).expect("ARK fixture key");
+        let ask_key = RsaPrivateKey::from_pkcs8_pem(ASK_KEY_PEM).expect("ASK fixture key");
+        let asvk_der = Product::ALL
+            .into_iter()
+            .map(|p| (p, issue_asvk(&names, p, &ark_key, &ask_key)))
+            .collect();
         SimAuthority {
-            names: AuthorityNames::simulator(),
-            ark_key: RsaPrivateKey::from_pkcs8_pem(ARK_KEY_PEM).expect("ARK fixture key"),
-            ask_key: RsaPrivateKey::from_pkcs8_pem(ASK_KEY_PEM).expect("ASK fixture key"),
+            names,
+            ark_key,
+            ask_key,
             ark_der: ARK_PEMS
                 .iter()
                 .map(|(p, pem)| (*p, pem_to_der(pem)))
@@ -209,6 +256,7 @@ impl SimAuthority {
                 .iter()
                 .map(|(p, pem)| (*p, pem_to_der(pem)))
                 .collect(),
+            asvk_der,
         }
     }
 
@@ -229,6 +277,7 @@ impl SimAuthority {
         let ark_spki = spki_of(&ark_key);
         let mut ark_der = BTreeMap::new();
         let mut ask_der = BTreeMap::new();
+        let mut asvk_der = BTreeMap::new();
         for p in Product::ALL {
             let ark_name = names.name(&format!("ARK-{p}"));
             // AMD's ARK: keyUsage (critical), SKI, basicConstraints CA (critical), CRL DP.
@@ -256,6 +305,7 @@ impl SimAuthority {
             let ask = issue_ask(&names, p, &ark_key, &ask_key, &ProfileDeviation::default());
             ark_der.insert(p, ark);
             ask_der.insert(p, ask);
+            asvk_der.insert(p, issue_asvk(&names, p, &ark_key, &ask_key));
         }
         SimAuthority {
             names,
@@ -263,6 +313,7 @@ impl SimAuthority {
             ask_key,
             ark_der,
             ask_der,
+            asvk_der,
         }
     }
 
@@ -292,6 +343,21 @@ impl SimAuthority {
     /// The ASK certificate (DER) for `product`.
     pub fn ask_der(&self, product: Product) -> &[u8] {
         &self.ask_der[&product]
+    }
+
+    /// The ASVK certificate (DER) for `product`: the issuer of its VLEKs.
+    pub fn asvk_der(&self, product: Product) -> &[u8] {
+        &self.asvk_der[&product]
+    }
+
+    /// The ASVK's subject name for `product`: the issuer of that product's VLEKs.
+    pub fn asvk_name(&self, product: Product) -> Name {
+        self.names.name(&format!("SEV-VLEK-{product}"))
+    }
+
+    /// The subject name VLEKs are issued under.
+    pub fn vlek_name(&self) -> Name {
+        self.names.name("SEV-VLEK")
     }
 
     /// The ASK's subject name for `product`: the issuer of that product's VCEKs.
@@ -329,6 +395,11 @@ impl SimAuthority {
             next_update,
             serials,
         )
+    }
+
+    /// Serial number of the ASVK certificate for `product` (for revocation tests).
+    pub fn asvk_serial(&self, product: Product) -> Vec<u8> {
+        asvk_serial(product)
     }
 
     /// Serial number of the ASK certificate for `product` (for revocation tests).

@@ -138,10 +138,7 @@ impl SimulatedGuest {
         let fields = self.fields(report_data, vmpl);
         Evidence {
             report: self.platform.sign(&fields),
-            cert_table: self
-                .platform
-                .certificates(fields.reported_tcb)
-                .to_cert_table(),
+            cert_table: self.platform.host_cert_table(fields.reported_tcb),
         }
     }
 

@@ -27,10 +27,13 @@ use snpkms_verifier::TrustRoots;
 /// Label of the simulator's trust anchor in verification results and logs.
 pub const SIMULATOR_ROOT_LABEL: &str = "simulator";
 
-/// Adds the simulator's ARKs (committed test fixtures, one per product) to `roots`.
+/// Adds the simulator's ARKs (committed test fixtures, one per product) to `roots`, each with
+/// its ASK as AMD's roots come with theirs: a VCEK fetched from a KDS stand-in (which serves
+/// the VCEK alone) chains to it.
 pub fn trust_simulator_root(roots: &mut TrustRoots) -> Result<(), RootError> {
-    for (product, pem) in ARK_PEMS {
-        roots.add_pem(&[product], SIMULATOR_ROOT_LABEL, pem.as_bytes())?;
+    for ((product, ark), (_, ask)) in ARK_PEMS.into_iter().zip(authority::ASK_PEMS) {
+        let chain = format!("{}\n{}", ask.trim_end(), ark);
+        roots.add_pem(&[product], SIMULATOR_ROOT_LABEL, chain.as_bytes())?;
     }
     Ok(())
 }

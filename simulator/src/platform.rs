@@ -11,7 +11,8 @@ use p384::ecdsa::{Signature, SigningKey};
 use p384::pkcs8::EncodePublicKey;
 use sha2::{Digest, Sha384, Sha512};
 use snpkms_verifier::oid::{
-    OID_BL_SPL, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL, OID_UCODE_SPL,
+    OID_BL_SPL, OID_CSP_ID, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL,
+    OID_UCODE_SPL,
 };
 use snpkms_verifier::{offsets, FirmwareVersion, REPORT_LEN};
 use snpkms_verifier::{CertificateBundle, GuestPolicy, PlatformInfo, Product, TcbVersion};
@@ -31,6 +32,13 @@ pub struct SimulatedPlatform {
     /// How its VCEKs depart from AMD's profile (none by default).
     vcek_deviation: ProfileDeviation,
     vceks: Mutex<HashMap<[u8; 8], Arc<Vcek>>>,
+    vleks: Mutex<HashMap<[u8; 8], Arc<Vcek>>>,
+    /// `Some(csp_id)`: a cloud provider's machine, whose firmware signs reports with the
+    /// provider's VLEK instead of the chip's VCEK.
+    vlek_csp: Option<String>,
+    /// Whether the host fills the extended report's certificate table (false: stock QEMU on
+    /// bare metal, where the VCEK must come from AMD's KDS).
+    host_supplies_certificates: bool,
 }
 
 struct Vcek {
@@ -120,7 +128,37 @@ impl SimulatedPlatform {
             vcek_validity: (NOT_BEFORE, NOT_AFTER),
             vcek_deviation: ProfileDeviation::default(),
             vceks: Mutex::new(HashMap::new()),
+            vleks: Mutex::new(HashMap::new()),
+            vlek_csp: None,
+            host_supplies_certificates: true,
         }
+    }
+
+    /// A machine of cloud provider `csp_id` (e.g. `CN=cc-us-east-2.amazonaws.com`): its
+    /// reports are signed by the provider's VLEK for the TCB (the same key on every chip of
+    /// the provider), with KEY_INFO.SIGNING_KEY = 1 and the chip id masked, as AWS's are; the
+    /// host hands out the VLEK, the ASVK and the ARK.
+    pub fn with_vlek(mut self, csp_id: &str) -> SimulatedPlatform {
+        self.vlek_csp = Some(csp_id.to_string());
+        self
+    }
+
+    /// A host that leaves the extended report's certificate table empty, as stock QEMU on
+    /// bare metal does: verifiers must fetch the VCEK from AMD's KDS (here: a stand-in serving
+    /// [`SimulatedPlatform::vcek_der`]).
+    pub fn with_empty_cert_table(mut self) -> SimulatedPlatform {
+        self.host_supplies_certificates = false;
+        self
+    }
+
+    /// Whether the host fills the certificate table of extended reports.
+    pub fn host_supplies_certificates(&self) -> bool {
+        self.host_supplies_certificates
+    }
+
+    /// The cloud provider whose VLEK signs this machine's reports, if any.
+    pub fn vlek_csp(&self) -> Option<&str> {
+        self.vlek_csp.as_deref()
     }
 
     /// The same chip at another TCB (current, reported, committed and launch TCB alike);
@@ -197,7 +235,8 @@ impl SimulatedPlatform {
             vmpl: 0,
             current_tcb: self.tcb,
             plat_info: self.plat_info,
-            key_info: 0,
+            // KEY_INFO.SIGNING_KEY (bits 4:2): 0 = VCEK, 1 = VLEK.
+            key_info: if self.vlek_csp.is_some() { 1 << 2 } else { 0 },
             report_data: [0; 64],
             measurement: [0; 48],
             host_data: [0; 32],
@@ -207,7 +246,11 @@ impl SimulatedPlatform {
             report_id_ma: [0xff; 32],
             reported_tcb: self.tcb,
             cpuid: cpuid_of(self.product),
-            chip_id: self.chip_id(),
+            chip_id: if self.vlek_csp.is_some() {
+                [0; 64]
+            } else {
+                self.chip_id()
+            },
             committed_tcb: self.tcb,
             current_version: self.firmware,
             committed_version: self.firmware,
@@ -221,27 +264,60 @@ impl SimulatedPlatform {
         }
     }
 
-    /// Signs `fields` with the VCEK for `fields.reported_tcb`, as the firmware does.
+    /// Signs `fields` with the VCEK (or, on a provider's machine, the VLEK) for
+    /// `fields.reported_tcb`, as the firmware does.
     pub fn sign(&self, fields: &ReportFields) -> Vec<u8> {
         let mut raw = fields.encode(self.product);
-        let vcek = self.vcek(fields.reported_tcb);
-        sign_raw(&mut raw, &vcek.key);
+        sign_raw(&mut raw, &self.endorsement_key(fields.reported_tcb).key);
         raw.to_vec()
     }
 
-    /// Signs arbitrary report bytes with this chip's VCEK for `tcb` (for tests that need a
-    /// validly signed report with malformed content).
+    /// Signs arbitrary report bytes with this chip's VCEK (or VLEK) for `tcb` (for tests that
+    /// need a validly signed report with malformed content).
     pub fn sign_raw(&self, raw: &mut [u8; REPORT_LEN], tcb: TcbVersion) {
-        sign_raw(raw, &self.vcek(tcb).key);
+        sign_raw(raw, &self.endorsement_key(tcb).key);
     }
 
-    /// The VCEK, ASK and ARK a host would hand out with a report signed at `tcb`.
+    /// The certificates a host would hand out with a report signed at `tcb`: the VCEK, ASK
+    /// and ARK, or on a provider's machine the VLEK, ASVK and ARK.
     pub fn certificates(&self, tcb: TcbVersion) -> CertificateBundle {
-        CertificateBundle {
-            vcek: Some(self.vcek(tcb).der.clone()),
-            vlek: None,
-            ask: Some(self.authority.ask_der(self.product).to_vec()),
-            ark: Some(self.authority.ark_der(self.product).to_vec()),
+        let ark = Some(self.authority.ark_der(self.product).to_vec());
+        match &self.vlek_csp {
+            Some(_) => CertificateBundle {
+                vlek: Some(self.endorsement_key(tcb).der.clone()),
+                asvk: Some(self.authority.asvk_der(self.product).to_vec()),
+                ark,
+                ..CertificateBundle::default()
+            },
+            None => CertificateBundle {
+                vcek: Some(self.vcek(tcb).der.clone()),
+                ask: Some(self.authority.ask_der(self.product).to_vec()),
+                ark,
+                ..CertificateBundle::default()
+            },
+        }
+    }
+
+    /// The certificate table the host puts in an extended report signed at `tcb`: the
+    /// [`certificates`](Self::certificates), or nothing on a host that supplies none.
+    pub fn host_cert_table(&self, tcb: TcbVersion) -> Vec<u8> {
+        if self.host_supplies_certificates {
+            self.certificates(tcb).to_cert_table()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn endorsement_key(&self, tcb: TcbVersion) -> Arc<Vcek> {
+        match &self.vlek_csp {
+            Some(csp) => self
+                .vleks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(tcb.encode(self.product))
+                .or_insert_with(|| Arc::new(self.make_vlek(csp, tcb)))
+                .clone(),
+            None => self.vcek(tcb),
         }
     }
 
@@ -269,19 +345,52 @@ impl SimulatedPlatform {
             .clone()
     }
 
-    fn make_vcek(&self, tcb: TcbVersion) -> Vcek {
-        let key = self.vcek_key(tcb);
+    /// The provider's VLEK for `tcb`: derived from the provider's id (every chip of the
+    /// provider has the same one), AMD's VLEK profile (structVersion, productName, the SPLs,
+    /// csp_id; no hwID), issued by the ASVK.
+    fn make_vlek(&self, csp: &str, tcb: TcbVersion) -> Vcek {
+        let hk = Hkdf::<Sha384>::new(Some(b"snpkms-sim/vlek/v1"), csp.as_bytes());
+        let raw = tcb.encode(self.product);
+        let key = (0u8..=255)
+            .find_map(|counter| {
+                let mut okm = [0u8; 48];
+                hk.expand_multi_info(&[&raw, &[counter]], &mut okm)
+                    .expect("48 bytes is a valid HKDF-SHA384 output length");
+                SigningKey::from_slice(&okm).ok()
+            })
+            .expect("a valid P-384 scalar within 256 tries");
         let spki_der = key
             .verifying_key()
             .to_public_key_der()
             .expect("P-384 key encodes");
         let spki = der::Decode::from_der(spki_der.as_bytes()).expect("SPKI decodes");
+        let mut extensions = self.tcb_extensions(tcb, product_name(self.product));
+        extensions.push(extension(
+            OID_CSP_ID,
+            der::Encode::to_der(&der::asn1::Ia5StringRef::new(csp).expect("ASCII csp id"))
+                .expect("IA5String encodes"),
+        ));
+        let der = sign_certificate(
+            CertSpec {
+                serial: &[0],
+                issuer: &self.authority.asvk_name(self.product),
+                subject: &self.authority.vlek_name(),
+                not_before: self.vcek_validity.0,
+                not_after: self.vcek_validity.1,
+                extensions,
+                version: x509_cert::Version::V3,
+                explicit_pss_trailer: false,
+            },
+            spki,
+            self.authority.ask_key(),
+        );
+        Vcek { key, der }
+    }
+
+    /// structVersion, productName and the SPLs, in AMD's order: Milan and Genoa list the
+    /// reserved SPLs before snpSPL, Turin puts fmcSPL first and has no .3.4.
+    fn tcb_extensions(&self, tcb: TcbVersion, name: &str) -> Vec<x509_cert::ext::Extension> {
         let int = |v: u8| der::Encode::to_der(&v).expect("INTEGER encodes");
-        let deviation = &self.vcek_deviation;
-        let name = deviation
-            .product_name
-            .clone()
-            .unwrap_or_else(|| product_name(self.product).to_string());
         let mut extensions = vec![
             extension(
                 OID_STRUCT_VERSION,
@@ -289,12 +398,10 @@ impl SimulatedPlatform {
             ),
             extension(
                 OID_PRODUCT_NAME,
-                der::Encode::to_der(&der::asn1::Ia5StringRef::new(&name).expect("ASCII"))
+                der::Encode::to_der(&der::asn1::Ia5StringRef::new(name).expect("ASCII"))
                     .expect("IA5String encodes"),
             ),
         ];
-        // In AMD's order: Milan and Genoa list the reserved SPLs before snpSPL, Turin puts
-        // fmcSPL first and has no .3.4.
         let spls: Vec<(&str, u8)> = if self.product.has_turin_tcb_layout() {
             vec![
                 (OID_FMC_SPL, tcb.fmc),
@@ -319,6 +426,22 @@ impl SimulatedPlatform {
             ]
         };
         extensions.extend(spls.into_iter().map(|(oid, v)| extension(oid, int(v))));
+        extensions
+    }
+
+    fn make_vcek(&self, tcb: TcbVersion) -> Vcek {
+        let key = self.vcek_key(tcb);
+        let spki_der = key
+            .verifying_key()
+            .to_public_key_der()
+            .expect("P-384 key encodes");
+        let spki = der::Decode::from_der(spki_der.as_bytes()).expect("SPKI decodes");
+        let deviation = &self.vcek_deviation;
+        let name = deviation
+            .product_name
+            .clone()
+            .unwrap_or_else(|| product_name(self.product).to_string());
+        let mut extensions = self.tcb_extensions(tcb, &name);
         extensions.push(extension(
             OID_HWID,
             self.chip_id()[..self.hwid_len()].to_vec(),

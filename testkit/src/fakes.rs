@@ -16,6 +16,7 @@ impl Ports for FakePorts {
     type Authorizer = FakeRegistry;
     type Log = MemoryLog;
     type Clock = FakeClock;
+    type Certificates = snpkms_core::NoCertificateSource;
     type Observer = NoMetrics;
 }
 

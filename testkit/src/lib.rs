@@ -6,6 +6,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod fakes;
+pub mod kds;
 
 use alloy::primitives::{Address, B256};
 use alloy::providers::DynProvider;
@@ -237,7 +238,7 @@ impl Fixture {
 pub fn boot_info(app_id: [u8; 20], compose_hash: [u8; 32], measurement: [u8; 48]) -> BootInfo {
     BootInfo {
         measurement,
-        chip_id: CHIP_ID,
+        chip_id: Some(CHIP_ID),
         app_id,
         compose_hash,
         product: Product::Milan,

@@ -5,7 +5,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use p384::ecdsa::signature::{Signer, Verifier as _};
 use p384::ecdsa::{Signature, SigningKey};
-use snpkms_verifier::{CertificateBundle, Policy, TrustRoots, UnixTime, Verifier};
+use snpkms_verifier::{CertificateBundle, Endorser, Policy, TrustRoots, UnixTime, Verifier};
 
 const AT: UnixTime = UnixTime(1_780_272_000);
 
@@ -44,7 +44,9 @@ fn bench(c: &mut Criterion) {
         });
         let parsed = verifier.parse(&report).expect("parse");
         let hint = verifier.product_hint(&parsed).expect("product");
-        let chain = verifier.verify_chain(&certs, hint, AT).expect("chain");
+        let chain = verifier
+            .verify_chain(&certs, Endorser::Vcek, hint, AT)
+            .expect("chain");
         c.bench_function(&format!("verify_cached_chain/{product}"), |b| {
             b.iter(|| {
                 let parsed = verifier.parse(black_box(&report)).expect("parse");

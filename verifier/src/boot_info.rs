@@ -29,9 +29,13 @@ pub struct BootInfo {
     #[serde(serialize_with = "crate::hex_serde::serialize")]
     /// Launch digest of the guest (report MEASUREMENT, 48 bytes).
     pub measurement: [u8; 48],
-    #[serde(serialize_with = "crate::hex_serde::serialize")]
-    /// The chip the guest runs on (report CHIP_ID, 64 bytes).
-    pub chip_id: [u8; 64],
+    /// The chip the guest runs on (report CHIP_ID, 64 bytes), as AMD's VCEK vouches for it;
+    /// `None` when nothing does: the chip id is masked, or a cloud provider's VLEK signed the
+    /// report. The registry encodes `None` as an empty `chipId`, which matches no device
+    /// list: only apps that allow any device (and registries that allow any KMS chip) accept
+    /// such guests.
+    #[serde(serialize_with = "serialize_chip_id")]
+    pub chip_id: Option<[u8; 64]>,
     #[serde(serialize_with = "crate::hex_serde::serialize")]
     /// The app the guest claims to be (the registry's 20-byte app id); zero for a KMS node.
     pub app_id: [u8; 20],
@@ -76,7 +80,7 @@ impl BootInfo {
     fn build(report: &VerifiedReport, app_id: [u8; 20], compose_hash: [u8; 32]) -> BootInfo {
         BootInfo {
             measurement: report.measurement,
-            chip_id: report.chip_id,
+            chip_id: report.device_chip_id(),
             app_id,
             compose_hash,
             product: report.product,
@@ -86,6 +90,23 @@ impl BootInfo {
             host_data: report.host_data,
             guest_svn: report.guest_svn,
         }
+    }
+}
+
+fn serialize_chip_id<S: serde::Serializer>(
+    chip_id: &Option<[u8; 64]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match chip_id {
+        Some(id) => crate::hex_serde::serialize(id, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl BootInfo {
+    /// The chip id as the registry's ABI carries it: 64 bytes, or empty for none.
+    pub fn chip_id_bytes(&self) -> &[u8] {
+        self.chip_id.as_ref().map_or(&[], |id| &id[..])
     }
 }
 

@@ -5,27 +5,93 @@ use crate::error::CertError;
 use der::Decode;
 use x509_cert::Certificate;
 
-/// DER certificates supplied with a report. Only the VCEK is required: when ASK or ARK are
-/// missing the pinned copies are used, and when present they must chain to a pinned ARK.
+/// DER certificates supplied with a report. Only the leaf (the VCEK, or the VLEK of a
+/// VLEK-signed report) is required: when the intermediate or the ARK is missing the pinned
+/// copies are used, and when present they must chain to a pinned ARK. Which slot a
+/// certificate lands in is only routing (by its place or its common name): every certificate
+/// is verified against the pinned roots whatever slot it came in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertificateBundle {
-    /// The VCEK, DER; required by verification.
+    /// The VCEK, DER; required to verify a VCEK-signed report.
     pub vcek: Option<Vec<u8>>,
-    /// A VLEK, DER, if the host supplied one; carried along but never used for verification.
+    /// The VLEK, DER; required to verify a VLEK-signed report.
     pub vlek: Option<Vec<u8>>,
     /// The ASK, DER; when absent the pinned root's ASK is used.
     pub ask: Option<Vec<u8>>,
+    /// The ASVK (the VLEK's issuer), DER; when absent the pinned ASVK is used. Certificate
+    /// tables carry it under the ASK's GUID: it lands here by its common name.
+    pub asvk: Option<Vec<u8>>,
     /// The ARK, DER; only selects among the pinned roots, and must be one of them.
     pub ark: Option<Vec<u8>>,
 }
 
+/// The intermediate slots are told apart by the certificate's subject common name: an ASVK
+/// is `SEV-VLEK-<product>`, an ASK `SEV-<product>`.
+fn is_asvk(der: &[u8]) -> bool {
+    decode(der, "ASK")
+        .ok()
+        .and_then(|c| crate::x509::common_name(&c.tbs_certificate.subject))
+        .is_some_and(|cn| cn.starts_with("SEV-VLEK-"))
+}
+
+/// A leaf is a VLEK if its subject is `SEV-VLEK`, else it is taken for a VCEK.
+fn is_vlek(cert: &Certificate) -> bool {
+    crate::x509::common_name(&cert.tbs_certificate.subject).as_deref() == Some("SEV-VLEK")
+}
+
 impl CertificateBundle {
-    /// A VCEK given as DER or PEM.
+    /// An endorsement-key certificate as a file or a download holds it: one certificate in
+    /// DER, or PEM with the leaf (VCEK or VLEK, told apart by its subject name) first,
+    /// optionally followed by its ASK (or ASVK) and the ARK, as Azure's and AMD's bundles
+    /// are. The extra certificates are checked against the pinned ones like any other.
+    pub fn from_endorsement(der_or_pem: &[u8]) -> Result<CertificateBundle, CertError> {
+        let certs = if der_or_pem.trim_ascii_start().starts_with(b"-----BEGIN") {
+            decode_pem_chain(der_or_pem).map_err(|reason| CertError::Decode {
+                which: "certificate bundle",
+                reason,
+            })?
+        } else {
+            vec![decode(der_or_pem, "VCEK")?]
+        };
+        let mut bundle = CertificateBundle::default();
+        match certs.as_slice() {
+            [] => return Err(CertError::MissingVcek),
+            [leaf, rest @ ..] if rest.len() <= 2 => {
+                let (slot, which) = if is_vlek(leaf) {
+                    (&mut bundle.vlek, "VLEK")
+                } else {
+                    (&mut bundle.vcek, "VCEK")
+                };
+                *slot = Some(encode(leaf, which)?);
+                if let Some(intermediate) = rest.first() {
+                    let der = encode(intermediate, "ASK")?;
+                    if is_asvk(&der) {
+                        bundle.asvk = Some(der);
+                    } else {
+                        bundle.ask = Some(der);
+                    }
+                }
+                if let Some(ark) = rest.get(1) {
+                    bundle.ark = Some(encode(ark, "ARK")?);
+                }
+            }
+            more => {
+                return Err(CertError::Decode {
+                    which: "certificate bundle",
+                    reason: format!(
+                        "{} certificates; expected the VCEK or VLEK, then at most its ASK (or ASVK) and the ARK",
+                        more.len()
+                    ),
+                })
+            }
+        }
+        Ok(bundle)
+    }
+
+    /// A VCEK given as DER or PEM (a PEM bundle with its ASK and ARK after it is accepted too,
+    /// see [`CertificateBundle::from_endorsement`]).
     pub fn from_vcek(der_or_pem: &[u8]) -> Result<CertificateBundle, CertError> {
-        Ok(CertificateBundle {
-            vcek: Some(to_der(der_or_pem, "VCEK")?),
-            ..CertificateBundle::default()
-        })
+        Self::from_endorsement(der_or_pem)
     }
 
     /// The certificate table of an extended report or of configfs-tsm's `auxblob`.
@@ -35,6 +101,7 @@ impl CertificateBundle {
             let slot = match guid {
                 Guid::VCEK => &mut bundle.vcek,
                 Guid::VLEK => &mut bundle.vlek,
+                Guid::ASK if is_asvk(&data) => &mut bundle.asvk,
                 Guid::ASK => &mut bundle.ask,
                 Guid::ARK => &mut bundle.ark,
                 // Hosts may add entries of their own; they carry no authority here.
@@ -45,7 +112,17 @@ impl CertificateBundle {
         Ok(bundle)
     }
 
-    /// Adds an ASK+ARK chain in PEM, ASK first (the format AMD's KDS serves as `cert_chain`).
+    /// True if the bundle holds the leaf certificate a report signed by `endorser` needs.
+    pub fn has_leaf(&self, endorser: crate::Endorser) -> bool {
+        match endorser {
+            crate::Endorser::Vcek => self.vcek.is_some(),
+            crate::Endorser::Vlek => self.vlek.is_some(),
+        }
+    }
+
+    /// Adds an intermediate+ARK chain in PEM, intermediate first (the format AMD's KDS serves
+    /// as `vcek/v1/<product>/cert_chain`, ASK then ARK, and `vlek/v1/<product>/cert_chain`,
+    /// ASVK then ARK).
     pub fn with_chain_pem(mut self, pem: &[u8]) -> Result<CertificateBundle, CertError> {
         let certs = decode_pem_chain(pem).map_err(|reason| CertError::Decode {
             which: "ASK/ARK chain",
@@ -55,22 +132,34 @@ impl CertificateBundle {
             return Err(CertError::Decode {
                 which: "ASK/ARK chain",
                 reason: format!(
-                    "expected 2 certificates (ASK then ARK), found {}",
+                    "expected 2 certificates (ASK or ASVK, then ARK), found {}",
                     certs.len()
                 ),
             });
         };
-        self.ask = Some(encode(ask, "ASK")?);
+        let ask = encode(ask, "ASK")?;
+        if is_asvk(&ask) {
+            self.asvk = Some(ask);
+        } else {
+            self.ask = Some(ask);
+        }
         self.ark = Some(encode(ark, "ARK")?);
         Ok(self)
     }
 
-    /// The certificate table form, for sending evidence over the wire.
+    /// The certificate table form, for sending evidence over the wire. An ASVK goes under
+    /// the ASK's GUID, as hosts write it; a table holds one entry per GUID, so a bundle with
+    /// both keeps the ASK (the verifier has the pinned AMD ASVKs).
     pub fn to_cert_table(&self) -> Vec<u8> {
+        let intermediate = if self.ask.is_some() {
+            &self.ask
+        } else {
+            &self.asvk
+        };
         let entries: Vec<CertTableEntry> = [
             (Guid::VCEK, &self.vcek),
             (Guid::VLEK, &self.vlek),
-            (Guid::ASK, &self.ask),
+            (Guid::ASK, intermediate),
             (Guid::ARK, &self.ark),
         ]
         .into_iter()

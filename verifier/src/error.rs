@@ -150,9 +150,17 @@ pub enum CertError {
     /// [`cert_table::parse`](crate::cert_table::parse)); the text names the entry and the problem.
     #[error("certificate table: {0}")]
     Table(String),
-    /// The bundle has no VCEK, the one certificate that has no pinned copy.
+    /// The bundle has no VCEK, the one certificate of a VCEK chain that has no pinned copy.
     #[error("no VCEK certificate was supplied")]
     MissingVcek,
+    /// The report is signed by a VLEK and the bundle has none (a cloud provider's host
+    /// supplies it in the certificate table; AMD's KDS does not serve VLEKs).
+    #[error("the report is signed by a VLEK and no VLEK certificate was supplied")]
+    MissingVlek,
+    /// The report's chip id is masked (all zeros) and no VCEK came with it: AMD's KDS looks
+    /// VCEKs up by chip id, so there is nothing to ask it for.
+    #[error("no VCEK was supplied and the report's chip id is masked, so its VCEK cannot be looked up at AMD's KDS: the host must supply it")]
+    NoVcekToFetch,
     /// A certificate is neither valid DER nor a well-formed PEM `CERTIFICATE` block.
     #[error("{which} is not a valid X.509 certificate (DER or PEM): {reason}")]
     Decode {
@@ -207,6 +215,20 @@ pub enum CertChainError {
     #[error("the VCEK is not signed by the {product} ASK")]
     VcekNotSignedByAsk {
         /// The product of the ASK.
+        product: Product,
+    },
+    /// Neither the supplied ASVK nor the pinned one verifies against a pinned ARK of the
+    /// product: the VLEK's issuer is not AMD's.
+    #[error("the ASVK is not signed by any trusted {product} ARK")]
+    AsvkNotSignedByArk {
+        /// The product whose ARKs were tried.
+        product: Product,
+    },
+    /// The VLEK's signature does not verify with the ASVK's key: a forged VLEK, or an ASVK of
+    /// another product.
+    #[error("the VLEK is not signed by the {product} ASVK")]
+    VlekNotSignedByAsvk {
+        /// The product of the ASVK.
         product: Product,
     },
     /// A root being loaded as a trust anchor does not verify its own signature (a corrupt or
@@ -354,14 +376,19 @@ pub enum SignatureError {
 /// verifier does not accept (step 5).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum BindingError {
-    /// KEY_INFO.SIGNING_KEY is 1: a VLEK (a key AMD issues to a cloud provider) signed the
-    /// report, and only VCEK-signed reports are verified.
-    #[error("report is signed by a VLEK: VLEK is not supported, use VCEK-signed reports")]
-    VlekNotSupported,
     /// KEY_INFO.SIGNING_KEY (bits 4:2) is neither VCEK (0) nor VLEK (1): 7 means the report is
     /// unsigned, other values are reserved. Holds the value found.
-    #[error("key_info.signing_key is {0}, expected 0 (VCEK)")]
+    #[error("key_info.signing_key is {0}, expected 0 (VCEK) or 1 (VLEK)")]
     UnsupportedSigningKey(u8),
+    /// The report's KEY_INFO names one kind of endorsement key and the verified chain is of
+    /// the other (a cached VCEK chain offered for a VLEK-signed report, or the reverse).
+    #[error("the report is signed by a {report} but the certificate chain is a {chain} chain")]
+    EndorserMismatch {
+        /// What the report's KEY_INFO.SIGNING_KEY says.
+        report: crate::Endorser,
+        /// What the chain ends in.
+        chain: crate::Endorser,
+    },
     /// The VCEK lacks an extension for one of the TCB SPLs or the hwID, so it cannot be bound
     /// to a report.
     #[error("VCEK lacks the {name} extension ({oid})")]
@@ -422,6 +449,17 @@ pub enum PolicyError {
     /// [`Policy::allow_migrate_agent`](crate::Policy::allow_migrate_agent) is false.
     #[error("policy.migrate_ma is set: a migration agent may export the guest")]
     MigrateAgentAllowed,
+    /// The report is signed by a VLEK (a cloud provider's key, shared by its chips and naming
+    /// none) and [`Policy::allow_vlek`](crate::Policy::allow_vlek) is false.
+    #[error("the report is signed by a VLEK (a cloud provider's key) and the policy accepts only VCEK-signed reports (allow_vlek = false)")]
+    VlekNotAllowed,
+    /// The VLEK was issued to a cloud provider not in
+    /// [`Policy::allowed_csp_ids`](crate::Policy::allowed_csp_ids).
+    #[error("the VLEK was issued to cloud provider {csp_id:?}, which the policy does not list in allowed_csp_ids")]
+    CspNotAllowed {
+        /// The VLEK's csp_id extension.
+        csp_id: String,
+    },
     /// The report was requested from a VMPL above [`Policy::max_vmpl`](crate::Policy::max_vmpl);
     /// a less privileged VMPL does not speak for the whole guest.
     #[error("vmpl is {vmpl}, the policy requires at most {max}")]

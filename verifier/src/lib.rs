@@ -6,13 +6,14 @@
 //! 1. format ([`ParsedReport`]): exact length, version window, signature algorithm, reserved bytes;
 //! 2. product ([`Product`]): from CPUID, or for v2 reports from the VCEK issuer or configuration;
 //! 3. certificate chain ([`Verifier::verify_chain`]): VCEK -> ASK -> a pinned ARK ([`TrustRoots`]),
+//!    or, for a report a cloud provider's VLEK signed, VLEK -> ASVK -> a pinned ARK,
 //!    AMD's X.509 profile (version 3, common names, CA and key-usage bits, no unknown critical
 //!    extension), validity, CRLs signed by a pinned root and current ([`Crl`]);
 //! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes (both
 //!    S forms verify, as AMD's firmware emits either: a report is never identified by its
 //!    signature);
 //! 5. binding ([`VcekClaims`]): the VCEK's productName, TCB and hwID extensions equal the
-//!    report's;
+//!    report's (a VLEK names no chip: its reports carry no chip identity);
 //! 6. policy ([`Policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB and build,
 //!    provisional firmware, guest-policy features, plat_info features, mitigation vectors,
 //!    ID and author keys, family and image ids.
@@ -59,16 +60,25 @@ pub use report::{
 pub use roots::{RootError, RootOrigin, TrustAnchor, TrustRoots};
 pub use signature::verify_report_signature;
 pub use tcb::{TcbComponent, TcbVersion};
-pub use vcek::{vcek_public_key, VcekClaims, HWID_LEN, HWID_LEN_TURIN};
+pub use vcek::{vcek_public_key, Endorser, VcekClaims, VcekId, HWID_LEN, HWID_LEN_TURIN};
 pub use verified::VerifiedReport;
 
 /// The X.509 extension OIDs AMD puts in a VCEK (AMD's "VCEK certificate and KDS interface
 /// specification", table 8): the TCB it was issued for and the chip's hardware ID.
 pub mod oid {
     pub use crate::vcek::{
-        OID_BL_SPL, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL,
+        OID_BL_SPL, OID_CSP_ID, OID_FMC_SPL, OID_HWID, OID_PRODUCT_NAME, OID_SNP_SPL, OID_TEE_SPL,
         OID_UCODE_SPL,
     };
+}
+
+fn endorser(report: &ParsedReport) -> Result<Endorser, VerifyError> {
+    match report.key_info().signing_key() {
+        SigningKey::Vcek => Ok(Endorser::Vcek),
+        SigningKey::Vlek => Ok(Endorser::Vlek),
+        SigningKey::None => Err(BindingError::UnsupportedSigningKey(7).into()),
+        SigningKey::Reserved(k) => Err(BindingError::UnsupportedSigningKey(k).into()),
+    }
 }
 
 /// Seconds since the Unix epoch. Verification never reads a clock: the caller says when.
@@ -132,19 +142,58 @@ impl Verifier {
         at: UnixTime,
     ) -> Result<VerifiedReport, VerifyError> {
         let parsed = self.parse(report)?;
-        let vcek = self.verify_chain(certs, self.product_hint(&parsed)?, at)?;
+        let vcek = self.verify_chain(certs, endorser(&parsed)?, self.product_hint(&parsed)?, at)?;
         self.verify_parsed(&parsed, &vcek, at)
     }
 
-    /// Step 1, plus the signing-key check that decides which chain applies.
+    /// Step 1, plus the signing-key check that decides which chain applies
+    /// ([`Verifier::endorser`]).
     pub fn parse(&self, report: &[u8]) -> Result<ParsedReport, VerifyError> {
         let parsed = ParsedReport::parse(report, self.policy.version_window())?;
-        match parsed.key_info().signing_key() {
-            SigningKey::Vcek => Ok(parsed),
-            SigningKey::Vlek => Err(BindingError::VlekNotSupported.into()),
-            SigningKey::None => Err(BindingError::UnsupportedSigningKey(7).into()),
-            SigningKey::Reserved(k) => Err(BindingError::UnsupportedSigningKey(k).into()),
+        endorser(&parsed)?;
+        Ok(parsed)
+    }
+
+    /// Which key signed the report (KEY_INFO.SIGNING_KEY): a VCEK or a VLEK; refused if the
+    /// report is unsigned or names a reserved key.
+    pub fn endorser(&self, report: &ParsedReport) -> Result<Endorser, VerifyError> {
+        endorser(report)
+    }
+
+    /// Which VCEK a VCEK-signed report needs, to look it up at AMD's KDS when the host
+    /// supplied none: its product (from the CPUID, or the configured product for v2), hwID
+    /// and reported TCB. Fails for a VLEK-signed report (KDS serves no VLEK), a masked chip
+    /// id (nothing to look up) and a product that cannot be told.
+    pub fn vcek_id(&self, report: &ParsedReport) -> Result<VcekId, VerifyError> {
+        if endorser(report)? == Endorser::Vlek {
+            return Err(CertError::MissingVlek.into());
         }
+        let product = self
+            .product_hint(report)?
+            .ok_or(ProductError::Undetermined {
+                version: report.version(),
+            })?;
+        let chip_id = report.chip_id();
+        if chip_id == [0; 64] {
+            return Err(CertError::NoVcekToFetch.into());
+        }
+        let n = if product.has_turin_tcb_layout() {
+            HWID_LEN_TURIN
+        } else {
+            HWID_LEN
+        };
+        let tcb = TcbVersion::decode(report.raw_tcbs().reported, product).map_err(|byte| {
+            FormatError::TcbReserved {
+                field: "reported_tcb",
+                byte,
+                product,
+            }
+        })?;
+        Ok(VcekId {
+            product,
+            hwid: chip_id[..n].to_vec(),
+            tcb,
+        })
     }
 
     /// The product a report names: CPUID for v3+, the configured product for v2 (or `None`,
@@ -160,16 +209,31 @@ impl Verifier {
         Ok(product)
     }
 
-    /// Step 3 alone; the result may be cached by the caller per certificate set.
+    /// Step 3 alone, for a report signed by `endorser`; the result may be cached by the caller
+    /// per certificate set.
     pub fn verify_chain(
         &self,
         certs: &CertificateBundle,
+        endorser: Endorser,
         product: Option<Product>,
         at: UnixTime,
     ) -> Result<VerifiedVcek, VerifyError> {
-        let vcek = cert_chain::verify_chain(&self.roots, &self.crls, certs, product, at.0)?;
+        let vcek =
+            cert_chain::verify_chain(&self.roots, &self.crls, certs, endorser, product, at.0)?;
         self.policy.check_product(vcek.product)?;
         Ok(vcek)
+    }
+
+    /// Checks an ASK+ARK (or ASVK+ARK) chain on its own, as AMD's KDS serves `cert_chain`:
+    /// the ARK (if given) is a pinned root of `product` and the intermediate is signed by one
+    /// and named as AMD names it.
+    pub fn check_issuer_chain(
+        &self,
+        certs: &CertificateBundle,
+        endorser: Endorser,
+        product: Product,
+    ) -> Result<(), VerifyError> {
+        cert_chain::check_issuer_chain(&self.roots, certs, endorser, product)
     }
 
     /// Steps 4 to 6 for a parsed report and a verified (possibly cached) VCEK.
@@ -207,15 +271,27 @@ impl Verifier {
         // Binding before the signature so that a VCEK of another chip or TCB is reported as
         // such, not as a bare signature failure.
         let key_info = report.key_info();
+        let signed_by = endorser(report)?;
+        if signed_by != vcek.endorser {
+            return Err(BindingError::EndorserMismatch {
+                report: signed_by,
+                chain: vcek.endorser,
+            }
+            .into());
+        }
         let chip_id = report.chip_id();
         // MaskChipId shows only as an all-zero chip_id; no chip has that id.
         let chip_id_masked = chip_id == [0; 64];
-        if chip_id_masked {
-            if !self.policy.allow_masked_chip_id {
-                return Err(BindingError::MaskedChipId.into());
+        match vcek.endorser {
+            // A VLEK is shared by a provider's chips: no certificate ties the chip id to the
+            // key, so it is reported but never taken for the machine's identity.
+            Endorser::Vlek => {}
+            Endorser::Vcek if chip_id_masked => {
+                if !self.policy.allow_masked_chip_id {
+                    return Err(BindingError::MaskedChipId.into());
+                }
             }
-        } else {
-            vcek.claims.check_chip_id(&chip_id)?;
+            Endorser::Vcek => vcek.claims.check_chip_id(&chip_id)?,
         }
         vcek.claims.check_tcb(&reported_tcb)?;
         if key_info.mask_chip_key() {
@@ -229,6 +305,8 @@ impl Verifier {
             measurement: report.measurement(),
             chip_id,
             chip_id_masked,
+            endorser: vcek.endorser,
+            csp_id: vcek.claims.csp_id.clone(),
             host_data: report.host_data(),
             report_data: report.report_data(),
             guest_svn: report.guest_svn(),

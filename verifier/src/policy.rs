@@ -125,6 +125,18 @@ pub struct Policy {
     /// `ff` bytes: to none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_id_ma: Option<HexBytes<32>>,
+    /// Accept reports signed by a VLEK: a key AMD issues to a cloud provider (AWS), shared by
+    /// its chips, whose certificate names the provider and no chip. Such reports carry no
+    /// device identity (the registry's device lists cannot match them), and one chip's leak
+    /// of the VLEK would let its holder sign for the provider's whole fleet at that TCB.
+    /// Default false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_vlek: bool,
+    /// If not empty, a VLEK must have been issued to one of these cloud providers (its csp_id
+    /// extension, compared exactly, e.g. `"CN=cc-us-east-2.amazonaws.com"`). Needs
+    /// `allow_vlek`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_csp_ids: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -186,6 +198,8 @@ impl Default for Policy {
             family_id: None,
             image_id: None,
             report_id_ma: None,
+            allow_vlek: false,
+            allowed_csp_ids: Vec::new(),
         }
     }
 }
@@ -238,6 +252,13 @@ impl Policy {
                 )));
             }
         }
+        if !self.allowed_csp_ids.is_empty() && !self.allow_vlek {
+            return Err(PolicyLoadError::Invalid(
+                "allowed_csp_ids is set but allow_vlek is false: no VLEK-signed report is \
+                 accepted, so the list restricts nothing"
+                    .into(),
+            ));
+        }
         for (product, tcb) in &self.min_tcb {
             if tcb.fmc != 0 && !product.has_turin_tcb_layout() {
                 return Err(PolicyLoadError::Invalid(format!(
@@ -269,6 +290,15 @@ impl Policy {
     /// authenticity. Each check names the attack or weakness it keeps out.
     pub fn check(&self, r: &VerifiedReport) -> Result<(), PolicyError> {
         let p = r.policy;
+        if r.endorser == crate::Endorser::Vlek {
+            if !self.allow_vlek {
+                return Err(PolicyError::VlekNotAllowed);
+            }
+            let csp_id = r.csp_id.clone().unwrap_or_default();
+            if !self.allowed_csp_ids.is_empty() && !self.allowed_csp_ids.contains(&csp_id) {
+                return Err(PolicyError::CspNotAllowed { csp_id });
+            }
+        }
         // Bit 17 is must-be-one in every ABI revision; firmware refuses to launch without it.
         if !p.reserved_mbo() {
             return Err(PolicyError::ReservedBitNotSet);

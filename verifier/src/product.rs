@@ -65,6 +65,12 @@ impl Product {
         let name = cn.strip_prefix("SEV-")?;
         Product::ALL.into_iter().find(|p| p.amd_name() == name)
     }
+
+    /// Recognises the product from the common name of an ASVK, `SEV-VLEK-<product>` exactly.
+    pub fn from_asvk_name(cn: &str) -> Option<Product> {
+        let name = cn.strip_prefix("SEV-VLEK-")?;
+        Product::ALL.into_iter().find(|p| p.amd_name() == name)
+    }
 }
 
 impl fmt::Display for Product {

@@ -14,6 +14,15 @@ const AMD_CHAINS: [(Product, &str); 3] = [
     (Product::Turin, include_str!("../roots/turin-ask-ark.pem")),
 ];
 
+/// AMD's ASVK (the issuer of VLEKs) and ARK for each product, byte-identical to what AMD's KDS
+/// serves (`https://kdsintf.amd.com/vlek/v1/{product}/cert_chain`); the ARKs are the same
+/// certificates as in [`AMD_CHAINS`].
+const AMD_VLEK_CHAINS: [(Product, &str); 3] = [
+    (Product::Milan, include_str!("../roots/milan-asvk-ark.pem")),
+    (Product::Genoa, include_str!("../roots/genoa-asvk-ark.pem")),
+    (Product::Turin, include_str!("../roots/turin-asvk-ark.pem")),
+];
+
 /// Where a trust anchor came from; shown to operators at start-up and in verification results.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,7 +42,7 @@ impl std::fmt::Display for RootOrigin {
     }
 }
 
-/// A trusted ARK for one product, with the ASK to use when the evidence brings none.
+/// A trusted ARK for one product, with the ASK (and ASVK) to use when the evidence brings none.
 #[derive(Debug, Clone)]
 pub struct TrustAnchor {
     /// The product this ARK is the root of.
@@ -43,6 +52,7 @@ pub struct TrustAnchor {
     pub(crate) ark: ParsedCert,
     pub(crate) ark_key: RsaPublicKey,
     pub(crate) default_ask: Option<ParsedCert>,
+    pub(crate) default_asvk: Option<ParsedCert>,
 }
 
 impl TrustAnchor {
@@ -78,7 +88,23 @@ impl TrustAnchor {
             ark,
             ark_key,
             default_ask,
+            default_asvk: None,
         })
+    }
+
+    /// The same anchor with the ASVK to use for VLEK chains whose evidence brings none,
+    /// checked to be signed by this ARK.
+    pub fn with_default_asvk(mut self, asvk_der: &[u8]) -> Result<TrustAnchor, RootError> {
+        let asvk = ParsedCert::parse(asvk_der, "ASVK")?;
+        asvk.verify_signed_by(
+            &self.ark_key,
+            "ASVK",
+            CertChainError::AskNotSignedByArk {
+                product: self.product,
+            },
+        )?;
+        self.default_asvk = Some(asvk);
+        Ok(self)
     }
 
     /// SHA-256 of the ARK's SubjectPublicKeyInfo: what operators compare when pinning a root.
@@ -126,8 +152,14 @@ impl TrustRoots {
     pub fn amd() -> TrustRoots {
         let anchors = AMD_CHAINS
             .iter()
-            .map(|(product, pem)| {
+            .zip(AMD_VLEK_CHAINS)
+            .map(|((product, pem), (_, vlek_pem))| {
+                let asvk = crate::certs::decode_pem_chain(vlek_pem.as_bytes())
+                    .ok()
+                    .and_then(|certs| der::Encode::to_der(certs.first()?).ok())
+                    .expect("compiled-in AMD ASVKs decode; a unit test checks it");
                 anchor_from_pem(*product, RootOrigin::Amd, pem.as_bytes())
+                    .and_then(|anchor| anchor.with_default_asvk(&asvk))
                     .expect("compiled-in AMD roots are valid; a unit test checks it")
             })
             .collect();
@@ -234,6 +266,20 @@ mod tests {
             assert_eq!(anchor.subject(), format!("ARK-{product}"));
             assert_eq!(anchor.origin, RootOrigin::Amd);
             assert!(anchor.default_ask.is_some());
+            assert_eq!(
+                anchor
+                    .default_asvk
+                    .as_ref()
+                    .and_then(|a| a.common_name(true)),
+                Some(format!("SEV-VLEK-{product}"))
+            );
+        }
+        // The ARK in each VLEK chain file is the pinned one.
+        for ((product, _), (_, vlek_pem)) in AMD_CHAINS.iter().zip(AMD_VLEK_CHAINS) {
+            let certs = crate::certs::decode_pem_chain(vlek_pem.as_bytes()).unwrap();
+            let ark = ParsedCert::parse(&der::Encode::to_der(&certs[1]).unwrap(), "ARK").unwrap();
+            let anchor = roots.for_product(*product).next().unwrap();
+            assert_eq!(ark.spki_der(), anchor.ark.spki_der(), "{product}");
         }
         assert!(!roots.has_extra_roots());
     }

@@ -25,6 +25,11 @@ pub struct VerifiedReport {
     /// the VCEK's hwID. Only possible when
     /// [`Policy::allow_masked_chip_id`](crate::Policy::allow_masked_chip_id) is set.
     pub chip_id_masked: bool,
+    /// Which key signed the report: the chip's VCEK, or a cloud provider's VLEK (whose
+    /// reports carry no chip identity: see [`VerifiedReport::device_chip_id`]).
+    pub endorser: crate::Endorser,
+    /// The cloud provider the VLEK was issued to (its csp_id extension); `None` for a VCEK.
+    pub csp_id: Option<String>,
     #[serde(serialize_with = "crate::hex_serde::serialize")]
     /// 32 bytes the host supplied at launch, not measured (see
     /// [`app_host_data`](crate::app_host_data)).
@@ -83,6 +88,15 @@ pub struct VerifiedReport {
     /// from building one that no verification produced.
     #[serde(skip)]
     pub(crate) verified_by: VerifiedBy,
+}
+
+impl VerifiedReport {
+    /// The chip id AMD's certificate vouches for: the report's chip id if a VCEK bound to it
+    /// signed the report; `None` if the chip id is masked or a VLEK (a cloud provider's key,
+    /// naming no chip) signed it. This is what device allow-lists may rely on.
+    pub fn device_chip_id(&self) -> Option<[u8; 64]> {
+        (self.endorser == crate::Endorser::Vcek && !self.chip_id_masked).then_some(self.chip_id)
+    }
 }
 
 /// The verifier's mark on a [`VerifiedReport`]; it cannot be made outside this crate.

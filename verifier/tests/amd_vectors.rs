@@ -432,14 +432,19 @@ fn minimum_tcb_is_applied_per_product() {
 }
 
 #[test]
-fn vlek_signed_reports_get_a_clear_error() {
+fn a_vcek_report_relabelled_as_vlek_signed_needs_a_vlek_chain() {
     let mut v = vector("ms-genoa-report.bin");
     v.report[offsets::KEY_INFO] |= 1 << 2;
-    assert_eq!(verify(&v), Err(BindingError::VlekNotSupported.into()));
-    assert!(verify(&v)
-        .unwrap_err()
-        .to_string()
-        .contains("VLEK is not supported"));
+    assert_eq!(verify(&v), Err(CertError::MissingVlek.into()));
+    // The VCEK offered as the VLEK does not pass for one: its issuer is an ASK.
+    let as_vlek = CertificateBundle {
+        vlek: v.certs.vcek.clone(),
+        ..CertificateBundle::default()
+    };
+    assert!(matches!(
+        verifier().verify(&v.report, &as_vlek, AT),
+        Err(VerifyError::Product(_) | VerifyError::CertChain(_))
+    ));
 }
 
 #[test]

@@ -278,3 +278,20 @@ fn simulated_reports_have_the_structure_of_genuine_ones() {
         );
     }
 }
+
+#[test]
+fn simulated_asvks_and_vleks_have_amds_structure() {
+    let authority = SimAuthority::load();
+    for product in Product::ALL {
+        let name = product.amd_name().to_lowercase();
+        let chain = testdata(&format!("roots/{name}-asvk-ark.pem"));
+        let genuine = Certificate::load_pem_chain(&chain).unwrap();
+        let sim_asvk = decode(authority.asvk_der(product));
+        assert_eq!(shape(&sim_asvk), shape(&genuine[0]), "{product:?} ASVK");
+    }
+    // The one genuine VLEK is a Milan one.
+    let genuine = decode(&testdata("vlek/milan-vlek.der"));
+    let platform = simulated_platform(Product::Milan).with_vlek("CN=cc-sim.example.com");
+    let vlek = platform.certificates(platform.tcb()).vlek.unwrap();
+    assert_eq!(shape(&decode(&vlek)), shape(&genuine), "Milan VLEK");
+}

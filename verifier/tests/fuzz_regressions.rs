@@ -123,6 +123,22 @@ fn write_seeds() {
             write("cert_table", &format!("ok-amd-{name}{suffix}"), &table);
         }
     }
+    // The genuine VLEK-signed (AWS) report with its VLEK, ASVK and ARK: refused by the
+    // default policy (and outside the VLEK's year at the fuzzing time), but it takes the VLEK
+    // path through the chain checks.
+    let vlek = CertificateBundle::from_endorsement(&amd_testdata("vlek/milan-vlek.der"))
+        .unwrap()
+        .with_chain_pem(&amd_testdata("roots/milan-asvk-ark.pem"))
+        .unwrap();
+    let table = vlek.to_cert_table();
+    let report = amd_testdata("vlek/milan-vlek-report.bin");
+    write(
+        "report_verify",
+        "vlek-amd-milan",
+        &[&report[..], &table].concat(),
+    );
+    write("cert_table", "vlek-amd-milan", &table);
+
     // The VCEK as a lone certificate, in both encodings `from_vcek` takes.
     write("cert_table", "vcek-der", &amd_testdata("milan-v2-vcek.der"));
     write("cert_table", "vcek-pem", &amd_testdata("ms-genoa-vcek.pem"));

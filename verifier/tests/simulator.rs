@@ -208,7 +208,7 @@ fn the_crl_revokes_and_must_be_signed_and_fresh() {
     let verifier = with(crl(AT.0 - day, Some(AT.0 + day), &[]));
     let parsed = verifier.parse(&report).unwrap();
     let cached = verifier
-        .verify_chain(&certs, Some(Product::Milan), AT)
+        .verify_chain(&certs, Endorser::Vcek, Some(Product::Milan), AT)
         .unwrap();
     assert!(verifier.verify_parsed(&parsed, &cached, AT).is_ok());
     let later = UnixTime(AT.0 + 2 * day);
@@ -537,6 +537,7 @@ fn cached_chain_is_rechecked_for_validity_and_product() {
     let chain = v
         .verify_chain(
             &p.certificates(fields.reported_tcb),
+            Endorser::Vcek,
             Some(Product::Milan),
             AT,
         )
@@ -630,5 +631,132 @@ fn derived_keys_are_bound_to_chip_measurement_and_policy() {
     assert_eq!(
         key(guest(b"chip-A", launch), unbound),
         key(guest(b"chip-A", other_image), unbound)
+    );
+}
+
+const CSP: &str = "CN=cc-sim-1.example.com";
+
+fn vlek_platform(product: Product, chip_seed: &[u8]) -> SimulatedPlatform {
+    SimulatedPlatform::new(authority(), product, chip_seed).with_vlek(CSP)
+}
+
+fn vlek_policy() -> Policy {
+    Policy {
+        allow_vlek: true,
+        ..Policy::default()
+    }
+}
+
+#[test]
+fn simulated_vlek_reports_verify_on_every_product_and_name_no_chip() {
+    for product in Product::ALL {
+        let p = vlek_platform(product, b"chip-A");
+        let fields = p.default_fields();
+        let certs = p.certificates(fields.reported_tcb);
+        assert!(certs.vcek.is_none() && certs.vlek.is_some() && certs.asvk.is_some());
+        let r = check(&p, &fields, vlek_policy()).unwrap_or_else(|e| panic!("{product}: {e}"));
+        assert_eq!(r.endorser, Endorser::Vlek);
+        assert_eq!(r.csp_id.as_deref(), Some(CSP));
+        assert_eq!(r.device_chip_id(), None, "{product}");
+        // Through the certificate table the host hands out (ASVK under the ASK's GUID).
+        let table = CertificateBundle::from_cert_table(&certs.to_cert_table()).unwrap();
+        assert_eq!(table, certs);
+        // Refused by a policy that takes only VCEKs.
+        assert_eq!(
+            check(&p, &fields, Policy::default()),
+            Err(PolicyError::VlekNotAllowed.into())
+        );
+    }
+}
+
+#[test]
+fn a_vlek_is_the_providers_and_bound_to_the_tcb() {
+    let a = vlek_platform(Product::Genoa, b"chip-A");
+    let b = vlek_platform(Product::Genoa, b"chip-B");
+    let fields = a.default_fields();
+    // Every chip of the provider has the same VLEK: a report of one verifies with the other's.
+    let report = a.sign(&fields);
+    assert!(sim_verifier(vlek_policy())
+        .verify(&report, &b.certificates(fields.reported_tcb), AT)
+        .is_ok());
+    // A VLEK for an older TCB does not vouch for a report claiming a newer one.
+    let mut older = fields.reported_tcb;
+    older.snp -= 1;
+    assert!(matches!(
+        sim_verifier(vlek_policy()).verify(&report, &a.certificates(older), AT),
+        Err(VerifyError::Binding(BindingError::TcbMismatch {
+            component: TcbComponent::Snp,
+            ..
+        }))
+    ));
+    // Another provider's VLEK did not sign it.
+    let other = SimulatedPlatform::new(authority(), Product::Genoa, b"chip-A")
+        .with_vlek("CN=cc-other.example.com");
+    assert_eq!(
+        sim_verifier(vlek_policy()).verify(&report, &other.certificates(fields.reported_tcb), AT),
+        Err(SignatureError::Invalid.into())
+    );
+}
+
+#[test]
+fn a_vlek_and_a_vcek_do_not_stand_in_for_each_other() {
+    let vcek = platform(Product::Milan);
+    let vlek = vlek_platform(Product::Milan, b"chip-A");
+    let vcek_fields = vcek.default_fields();
+    let vlek_fields = vlek.default_fields();
+    let v = sim_verifier(vlek_policy());
+    // A VLEK-signed report with only the VCEK chain, and the reverse.
+    assert_eq!(
+        v.verify(
+            &vlek.sign(&vlek_fields),
+            &vcek.certificates(vlek_fields.reported_tcb),
+            AT
+        ),
+        Err(CertError::MissingVlek.into())
+    );
+    assert_eq!(
+        v.verify(
+            &vcek.sign(&vcek_fields),
+            &vlek.certificates(vcek_fields.reported_tcb),
+            AT
+        ),
+        Err(CertError::MissingVcek.into())
+    );
+    // A chain verified for one kind is not taken for the other, even from a cache.
+    let both = CertificateBundle {
+        vcek: vcek.certificates(vcek_fields.reported_tcb).vcek,
+        ask: vcek.certificates(vcek_fields.reported_tcb).ask,
+        ..vlek.certificates(vlek_fields.reported_tcb)
+    };
+    let vcek_chain = v
+        .verify_chain(&both, Endorser::Vcek, Some(Product::Milan), AT)
+        .unwrap();
+    let vlek_report = v.parse(&vlek.sign(&vlek_fields)).unwrap();
+    assert_eq!(
+        v.verify_parsed(&vlek_report, &vcek_chain, AT),
+        Err(BindingError::EndorserMismatch {
+            report: Endorser::Vlek,
+            chain: Endorser::Vcek
+        }
+        .into())
+    );
+    // A VCEK-signed report's masked chip id is no device identity either.
+    let mut masked = vcek_fields.clone();
+    masked.chip_id = [0; 64];
+    let r = check(
+        &vcek,
+        &masked,
+        Policy {
+            allow_masked_chip_id: true,
+            ..Policy::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.device_chip_id(), None);
+    assert_eq!(
+        check(&vcek, &vcek_fields, Policy::default())
+            .unwrap()
+            .device_chip_id(),
+        Some(vcek.chip_id())
     );
 }

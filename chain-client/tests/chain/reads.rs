@@ -59,12 +59,24 @@ async fn app_decision_paths() {
     refused(info, "compose hash not allowed").await;
 
     let mut info = allowed.clone();
-    info.chip_id[0] ^= 1;
+    if let Some(id) = info.chip_id.as_mut() {
+        id[0] ^= 1;
+    }
     refused(info.clone(), "device not allowed").await;
+    // A guest no certificate ties to a chip (VLEK-signed, or masked chip id) matches no
+    // device list, not even one listing keccak256 of nothing.
+    let mut anonymous = allowed.clone();
+    anonymous.chip_id = None;
+    refused(anonymous.clone(), "no device identity").await;
     f.app_owner.set_allow_any_device(f.app, true).await.unwrap();
     c.refresh().await.unwrap();
     let d = c.is_app_allowed(&info).await.unwrap();
     assert!(d.allowed, "allowAnyDevice admits any chip: {d:?}");
+    let d = c.is_app_allowed(&anonymous).await.unwrap();
+    assert!(
+        d.allowed,
+        "allowAnyDevice admits a guest of no device identity: {d:?}"
+    );
 
     f.app_owner.disable_app(f.app).await.unwrap();
     c.refresh().await.unwrap();
@@ -135,6 +147,14 @@ async fn kms_decision_paths() {
             .await
             .unwrap()
             .allowed
+    );
+    // A node of no device identity (VLEK-signed evidence) is on no chip list.
+    let mut anonymous = allowed.clone();
+    anonymous.chip_id = None;
+    let d = c.is_kms_allowed(&anonymous, KMS_CONFIG).await.unwrap();
+    assert_eq!(
+        (d.allowed, d.reason.as_str()),
+        (false, "kms chip not allowed")
     );
 }
 

@@ -4,6 +4,7 @@ pub mod app;
 pub mod audit;
 #[cfg(feature = "simulator")]
 pub mod bench;
+pub mod certs;
 pub mod chain_args;
 pub mod compose_arg;
 #[cfg(feature = "simulator")]

@@ -3,7 +3,8 @@
 use super::{read_file, EXIT_REJECTED};
 use anyhow::{bail, Context};
 use snpkms_verifier::{
-    CertificateBundle, Crl, Policy, TrustRoots, UnixTime, VerifiedReport, Verifier,
+    CertificateBundle, Crl, Endorser, Policy, TrustRoots, UnixTime, VerifiedReport, Verifier,
+    VerifyError,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,17 +14,26 @@ pub struct Args {
     /// The 1184-byte attestation report (binary).
     #[arg(long)]
     report: PathBuf,
-    /// The VCEK certificate (DER or PEM).
+    /// The VCEK or VLEK certificate: DER, or PEM with the leaf first, optionally followed by
+    /// its ASK (or ASVK) and ARK (Azure's bundle).
     #[arg(
         long,
         conflicts_with = "cert_table",
-        required_unless_present = "cert_table"
+        required_unless_present_any = ["cert_table", "kds"]
     )]
     vcek: Option<PathBuf>,
     /// A certificate table (extended report / configfs-tsm auxblob) instead of --vcek.
     #[arg(long)]
     cert_table: Option<PathBuf>,
-    /// ASK then ARK in PEM (AMD KDS cert_chain). The pinned copies are used when absent.
+    /// Get the VCEK from AMD's KDS (or from URL, a mirror) when neither --vcek nor the
+    /// certificate table has it. What comes back is checked against the pinned AMD roots.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = snpkms_kds::AMD_KDS_URL)]
+    kds: Option<String>,
+    /// PEM CA certificate(s) trusted for --kds instead of the compiled-in roots.
+    #[arg(long = "kds-ca", value_name = "PEM", requires = "kds")]
+    kds_ca: Option<PathBuf>,
+    /// ASK then ARK (or ASVK then ARK) in PEM, as AMD's KDS serves `cert_chain`. The pinned
+    /// copies are used when absent.
     #[arg(long)]
     chain: Option<PathBuf>,
     /// Guest policy (TOML). Secure defaults when absent.
@@ -47,11 +57,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = read_file(&args.report)?;
     let mut certs = match (&args.vcek, &args.cert_table) {
-        (Some(vcek), None) => CertificateBundle::from_vcek(&read_file(vcek)?)
+        (Some(vcek), None) => CertificateBundle::from_endorsement(&read_file(vcek)?)
             .with_context(|| format!("{}", vcek.display()))?,
         (None, Some(table)) => CertificateBundle::from_cert_table(&read_file(table)?)
             .with_context(|| format!("{}", table.display()))?,
-        _ => bail!("give exactly one of --vcek and --cert-table"),
+        (None, None) if args.kds.is_some() => CertificateBundle::default(),
+        _ => bail!("give exactly one of --vcek and --cert-table (or --kds)"),
     };
     if let Some(chain) = &args.chain {
         certs = certs
@@ -91,7 +102,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     };
 
-    match verifier.verify(&report, &certs, at) {
+    let verdict = match &args.kds {
+        Some(url) => {
+            let kds = super::certs::KdsArgs {
+                urls: vec![url.clone()],
+                ca: args.kds_ca.clone(),
+            };
+            verify_fetching(&verifier, &report, &certs, at, &kds)?
+        }
+        None => verifier.verify(&report, &certs, at),
+    };
+    match verdict {
         Ok(verified) => {
             if args.json {
                 let out = serde_json::json!({ "valid": true, "report": verified });
@@ -118,15 +139,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Verification that fetches the VCEK when `certs` lacks it for a VCEK-signed report. A KDS
+/// that cannot be reached is an error (no verdict); one that serves a certificate that does
+/// not verify gives a rejection.
+fn verify_fetching(
+    verifier: &Verifier,
+    report: &[u8],
+    certs: &CertificateBundle,
+    at: UnixTime,
+    kds: &super::certs::KdsArgs,
+) -> anyhow::Result<Result<VerifiedReport, VerifyError>> {
+    let parsed = match verifier.parse(report) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let endorser = match verifier.endorser(&parsed) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(e)),
+    };
+    if certs.has_leaf(endorser) {
+        return Ok(verifier.verify(report, certs, at));
+    }
+    let id = match verifier.vcek_id(&parsed) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e)),
+    };
+    let client = kds.client(None)?;
+    let fetched = super::chain_args::run_async_value(async {
+        Ok(client
+            .fetch(&snpkms_kds::Document::vcek(&id), |der: &[u8]| {
+                let check = || -> Result<_, VerifyError> {
+                    let mut with_vcek = certs.clone();
+                    with_vcek.vcek = CertificateBundle::from_endorsement(der)?.vcek;
+                    let chain =
+                        verifier.verify_chain(&with_vcek, Endorser::Vcek, Some(id.product), at)?;
+                    chain.check_is(&id)?;
+                    Ok(chain)
+                };
+                check().map_err(snpkms_kds::Rejection::Document)
+            })
+            .await)
+    })?;
+    match fetched {
+        Ok(chain) => Ok(verifier.verify_parsed(&parsed, &chain, at)),
+        Err(snpkms_kds::FetchError::Refused { error, .. }) => Ok(Err(error)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn print_human(r: &VerifiedReport) {
     let rows: Vec<(&str, String)> = vec![
         ("product", r.product.to_string()),
         ("version", r.version.to_string()),
         ("root", r.root.to_string()),
+        ("signed_by", r.endorser.to_string()),
         ("measurement", hex::encode(r.measurement)),
         ("host_data", hex::encode(r.host_data)),
         ("report_data", hex::encode(r.report_data)),
         ("chip_id", hex::encode(r.chip_id)),
+        (
+            "device_identity",
+            match r.device_chip_id() {
+                Some(_) => "chip_id (bound by the VCEK)".to_string(),
+                None => "none (VLEK-signed or masked chip id)".to_string(),
+            },
+        ),
         ("guest_svn", r.guest_svn.to_string()),
         ("policy", format!("{:#x}", r.policy.0)),
         ("vmpl", r.vmpl.to_string()),
@@ -141,6 +218,10 @@ fn print_human(r: &VerifiedReport) {
         ("id_key_digest", hex::encode(r.id_key_digest)),
         ("author_key_digest", hex::encode(r.author_key_digest)),
     ];
+    let mut rows = rows;
+    if let Some(csp) = &r.csp_id {
+        rows.insert(4, ("csp_id", csp.clone()));
+    }
     for (k, v) in rows {
         println!("{k:<18} {v}");
     }
