@@ -2,27 +2,17 @@
 //! real HTTP server on loopback) serving AMD's genuine certificates at KDS's URL layout, and
 //! `verify --vcek` with a PEM bundle as Azure hands them out.
 
+mod common;
+
+use common::{amd, s, snpkms, snpkms_async};
 use snpkms_kds::Document;
 use snpkms_testkit::kds::KdsStandIn;
 use snpkms_verifier::{CertificateBundle, Policy, TrustRoots, Verifier};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn amd(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../verifier/testdata/amd")
-        .join(name)
-}
-
-fn snpkms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snpkms"))
-        .args(args)
-        .output()
-        .expect("run snpkms")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }
 
 fn milan_vcek_doc() -> Document {
@@ -49,6 +39,20 @@ async fn genuine_kds() -> (KdsStandIn, Document) {
     (kds, doc)
 }
 
+/// `snpkms certs fetch` for the genuine Milan report from `kds` into `out_dir`.
+async fn fetch_milan(kds: &KdsStandIn, out_dir: &Path) -> Output {
+    let report = amd("ms-milan-report.bin");
+    let fetch = [
+        "certs",
+        "fetch",
+        "--report",
+        s(&report),
+        "--out",
+        s(out_dir),
+    ];
+    snpkms_async(args(&[&fetch[..], &["--kds", &kds.url()]].concat())).await
+}
+
 fn ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -63,25 +67,7 @@ async fn fetch_then_import_fills_a_nodes_store() {
     let (kds, doc) = genuine_kds().await;
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("certs");
-    let report = amd("ms-milan-report.bin");
-    let url = kds.url();
-    let out = tokio::task::spawn_blocking({
-        let (report, out_dir, url) = (report.clone(), out_dir.clone(), url.clone());
-        move || {
-            snpkms(&[
-                "certs",
-                "fetch",
-                "--report",
-                s(&report),
-                "--out",
-                s(&out_dir),
-                "--kds",
-                &url,
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let out = fetch_milan(&kds, &out_dir).await;
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CRL not fetched"), "{stderr}");
@@ -116,25 +102,7 @@ async fn fetch_refuses_another_chips_vcek() {
     kds.serve(&doc.url_path, der_of("ms-genoa-vcek.pem"));
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("certs");
-    let report = amd("ms-milan-report.bin");
-    let url = kds.url();
-    let out = tokio::task::spawn_blocking({
-        let out_dir = out_dir.clone();
-        move || {
-            snpkms(&[
-                "certs",
-                "fetch",
-                "--report",
-                s(&report),
-                "--out",
-                s(&out_dir),
-                "--kds",
-                &url,
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let out = fetch_milan(&kds, &out_dir).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not verify"), "{stderr}");
@@ -145,21 +113,11 @@ async fn fetch_refuses_another_chips_vcek() {
 async fn verify_fetches_the_vcek_from_kds() {
     let (kds, doc) = genuine_kds().await;
     let report = amd("ms-milan-report.bin");
-    let url = kds.url();
-    let out = tokio::task::spawn_blocking(move || {
-        snpkms(&[
-            "verify",
-            "--report",
-            s(&report),
-            "--kds",
-            &url,
-            "--at",
-            "1780272000",
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
+    let verify = ["verify", "--report", s(&report), "--at", "1780272000"];
+    let out = snpkms_async(args(
+        &[&verify[..], &["--kds", &kds.url(), "--json"]].concat(),
+    ))
+    .await;
     ok(&out);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["valid"], true);
@@ -168,21 +126,7 @@ async fn verify_fetches_the_vcek_from_kds() {
 
     // Down: an error, not a verdict.
     kds.set_down(true);
-    let report = amd("ms-milan-report.bin");
-    let url = kds.url();
-    let out = tokio::task::spawn_blocking(move || {
-        snpkms(&[
-            "verify",
-            "--report",
-            s(&report),
-            "--kds",
-            &url,
-            "--at",
-            "1780272000",
-        ])
-    })
-    .await
-    .unwrap();
+    let out = snpkms_async(args(&[&verify[..], &["--kds", &kds.url()]].concat())).await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -1,24 +1,9 @@
 //! `snpkms verify` end to end: exit codes 0 (valid), 1 (rejected), 2 (usage), JSON output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn amd(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../verifier/testdata/amd")
-        .join(name)
-}
-
-fn snpkms(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_snpkms"))
-        .args(args)
-        .output()
-        .expect("run snpkms")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{amd, s, snpkms};
+use std::path::Path;
 
 #[test]
 fn genuine_report_is_valid_with_fields_in_json() {

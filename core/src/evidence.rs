@@ -104,18 +104,9 @@ impl EvidenceVerifier {
             .chain_update(id.tcb.encode(id.product))
             .finalize()
             .into();
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key);
-        let chain = match cached {
-            Some(chain) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                chain
-            }
+        let chain = match self.cached(&key) {
+            Some(chain) => chain,
             None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 let hint = Some(id.product);
                 let check = |der: &[u8]| -> Result<VerifiedVcek, VcekRefusal> {
                     let bad = |e: VerifyError| VcekRefusal::Certificate(e);
@@ -167,18 +158,9 @@ impl EvidenceVerifier {
             .chain_update(cert_table)
             .finalize()
             .into();
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key);
-        let chain = match cached {
-            Some(chain) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                chain
-            }
+        let chain = match self.cached(&key) {
+            Some(chain) => chain,
             None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 let certs = CertificateBundle::from_cert_table(cert_table)?;
                 let chain = Arc::new(self.verifier.verify_chain(
                     &certs,
@@ -194,6 +176,22 @@ impl EvidenceVerifier {
             }
         };
         self.verifier.verify_parsed(&parsed, &chain, at)
+    }
+
+    /// The cached chain under `key`, counted as a hit or a miss.
+    fn cached(&self, key: &[u8; 32]) -> Option<Arc<VerifiedVcek>> {
+        let found = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// (hits, misses) of the chain cache.

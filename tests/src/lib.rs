@@ -49,6 +49,19 @@ pub fn guest_with(
     )
 }
 
+/// A guest of the stack's app and compose on `platform` (any simulated machine: another chip,
+/// a host that supplies no certificates, a cloud provider's VLEK), launched with `GUEST_IMAGE`.
+pub fn guest_on(platform: SimulatedPlatform, stack: &Stack) -> SimulatedAttestor {
+    SimulatedAttestor::new(snpkms_simulator::SimulatedGuest::new(
+        Arc::new(platform),
+        GuestLaunch {
+            measurement: GUEST_IMAGE,
+            host_data: snpkms_verifier::app_host_data(&stack.app().0 .0, &stack.compose_hash),
+            ..GuestLaunch::default()
+        },
+    ))
+}
+
 /// The chip id of the simulated guest machine (to allow it as a device).
 pub fn guest_chip_id() -> [u8; 64] {
     SimulatedPlatform::new(authority(), Product::Milan, GUEST_CHIP.as_bytes()).chip_id()
@@ -246,6 +259,15 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         Ok((node, cfg, dir))
+    }
+
+    /// Lets the stack's app run on any device (and guests with no device identity).
+    pub async fn allow_any_device(&self) {
+        self.fixture
+            .app_owner
+            .set_allow_any_device(self.app(), true)
+            .await
+            .expect("setAllowAnyDevice");
     }
 
     pub fn compose(&self) -> B256 {

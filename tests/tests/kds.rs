@@ -2,30 +2,18 @@
 //! provider signed by its VLEK (AWS), end to end: a KDS stand-in on loopback serves the
 //! simulated chips' VCEKs at AMD's URL layout, and every answer goes through the verifier.
 
-use snpkms_e2e::{authority, Stack, GUEST_IMAGE};
+use snpkms_e2e::{authority, guest_on, Stack};
 use snpkms_guest::GuestClientError;
 use snpkms_kds::Document;
 use snpkms_kms_node::config::RpcUrl;
 use snpkms_platform::{Attestor, SimulatedAttestor};
-use snpkms_simulator::{GuestLaunch, SimulatedGuest, SimulatedPlatform};
+use snpkms_simulator::SimulatedPlatform;
 use snpkms_testkit::kds::KdsStandIn;
-use snpkms_verifier::{app_host_data, Policy, Product, Verifier};
-use std::sync::Arc;
+use snpkms_verifier::{Policy, Product, Verifier};
 use tonic::Code;
 
 fn bare_metal(chip: &str) -> SimulatedPlatform {
     SimulatedPlatform::new(authority(), Product::Milan, chip.as_bytes()).with_empty_cert_table()
-}
-
-fn guest_on(platform: SimulatedPlatform, stack: &Stack) -> SimulatedAttestor {
-    SimulatedAttestor::new(SimulatedGuest::new(
-        Arc::new(platform),
-        GuestLaunch {
-            measurement: GUEST_IMAGE,
-            host_data: app_host_data(&stack.app().0 .0, &stack.compose_hash),
-            ..GuestLaunch::default()
-        },
-    ))
 }
 
 /// Where KDS serves this platform's VCEK, read from one of its reports as a verifier would.
@@ -77,12 +65,7 @@ async fn with_kds(stack: &mut Stack, urls: Vec<String>) {
 async fn a_guest_whose_host_supplies_no_certificates_gets_its_keys_through_kds() {
     let mut stack = Stack::start().await;
     let kds = KdsStandIn::start().await;
-    stack
-        .fixture
-        .app_owner
-        .set_allow_any_device(stack.app(), true)
-        .await
-        .unwrap();
+    stack.allow_any_device().await;
     let platform = bare_metal("bare-metal-chip-1");
     let path = serve_vcek(&kds, &platform);
     let guest = guest_on(platform, &stack);
@@ -114,12 +97,7 @@ async fn a_guest_whose_host_supplies_no_certificates_gets_its_keys_through_kds()
 #[tokio::test(flavor = "multi_thread")]
 async fn kds_down_is_unavailable_and_a_lying_kds_is_refused() {
     let mut stack = Stack::start().await;
-    stack
-        .fixture
-        .app_owner
-        .set_allow_any_device(stack.app(), true)
-        .await
-        .unwrap();
+    stack.allow_any_device().await;
     let kds = KdsStandIn::start().await;
     with_kds(&mut stack, vec![kds.url()]).await;
 
@@ -184,12 +162,7 @@ async fn a_vlek_guest_gets_keys_only_where_allowed() {
         .await;
     let message = refused(get(&stack, &guest).await, Code::PermissionDenied);
     assert!(message.contains("no device identity"), "{message}");
-    stack
-        .fixture
-        .app_owner
-        .set_allow_any_device(stack.app(), true)
-        .await
-        .unwrap();
+    stack.allow_any_device().await;
     stack.settle().await;
     get(&stack, &guest)
         .await

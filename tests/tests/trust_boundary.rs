@@ -9,9 +9,8 @@ use snpkms_kms_node::config::{NodeConfig, PinnedRpcUrl, RpcUrl};
 use snpkms_kms_node::NodeError;
 use snpkms_kms_node::StoreError;
 use snpkms_platform::SimulatedAttestor;
-use snpkms_simulator::{default_tcb, GuestLaunch, SimulatedGuest, SimulatedPlatform};
-use snpkms_verifier::{app_host_data, Product, TcbVersion};
-use std::sync::Arc;
+use snpkms_simulator::{default_tcb, SimulatedPlatform};
+use snpkms_verifier::{Product, TcbVersion};
 use tonic::Code;
 
 /// The node's simulated chip (see `Stack::start`).
@@ -126,17 +125,6 @@ async fn a_node_the_registry_drops_stops_serving_from_that_block_and_resumes_whe
     served(&stack, &g).await;
     let body = metrics_text(&metrics.to_string()).await;
     assert!(body.contains("snpkms_serving 1"), "{body}");
-}
-
-fn guest_on(platform: SimulatedPlatform, stack: &Stack) -> SimulatedAttestor {
-    SimulatedAttestor::new(SimulatedGuest::new(
-        Arc::new(platform),
-        GuestLaunch {
-            measurement: GUEST_IMAGE,
-            host_data: app_host_data(&stack.app().0 .0, &stack.compose_hash),
-            ..GuestLaunch::default()
-        },
-    ))
 }
 
 /// Every setting that decides a release, changed on a stopped node as its host could (the
