@@ -126,3 +126,101 @@ async fn bootstrap_evidence_binds_the_kms_info() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("kms measurement not allowed"), "{stderr}");
 }
+
+/// A bare-metal node's host supplies no certificates: its bootstrap evidence comes without a
+/// VCEK, and `check-bootstrap --kds` fetches it (here from a KDS stand-in serving the simulated
+/// chip's VCEK) and checks it against the roots given.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_metal_bootstrap_is_checked_with_a_vcek_from_kds() {
+    use snpkms_simulator::SimulatedPlatform;
+    use snpkms_verifier::{Policy, TrustRoots, Verifier};
+    let f = snpkms_testkit::deploy_fixture().await;
+    let (rpc_url, registry) = (f.chain.url.clone(), f.deployment.registry.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let chip = "bare-metal-bootstrap-chip";
+    let cfg = node_config(
+        "http://127.0.0.1:1",
+        Address::from([1; 20]),
+        &dir.path().join("data"),
+        chip,
+    );
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
+        .args(["node", "bootstrap", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["cert_table"] = "".into();
+    let bootstrap = dir.path().join("bootstrap.json");
+    std::fs::write(&bootstrap, serde_json::to_vec(&json).unwrap()).unwrap();
+
+    let kds = snpkms_testkit::kds::KdsStandIn::start().await;
+    let platform = SimulatedPlatform::new(
+        snpkms_e2e::authority(),
+        snpkms_verifier::Product::Milan,
+        chip.as_bytes(),
+    );
+    let verifier = Verifier::new(TrustRoots::empty(), Policy::default());
+    let report = hex::decode(json["report"].as_str().unwrap()).unwrap();
+    let id = verifier.vcek_id(&verifier.parse(&report).unwrap()).unwrap();
+    kds.serve(
+        &snpkms_kds::Document::vcek(&id).url_path,
+        platform.vcek_der(id.tcb),
+    );
+    // The simulator's ASK and ARK, as AMD's come compiled in.
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../simulator/fixtures");
+    let sim_chain = dir.path().join("sim-ask-ark.pem");
+    std::fs::write(
+        &sim_chain,
+        [
+            std::fs::read(format!("{fixtures}/ask-milan.pem")).unwrap(),
+            std::fs::read(format!("{fixtures}/ark-milan.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+
+    let check = |with_kds: bool| {
+        let (bootstrap, sim_chain, rpc_url, registry, url) = (
+            bootstrap.clone(),
+            sim_chain.clone(),
+            rpc_url.clone(),
+            registry.clone(),
+            kds.url(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_snpkms"));
+            cmd.args(["node", "check-bootstrap", "--bootstrap"])
+                .arg(&bootstrap)
+                .arg("--extra-root")
+                .arg(&sim_chain)
+                .args(["--rpc-url", &rpc_url, "--registry", &registry]);
+            if with_kds {
+                cmd.args(["--kds", &url]);
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let without = check(false).await.unwrap();
+    assert_eq!(without.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("no VCEK"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    let with = check(true).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&with.stdout).contains("the evidence binds this KMS info"),
+        "{}\n{}",
+        String::from_utf8_lossy(&with.stdout),
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert_eq!(kds.total_requests(), 1);
+}

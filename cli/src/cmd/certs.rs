@@ -111,22 +111,22 @@ fn now() -> anyhow::Result<UnixTime> {
     ))
 }
 
-/// The VCEK `id` names, fetched (or found in `client`'s store) and checked: its chain
-/// verifies to a pinned AMD root (with `chain` as the ASK and ARK, if given) at `at`, and its
-/// hwID and TCB are `id`'s.
+/// The VCEK `id` names (verified, and its DER), fetched (or found in `client`'s store) and
+/// checked: its chain verifies to a pinned AMD root (with `chain` as the ASK and ARK, if
+/// given) at `at`, and its hwID and TCB are `id`'s.
 pub async fn fetch_vcek(
     client: &KdsClient,
     verifier: &Verifier,
     id: &VcekId,
     chain: &CertificateBundle,
     at: UnixTime,
-) -> anyhow::Result<VerifiedVcek> {
-    let check = |der: &[u8]| -> Result<VerifiedVcek, VerifyError> {
+) -> anyhow::Result<(VerifiedVcek, Vec<u8>)> {
+    let check = |der: &[u8]| -> Result<(VerifiedVcek, Vec<u8>), VerifyError> {
         let mut certs = chain.clone();
         certs.vcek = CertificateBundle::from_endorsement(der)?.vcek;
         let verified = verifier.verify_chain(&certs, Endorser::Vcek, Some(id.product), at)?;
         verified.check_is(id)?;
-        Ok(verified)
+        Ok((verified, certs.vcek.unwrap_or_default()))
     };
     Ok(client
         .fetch(&Document::vcek(id), |der: &[u8]| {
@@ -161,7 +161,7 @@ async fn fetch(a: FetchArgs) -> anyhow::Result<()> {
             check().map_err(Rejection::Document)
         })
         .await?;
-    let vcek = fetch_vcek(&client, &verifier, &id, &chain, at).await?;
+    let (vcek, _) = fetch_vcek(&client, &verifier, &id, &chain, at).await?;
     // The CRL is for the operator's `trust.crls` (it is part of a node's sealed
     // configuration); a mirror may not carry it, but one that serves a forged one is an error.
     let mut crl_notes = Vec::new();

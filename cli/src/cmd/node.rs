@@ -45,6 +45,10 @@ enum NodeCommand {
         /// Extra trust root (PEM), for the product its ARK names, e.g. the simulator's for a development node.
         #[arg(long = "extra-root", value_name = "PEM")]
         extra_roots: Vec<PathBuf>,
+        /// Get the node's VCEK from AMD's KDS (or from URL, a mirror) if its evidence came
+        /// without one (a bare-metal node whose host supplies no certificates).
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = snpkms_kds::AMD_KDS_URL)]
+        kds: Option<String>,
         /// The chain the registry is on: the evidence is checked against what the registry
         /// holds (the product's minimum TCB, the KMS image, the chip list).
         #[command(flatten)]
@@ -129,10 +133,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         NodeCommand::CheckBootstrap {
             bootstrap,
             extra_roots,
+            kds,
             rpc,
             registry,
         } => {
-            let out: snpkms_kms_node::BootstrapOutput =
+            let mut out: snpkms_kms_node::BootstrapOutput =
                 serde_json::from_slice(&super::read_file(&bootstrap)?)
                     .with_context(|| format!("{} is not bootstrap output", bootstrap.display()))?;
             let mut roots = snpkms_verifier::TrustRoots::amd();
@@ -151,6 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_secs(),
             );
+            if let Some(url) = kds {
+                with_fetched_vcek(&mut out, &verifier, now, url)?;
+            }
             let checked = match snpkms_kms_node::check_bootstrap(&out, &verifier, now) {
                 Ok(checked) => checked,
                 Err(e) => {
@@ -364,4 +372,43 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts the VCEK the bootstrap evidence names into its certificate table, fetched from `url`
+/// and checked against the pinned roots, if the table has none.
+fn with_fetched_vcek(
+    out: &mut snpkms_kms_node::BootstrapOutput,
+    verifier: &snpkms_verifier::Verifier,
+    now: snpkms_verifier::UnixTime,
+    url: String,
+) -> anyhow::Result<()> {
+    let decode = |field: &str, v: &str| {
+        hex::decode(v.trim_start_matches("0x")).with_context(|| format!("bootstrap {field}"))
+    };
+    let table = decode("cert_table", &out.cert_table)?;
+    let mut certs = if table.is_empty() {
+        snpkms_verifier::CertificateBundle::default()
+    } else {
+        snpkms_verifier::CertificateBundle::from_cert_table(&table)?
+    };
+    if certs.vcek.is_some() {
+        return Ok(());
+    }
+    let parsed = verifier.parse(&decode("report", &out.report)?)?;
+    let id = verifier.vcek_id(&parsed)?;
+    let kds = super::certs::KdsArgs {
+        urls: vec![url],
+        ca: None,
+    };
+    let client = kds.client(None)?;
+    let (_, der) = super::chain_args::run_async_value(super::certs::fetch_vcek(
+        &client,
+        verifier,
+        &id,
+        &snpkms_verifier::CertificateBundle::default(),
+        now,
+    ))?;
+    certs.vcek = Some(der);
+    out.cert_table = hex::encode(certs.to_cert_table());
+    Ok(())
 }
