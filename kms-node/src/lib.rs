@@ -24,6 +24,7 @@ mod status;
 mod store;
 mod tasks;
 mod tls;
+mod wire_status;
 
 pub use audit_log::{AuditLogError, HashChainBreak, HeadCheckError, LogContents, ReleaseRecord};
 pub use bootstrap::{

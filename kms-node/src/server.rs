@@ -67,10 +67,15 @@ pub async fn serve_grpc(
     let (listener, addr) = bind(cfg.listen).await?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_not_serving::<KmsServer<KmsService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(snpkms_api::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: many clients still ask only v1alpha (grpcurl before 1.8.8,
+    // Python's stock grpc_reflection client, Postman, older IDE plugins).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(snpkms_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
     let kms = KmsServer::new(KmsService::new(node, metrics, &cfg.limits))
         .max_decoding_message_size(cfg.limits.max_request_bytes);
     let l = &cfg.limits;
@@ -84,7 +89,8 @@ pub async fn serve_grpc(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_connection_age(Duration::from_secs(l.max_connection_age_secs.max(1)))
-        .max_connection_age_grace(Duration::from_secs(30));
+        .max_connection_age_grace(Duration::from_secs(30))
+        .layer(crate::wire_status::WireStatusLayer);
     let with_tls = tls.is_some();
     if let Some(tls) = tls {
         builder = builder
@@ -101,6 +107,7 @@ pub async fn serve_grpc(
     let router = builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(kms);
     // Connections are admitted by peer and in all (connections.rs), with nodelay set there:
     // serve_with_incoming ignores the builder's, and Nagle with delayed ACKs would add ~40 ms

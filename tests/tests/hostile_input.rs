@@ -315,7 +315,7 @@ async fn bad_requests_of_every_status_fail_closed() {
         (
             "huge request",
             request(|q| q.evidence.as_mut().unwrap().cert_table = vec![0u8; 200_000]),
-            Code::OutOfRange,
+            Code::ResourceExhausted,
             "message length too large",
         ),
     ];
@@ -324,7 +324,7 @@ async fn bad_requests_of_every_status_fail_closed() {
         Code::Unauthenticated,
         Code::FailedPrecondition,
         Code::PermissionDenied,
-        Code::OutOfRange,
+        Code::ResourceExhausted,
     ] {
         assert!(cases.iter().any(|c| c.2 == code), "no case for {code:?}");
     }

@@ -1,0 +1,94 @@
+//! gRPC's status conventions for what tonic refuses before a handler runs. tonic answers a
+//! message that does not decode with INTERNAL and one over the size limit with OUT_OF_RANGE;
+//! gRPC's convention (and what clients retry on, or not) is INVALID_ARGUMENT (the client sent
+//! bytes that are not the message) and RESOURCE_EXHAUSTED (the message is over a limit). Such
+//! answers come before any handler, as a response with only headers, so the codes are
+//! rewritten there; nothing a handler answers is touched.
+
+use http::header::HeaderValue;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The layer, over the whole gRPC router.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WireStatusLayer;
+
+impl<S> tower_layer::Layer<S> for WireStatusLayer {
+    type Service = WireStatus<S>;
+    fn layer(&self, inner: S) -> WireStatus<S> {
+        WireStatus(inner)
+    }
+}
+
+/// The service the layer makes.
+#[derive(Debug, Clone)]
+pub struct WireStatus<S>(S);
+
+impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for WireStatus<S>
+where
+    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            rewrite(response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+/// tonic's messages for the two cases (percent-encoded in `grpc-message`).
+const UNDECODABLE: &str = "failed to decode Protobuf message";
+const TOO_LARGE: &str = "message length too large";
+
+fn rewrite(headers: &mut http::HeaderMap) {
+    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let new = match code {
+        // INTERNAL -> INVALID_ARGUMENT
+        Some("13") if message.contains(UNDECODABLE) => "3",
+        // OUT_OF_RANGE -> RESOURCE_EXHAUSTED
+        Some("11") if message.contains(TOO_LARGE) => "8",
+        _ => return,
+    };
+    headers.insert("grpc-status", HeaderValue::from_static(new));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: &str, message: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", HeaderValue::from_str(code).unwrap());
+        h.insert("grpc-message", HeaderValue::from_str(message).unwrap());
+        rewrite(&mut h);
+        h
+    }
+
+    #[test]
+    fn only_tonics_own_refusals_are_rewritten() {
+        let undecodable = status("13", "failed%20to%20decode%20Protobuf%20message:%20x");
+        assert_eq!(undecodable["grpc-status"], "3");
+        let too_large = status("11", "Error,%20decoded%20message%20length%20too%20large");
+        assert_eq!(too_large["grpc-status"], "8");
+        // A handler's INTERNAL (the log failed) stays INTERNAL.
+        assert_eq!(status("13", "the%20key-release%20log")["grpc-status"], "13");
+        assert_eq!(status("7", UNDECODABLE)["grpc-status"], "7");
+    }
+}

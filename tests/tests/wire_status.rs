@@ -1,0 +1,91 @@
+//! What tonic refuses before a handler runs answers with gRPC's conventional codes, seen from a
+//! client that writes the request frame's bytes itself: bytes that are no protobuf message are
+//! INVALID_ARGUMENT, a message over the size limit RESOURCE_EXHAUSTED.
+
+use bytes::{Buf, BufMut};
+use snpkms_e2e::Stack;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
+
+/// Sends the bytes given as the message, as they are.
+#[derive(Default)]
+struct Raw;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining()).to_vec();
+        Ok(Some(bytes))
+    }
+}
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+async fn send(stack: &Stack, bytes: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Channel::from_shared(stack.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(bytes),
+        "/snpkms.v1.Kms/GetAppKey".parse().unwrap(),
+        Raw,
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undecodable_and_oversized_requests_get_grpcs_conventional_codes() {
+    let stack = Stack::start().await;
+    // Field 1 announced as 100 bytes long, with none following.
+    let undecodable = send(&stack, vec![0x0a, 0x64]).await;
+    assert_eq!(undecodable.code(), Code::InvalidArgument, "{undecodable:?}");
+    // Over max_request_bytes (64 KiB by default).
+    let mut huge = vec![0x0a];
+    huge.extend(prost_length(10 << 20));
+    huge.resize(10 << 20, 0);
+    let oversized = send(&stack, huge).await;
+    assert_eq!(oversized.code(), Code::ResourceExhausted, "{oversized:?}");
+    // A handler's own answers are untouched: an empty request lacks its evidence.
+    let empty = send(&stack, Vec::new()).await;
+    assert_eq!(empty.code(), Code::InvalidArgument, "{empty:?}");
+}
+
+/// A protobuf varint.
+fn prost_length(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out
+}
