@@ -108,19 +108,26 @@ fn onboard_failures(failures: &[join::PeerError]) -> String {
         .join("; ")
 }
 
-/// Logs which roots the node trusts; anything not AMD's loudly.
+/// Logs which roots the node trusts; anything not AMD's loudly, once per origin (the
+/// simulator's root is one fact, however many products it covers).
 fn log_roots(roots: &TrustRoots) {
+    let mut extra: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for anchor in roots.anchors() {
         if matches!(anchor.origin, snpkms_verifier::RootOrigin::Amd) {
             tracing::debug!(product = %anchor.product, fingerprint = %anchor.fingerprint(), "trusting AMD root");
         } else {
-            tracing::warn!(
-                product = %anchor.product,
-                origin = %anchor.origin,
-                fingerprint = %anchor.fingerprint(),
-                "TRUSTING A NON-AMD ROOT: evidence signed under it proves nothing about real hardware; never do this in production"
-            );
+            extra
+                .entry(anchor.origin.to_string())
+                .or_default()
+                .push(format!("{} ({})", anchor.product, anchor.fingerprint()));
         }
+    }
+    for (origin, products) in extra {
+        tracing::warn!(
+            %origin,
+            products = %products.join(", "),
+            "TRUSTING A NON-AMD ROOT: evidence signed under it proves nothing about real hardware; never do this in production"
+        );
     }
 }
 
