@@ -39,7 +39,12 @@ impl ChainCache {
     }
 
     fn insert(&mut self, key: [u8; 32], value: Arc<VerifiedVcek>) {
-        if self.capacity == 0 || self.entries.contains_key(&key) {
+        if self.capacity == 0 {
+            return;
+        }
+        // A newer chain under the same key (a VCEK fetched again after the old one expired).
+        if let Some(entry) = self.entries.get_mut(&key) {
+            *entry = value;
             return;
         }
         while self.entries.len() >= self.capacity {
@@ -104,7 +109,12 @@ impl EvidenceVerifier {
             .chain_update(id.tcb.encode(id.product))
             .finalize()
             .into();
-        let chain = match self.cached(&key) {
+        // A cached chain past its validity is fetched again (the KDS may have a newer VCEK);
+        // one that fails for another reason fails below, as it would fresh.
+        let cached = self
+            .cached(&key)
+            .filter(|chain| chain.check_validity(at.0).is_ok());
+        let chain = match cached {
             Some(chain) => chain,
             None => {
                 let hint = Some(id.product);

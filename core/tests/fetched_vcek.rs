@@ -137,3 +137,26 @@ async fn a_source_serving_another_chips_vcek_is_refused() {
     );
     assert!(source.kept.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_certificates_a_guest_sends_with_no_vcek_do_not_decide_the_fetched_one() {
+    let chip = SimulatedPlatform::new(authority(), Product::Milan, b"chip-c");
+    let source = Serving {
+        der: chip.vcek_der(chip.tcb()),
+        asked: AtomicU64::new(0),
+        kept: Mutex::new(Vec::new()),
+    };
+    // Another product's ASK and a self-made "ARK" in the table, and no VCEK.
+    let table = snpkms_verifier::CertificateBundle {
+        ask: Some(authority().ask_der(Product::Genoa).to_vec()),
+        ark: Some(b"not a certificate".to_vec()),
+        ..Default::default()
+    }
+    .to_cert_table();
+    let report = chip.sign(&chip.default_fields());
+    verifier()
+        .verify_or_fetch(&report, &table, AT, &source)
+        .await
+        .expect("the fetched VCEK is checked against the pinned ASK alone");
+    assert_eq!(source.kept.lock().unwrap().len(), 1);
+}

@@ -107,6 +107,41 @@ pub struct KdsClient {
     network: tokio::sync::Semaphore,
     /// Documents every URL said it has none of, and when.
     not_found: std::sync::Mutex<NotFound>,
+    /// Copies a URL served that passed the document check, whether or not the caller could
+    /// use them: a forged report naming a real chip asks for a VCEK once, not once per report.
+    /// In memory only, bounded.
+    fetched: std::sync::Mutex<Fetched>,
+    /// Per URL (in `sources` order): until when it asked us, by a 429, not to come back.
+    rate_limited_until: std::sync::Mutex<Vec<Option<Instant>>>,
+}
+
+/// Documents kept in memory, at most.
+pub const FETCHED_ENTRIES: usize = 1024;
+
+/// The longest a 429 keeps a URL from being asked.
+const MAX_BACKOFF_AFTER_429: Duration = Duration::from_secs(300);
+
+#[derive(Default)]
+struct Fetched {
+    bytes: HashMap<String, Arc<Vec<u8>>>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Fetched {
+    fn insert(&mut self, key: &str, bytes: &[u8]) {
+        if self
+            .bytes
+            .insert(key.to_string(), Arc::new(bytes.to_vec()))
+            .is_none()
+        {
+            self.order.push_back(key.to_string());
+        }
+        while self.order.len() > FETCHED_ENTRIES {
+            if let Some(old) = self.order.pop_front() {
+                self.bytes.remove(&old);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -157,6 +192,7 @@ impl KdsClient {
             })
             .collect::<Result<_, _>>()?;
         let settings_concurrency = settings.max_concurrent_fetches.max(1);
+        let endpoint_count = settings.endpoints.len();
         Ok(KdsClient {
             sources,
             settings,
@@ -165,6 +201,8 @@ impl KdsClient {
             inflight: std::sync::Mutex::new(HashMap::new()),
             network: tokio::sync::Semaphore::new(settings_concurrency),
             not_found: std::sync::Mutex::new(NotFound::default()),
+            fetched: std::sync::Mutex::new(Fetched::default()),
+            rate_limited_until: std::sync::Mutex::new(vec![None; endpoint_count]),
         })
     }
 
@@ -192,14 +230,42 @@ impl KdsClient {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             inflight.entry(doc.url_path.clone()).or_default().clone()
         };
-        // Removes the entry however this call ends, a cancelled request included.
-        let _leave = Leave {
+        // Leaves the map however this call ends, a cancelled request included. It holds this
+        // call's only reference to the entry: whatever borrows it below is gone before it
+        // drops, so it sees the true count.
+        let leave = Leave {
             client: self,
             key: &doc.url_path,
-            slot: &slot,
+            slot: Some(slot),
         };
-        let _one = slot.lock().await;
-        self.fetch_alone(doc, &accept).await
+        // The deadline covers the wait for another caller's fetch of the same document too.
+        let result = tokio::time::timeout(self.settings.deadline, async {
+            let _one = match &leave.slot {
+                Some(slot) => Some(slot.lock().await),
+                None => None,
+            };
+            self.fetch_alone(doc, &accept).await
+        })
+        .await;
+        drop(leave);
+        result.unwrap_or_else(|_| {
+            Err(FetchError::Unavailable {
+                what: doc.what.clone(),
+                sources: self.source_labels(),
+                reasons: vec![format!(
+                    "no answer within {} s in all",
+                    self.settings.deadline.as_secs()
+                )],
+            })
+        })
+    }
+
+    /// Documents being fetched now (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     async fn fetch_alone<T, E, F>(&self, doc: &Document, accept: &F) -> Result<T, FetchError<E>>
@@ -210,6 +276,29 @@ impl KdsClient {
     {
         let mut sources = Vec::new();
         let mut reasons = Vec::new();
+        let remembered = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes
+            .get(&doc.url_path)
+            .cloned();
+        if let Some(bytes) = remembered {
+            match accept(&bytes) {
+                Ok(value) => {
+                    self.observer.outcome(FetchOutcome::StoreHit);
+                    return Ok(value);
+                }
+                Err(Rejection::Caller(error)) => {
+                    return Err(FetchError::Unusable {
+                        what: doc.what.clone(),
+                        error,
+                    })
+                }
+                // Right once, wrong now (its validity, the caller's CRLs): ask again.
+                Err(Rejection::Document(_)) => {}
+            }
+        }
         if let Some(store) = &self.store {
             sources.push("the store".into());
             match store.read(doc) {
@@ -278,20 +367,7 @@ impl KdsClient {
             self.fetch_network(doc, accept, &mut sources, &mut reasons)
                 .await
         };
-        match tokio::time::timeout(self.settings.deadline, network).await {
-            Ok(result) => result,
-            Err(_) => {
-                reasons.push(format!(
-                    "no answer within {} s in all",
-                    self.settings.deadline.as_secs()
-                ));
-                Err(FetchError::Unavailable {
-                    what: doc.what.clone(),
-                    sources,
-                    reasons,
-                })
-            }
-        }
+        network.await
     }
 
     async fn fetch_network<T, E, F>(
@@ -308,8 +384,24 @@ impl KdsClient {
     {
         let mut refused: Option<(String, E)> = None;
         let mut not_found = 0;
-        for (endpoint, http) in &self.sources {
+        for (index, (endpoint, http)) in self.sources.iter().enumerate() {
             let label = endpoint.label();
+            let until = self
+                .rate_limited_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(index)
+                .copied()
+                .flatten();
+            if let Some(left) = until.and_then(|t| t.checked_duration_since(Instant::now())) {
+                self.observer.outcome(FetchOutcome::Failed("rate_limited"));
+                reasons.push(format!(
+                    "{label} asked not to be asked for {} s more (429)",
+                    left.as_secs() + 1
+                ));
+                sources.push(label);
+                continue;
+            }
             let url = format!(
                 "{}/{}",
                 endpoint.url().as_str().trim_end_matches('/'),
@@ -330,14 +422,16 @@ impl KdsClient {
                                 "fetched {}",
                                 doc.what
                             );
+                            self.remember(doc, &bytes);
                             self.keep(doc, &bytes);
                             return Ok(value);
                         }
                         Err(Rejection::Caller(error)) => {
+                            self.remember(doc, &bytes);
                             return Err(FetchError::Unusable {
                                 what: doc.what.clone(),
                                 error,
-                            })
+                            });
                         }
                         Err(Rejection::Document(e)) => {
                             self.observer.outcome(FetchOutcome::Failed("refused"));
@@ -357,6 +451,11 @@ impl KdsClient {
                                 "{label} is rate limiting (429, retry after {} s)",
                                 wait.as_secs()
                             ));
+                            // Every caller stays away until then, not only this one.
+                            self.rate_limited_until
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())[index] =
+                                Some(Instant::now() + wait.min(MAX_BACKOFF_AFTER_429));
                             break;
                         }
                         tracing::info!(source = %label, "KDS rate limit: retrying {} in {} ms", doc.what, wait.as_millis());
@@ -408,6 +507,13 @@ impl KdsClient {
                 reasons: std::mem::take(reasons),
             }),
         }
+    }
+
+    fn remember(&self, doc: &Document, bytes: &[u8]) {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(&doc.url_path, bytes);
     }
 
     fn keep(&self, doc: &Document, bytes: &[u8]) {
@@ -474,7 +580,7 @@ impl KdsClient {
 struct Leave<'a> {
     client: &'a KdsClient,
     key: &'a str,
-    slot: &'a Arc<tokio::sync::Mutex<()>>,
+    slot: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Drop for Leave<'_> {
@@ -484,8 +590,13 @@ impl Drop for Leave<'_> {
             .inflight
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // The map and this call hold the only references: no one else waits for it.
-        if Arc::strong_count(self.slot) == 2 {
+        // Our reference goes under the map's lock, so that of two callers leaving at once
+        // the last one always sees the map's reference alone and removes it.
+        drop(self.slot.take());
+        let idle = inflight
+            .get(self.key)
+            .is_some_and(|entry| Arc::strong_count(entry) == 1);
+        if idle {
             inflight.remove(self.key);
         }
     }

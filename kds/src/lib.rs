@@ -24,7 +24,7 @@ mod store;
 
 pub use client::{
     FetchOutcome, KdsClient, KdsObserver, KdsSettings, NoObserver, Rejection, AMD_KDS_URL,
-    NOT_FOUND_ENTRIES,
+    FETCHED_ENTRIES, NOT_FOUND_ENTRIES,
 };
 pub use document::Document;
 pub use error::{FetchError, KdsConfigError};

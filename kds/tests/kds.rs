@@ -154,11 +154,17 @@ async fn a_rate_limited_kds_is_asked_again_after_retry_after() {
     );
     assert_eq!(kds.requests(&g.doc.url_path), 2);
 
-    // A Retry-After beyond the bound is not waited for: the fetch fails now, UNAVAILABLE-like.
+    // A Retry-After beyond the bound is not waited for: the fetch fails now (a fresh client:
+    // this one remembers what it fetched), and no caller asks that KDS again meanwhile.
+    let c = client(&[kds.url()], None, Arc::new(Counts::default()));
     kds.answer_next(429, Some(3600));
     let err = c.fetch(&g.doc, accept(&g)).await.unwrap_err();
     assert!(matches!(err, FetchError::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains("rate limiting"), "{err}");
+    let asked = kds.requests(&g.doc.url_path);
+    let err = c.fetch(&g.doc, accept(&g)).await.unwrap_err();
+    assert!(err.to_string().contains("asked not to be asked"), "{err}");
+    assert_eq!(kds.requests(&g.doc.url_path), asked);
 }
 
 #[tokio::test]
@@ -276,6 +282,69 @@ async fn a_copy_the_caller_cannot_use_is_neither_kept_nor_asked_for_elsewhere() 
     assert!(!dir.path().join(&g.doc.store_path).exists());
     assert_eq!(first.requests(&g.doc.url_path), 1);
     assert_eq!(second.requests(&g.doc.url_path), 0);
+    // Asked again (another forged report naming the same chip), the KDS is not asked again.
+    let again = c
+        .fetch(&g.doc, |_: &[u8]| -> Result<(), Rejection<VerifyError>> {
+            Err(Rejection::Caller(SignatureError::Invalid.into()))
+        })
+        .await;
+    assert!(matches!(again, Err(FetchError::Unusable { .. })));
+    assert_eq!(first.requests(&g.doc.url_path), 1);
+}
+
+#[tokio::test]
+async fn a_stored_copy_refused_for_the_callers_reasons_stays_in_the_store() {
+    let g = milan();
+    let dir = tempfile::tempdir().unwrap();
+    let store = CertStore::new(dir.path());
+    store.write(&g.doc, &vcek_der("ms-milan-vcek.pem")).unwrap();
+    // A caller whose clock is past the VCEK's validity refuses it, and no URL is configured.
+    let c = client(&[], Some(dir.path()), Arc::new(Counts::default()));
+    let late = |der: &[u8]| -> Result<VerifiedVcek, Rejection<VerifyError>> {
+        let certs =
+            CertificateBundle::from_endorsement(der).map_err(|e| Rejection::Document(e.into()))?;
+        g.verifier
+            .verify_chain(
+                &certs,
+                Endorser::Vcek,
+                Some(g.id.product),
+                UnixTime(4_000_000_000),
+            )
+            .map_err(Rejection::Document)
+    };
+    assert!(c.fetch(&g.doc, late).await.is_err());
+    assert!(
+        store.read(&g.doc).unwrap().is_some(),
+        "the store keeps it for other callers"
+    );
+    assert!(c.fetch(&g.doc, accept(&g)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_cancelled_fetch_leaves_nothing_behind_and_a_slow_kds_meets_the_deadline() {
+    // A server that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let g = milan();
+    let mut settings = KdsSettings::new(vec![RpcEndpoint::new(&url).unwrap()]);
+    settings.timeout = Duration::from_secs(60);
+    settings.deadline = Duration::from_millis(300);
+    let c = KdsClient::new(settings, None, Arc::new(Counts::default())).unwrap();
+    // Cancelled while it waits for the server: the in-flight entry goes with it.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(50), c.fetch(&g.doc, accept(&g))).await;
+    assert!(cancelled.is_err());
+    assert_eq!(c.in_flight(), 0);
+    // Left to run, it gives up at the deadline with a clear error.
+    let err = c.fetch(&g.doc, accept(&g)).await.unwrap_err();
+    assert!(err.to_string().contains("no answer within"), "{err}");
+    assert_eq!(c.in_flight(), 0);
 }
 
 #[tokio::test]

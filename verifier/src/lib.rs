@@ -224,6 +224,22 @@ impl Verifier {
         Ok(vcek)
     }
 
+    /// Checks that `crl` is signed by a trusted ARK of `product` (by key, not by the name it
+    /// claims).
+    pub fn check_crl_for(&self, crl: &Crl, product: Product) -> Result<(), CertChainError> {
+        if self
+            .roots
+            .for_product(product)
+            .any(|a| crl.is_signed_by(&a.ark_key))
+        {
+            Ok(())
+        } else {
+            Err(CertChainError::CrlSignature {
+                issuer: crl.issuer_common_name(),
+            })
+        }
+    }
+
     /// Checks an ASK+ARK (or ASVK+ARK) chain on its own, as AMD's KDS serves `cert_chain`:
     /// the ARK (if given) is a pinned root of `product` and the intermediate is signed by one
     /// and named as AMD names it.

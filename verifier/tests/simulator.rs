@@ -760,3 +760,20 @@ fn a_vlek_and_a_vcek_do_not_stand_in_for_each_other() {
         Some(vcek.chip_id())
     );
 }
+
+#[test]
+fn a_crl_is_checked_to_be_of_the_product_it_is_for() {
+    let auth = authority();
+    let crl = Crl::from_der(&auth.crl(Product::Milan, AT.0, Some(AT.0 + 86_400), &[])).unwrap();
+    let mut roots = TrustRoots::empty();
+    let (_, milan_ark) = snpkms_simulator::ARK_PEMS[0];
+    roots
+        .add_pem(&[Product::Milan], "simulator", milan_ark.as_bytes())
+        .unwrap();
+    let v = Verifier::new(roots, Policy::default());
+    assert_eq!(v.check_crl_for(&crl, Product::Milan), Ok(()));
+    assert!(matches!(
+        v.check_crl_for(&crl, Product::Genoa),
+        Err(CertChainError::CrlSignature { .. })
+    ));
+}

@@ -195,3 +195,49 @@ fn a_pem_bundle_with_the_asvk_and_ark_verifies_and_survives_a_certificate_table(
     assert_eq!(table, bundle);
     assert!(verify_with(accepting(), &table).is_ok());
 }
+
+#[test]
+fn a_cert_chain_download_is_checked_on_its_own() {
+    let v = Verifier::new(TrustRoots::amd(), Policy::default());
+    let chain = |file: &str| {
+        let pem = std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/amd/roots")
+                .join(file),
+        )
+        .unwrap();
+        CertificateBundle::default().with_chain_pem(&pem).unwrap()
+    };
+    assert_eq!(
+        v.check_issuer_chain(&chain("milan-ask-ark.pem"), Endorser::Vcek, Product::Milan),
+        Ok(())
+    );
+    assert_eq!(
+        v.check_issuer_chain(&chain("milan-asvk-ark.pem"), Endorser::Vlek, Product::Milan),
+        Ok(())
+    );
+    // Genoa's chain served at Milan's path: its ARK is not Milan's pinned root.
+    assert_eq!(
+        v.check_issuer_chain(&chain("genoa-ask-ark.pem"), Endorser::Vcek, Product::Milan),
+        Err(CertChainError::UntrustedRoot {
+            product: Product::Milan
+        }
+        .into())
+    );
+    // The ASVK chain where the ASK chain belongs holds no ASK.
+    assert!(v
+        .check_issuer_chain(&chain("milan-asvk-ark.pem"), Endorser::Vcek, Product::Milan)
+        .is_err());
+    // Genoa's ASK with Milan's ARK: not signed by it.
+    let mixed = CertificateBundle {
+        ark: chain("milan-ask-ark.pem").ark,
+        ..chain("genoa-ask-ark.pem")
+    };
+    assert_eq!(
+        v.check_issuer_chain(&mixed, Endorser::Vcek, Product::Milan),
+        Err(CertChainError::AskNotSignedByArk {
+            product: Product::Milan
+        }
+        .into())
+    );
+}

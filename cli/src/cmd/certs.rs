@@ -174,7 +174,11 @@ async fn fetch(a: FetchArgs) -> anyhow::Result<()> {
                     // Signed by the pinned ARK and current: an old CRL (replayed by a
                     // mirror) would hide the revocations made since.
                     crl.check_fresh(at.0)?;
-                    Verifier::new(TrustRoots::amd(), Policy::default()).with_crl(crl)?;
+                    // Signed by this product's ARK: another product's would leave this
+                    // product's revocations unchecked once configured. (A product's VCEK and
+                    // VLEK CRLs have the same signer; the path tells them apart.)
+                    Verifier::new(TrustRoots::amd(), Policy::default())
+                        .check_crl_for(&crl, id.product)?;
                     Ok(())
                 };
                 check().map_err(Rejection::Document)
@@ -245,7 +249,7 @@ fn check_file(rel: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         n if n.ends_with(".der") && rel.starts_with("vcek") => {
             CertificateBundle::from_endorsement(bytes)?;
         }
-        _ => bail!("not a file of the store layout (vcek/<product>/<hwid>/<tcb>.der, <kind>/<product>/cert_chain.pem, vcek/<product>/crl.der)"),
+        _ => bail!("not a file of the store layout (vcek/<product>/<hwid>/<tcb>.der, {{vcek,vlek}}/<product>/cert_chain.pem, {{vcek,vlek}}/<product>/crl.der)"),
     }
     Ok(())
 }

@@ -391,10 +391,10 @@ fn with_fetched_vcek(
     } else {
         snpkms_verifier::CertificateBundle::from_cert_table(&table)?
     };
-    if certs.vcek.is_some() {
+    let parsed = verifier.parse(&decode("report", &out.report)?)?;
+    if certs.has_leaf(verifier.endorser(&parsed)?) {
         return Ok(());
     }
-    let parsed = verifier.parse(&decode("report", &out.report)?)?;
     let id = verifier.vcek_id(&parsed)?;
     let kds = super::certs::KdsArgs {
         urls: vec![url],
