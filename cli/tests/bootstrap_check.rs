@@ -6,18 +6,16 @@ use snpkms_chain_client::Address;
 use snpkms_e2e::node_config;
 use std::process::Command;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bootstrap_evidence_binds_the_kms_info() {
-    let f = snpkms_testkit::deploy_fixture().await;
-    let (rpc_url, registry) = (f.chain.url.clone(), f.deployment.registry.to_string());
-    let dir = tempfile::tempdir().unwrap();
+/// Bootstraps a simulated node on `chip` in `dir` with `snpkms node bootstrap`: its
+/// configuration file and what the command printed.
+fn bootstrap_node(dir: &std::path::Path, chip: &str) -> (std::path::PathBuf, Vec<u8>) {
     let cfg = node_config(
         "http://127.0.0.1:1",
         Address::from([1; 20]),
-        &dir.path().join("data"),
-        "bootstrap-check-chip",
+        &dir.join("data"),
+        chip,
     );
-    let config = dir.path().join("node.toml");
+    let config = dir.join("node.toml");
     std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
         .args(["node", "bootstrap", "--config"])
@@ -29,8 +27,17 @@ async fn bootstrap_evidence_binds_the_kms_info() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (config, out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_evidence_binds_the_kms_info() {
+    let f = snpkms_testkit::deploy_fixture().await;
+    let (rpc_url, registry) = (f.chain.url.clone(), f.deployment.registry.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = bootstrap_node(dir.path(), "bootstrap-check-chip");
     let bootstrap = dir.path().join("bootstrap.json");
-    std::fs::write(&bootstrap, &out.stdout).unwrap();
+    std::fs::write(&bootstrap, &out).unwrap();
     let sim_root = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../simulator/fixtures/ark-milan.pem"
@@ -82,7 +89,7 @@ async fn bootstrap_evidence_binds_the_kms_info() {
         ("root_signing_address", format!("0x{}", "42".repeat(20))),
         ("config_digest", format!("0x{}", "42".repeat(32))),
     ] {
-        let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&out).unwrap();
         json[field] = value.into();
         let swapped = dir.path().join("swapped.json");
         std::fs::write(&swapped, json.to_string()).unwrap();
@@ -138,25 +145,8 @@ async fn a_bare_metal_bootstrap_is_checked_with_a_vcek_from_kds() {
     let (rpc_url, registry) = (f.chain.url.clone(), f.deployment.registry.to_string());
     let dir = tempfile::tempdir().unwrap();
     let chip = "bare-metal-bootstrap-chip";
-    let cfg = node_config(
-        "http://127.0.0.1:1",
-        Address::from([1; 20]),
-        &dir.path().join("data"),
-        chip,
-    );
-    let config = dir.path().join("node.toml");
-    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_snpkms"))
-        .args(["node", "bootstrap", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, out) = bootstrap_node(dir.path(), chip);
+    let mut json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     json["cert_table"] = "".into();
     let bootstrap = dir.path().join("bootstrap.json");
     std::fs::write(&bootstrap, serde_json::to_vec(&json).unwrap()).unwrap();

@@ -284,36 +284,17 @@ impl KdsClient {
             .get(&doc.url_path)
             .cloned();
         if let Some(bytes) = remembered {
-            match accept(&bytes) {
-                Ok(value) => {
-                    self.observer.outcome(FetchOutcome::StoreHit);
-                    return Ok(value);
-                }
-                Err(Rejection::Caller(error)) => {
-                    return Err(FetchError::Unusable {
-                        what: doc.what.clone(),
-                        error,
-                    })
-                }
-                // Right once, wrong now (its validity, the caller's CRLs): ask again.
-                Err(Rejection::Document(_)) => {}
+            // Refused now though right once (its validity, the caller's CRLs): ask again.
+            if let Ok(answer) = self.take_kept(doc, &bytes, accept) {
+                return answer;
             }
         }
         if let Some(store) = &self.store {
             sources.push("the store".into());
             match store.read(doc) {
-                Ok(Some(bytes)) => match accept(&bytes) {
-                    Ok(value) => {
-                        self.observer.outcome(FetchOutcome::StoreHit);
-                        return Ok(value);
-                    }
-                    Err(Rejection::Caller(error)) => {
-                        return Err(FetchError::Unusable {
-                            what: doc.what.clone(),
-                            error,
-                        })
-                    }
-                    Err(Rejection::Document(e)) => {
+                Ok(Some(bytes)) => match self.take_kept(doc, &bytes, accept) {
+                    Ok(answer) => return answer,
+                    Err(e) => {
                         tracing::warn!(
                             file = %store.path_of(doc).display(),
                             "the stored copy of {} does not verify: {e}",
@@ -506,6 +487,31 @@ impl KdsClient {
                 sources: std::mem::take(sources),
                 reasons: std::mem::take(reasons),
             }),
+        }
+    }
+
+    /// A kept copy (in memory or in the store) as `accept` sees it: `Ok` with the answer to
+    /// give, or `Err` with why the copy itself is refused (other sources are then asked).
+    fn take_kept<T, E, F>(
+        &self,
+        doc: &Document,
+        bytes: &[u8],
+        accept: &F,
+    ) -> Result<Result<T, FetchError<E>>, E>
+    where
+        F: Fn(&[u8]) -> Result<T, Rejection<E>> + Send + Sync,
+        E: std::error::Error + Send + 'static,
+    {
+        match accept(bytes) {
+            Ok(value) => {
+                self.observer.outcome(FetchOutcome::StoreHit);
+                Ok(Ok(value))
+            }
+            Err(Rejection::Caller(error)) => Ok(Err(FetchError::Unusable {
+                what: doc.what.clone(),
+                error,
+            })),
+            Err(Rejection::Document(e)) => Err(e),
         }
     }
 
