@@ -44,10 +44,7 @@ impl Document {
     /// `vcek/v1/{product}/cert_chain` (ASK then ARK, PEM) or `vlek/v1/{product}/cert_chain`
     /// (ASVK then ARK), kept as `{vcek|vlek}/{product}/cert_chain.pem`.
     pub fn cert_chain(product: Product, endorser: Endorser) -> Document {
-        let kind = match endorser {
-            Endorser::Vcek => "vcek",
-            Endorser::Vlek => "vlek",
-        };
+        let kind = kind(endorser);
         let product = product.amd_name();
         Document {
             url_path: format!("{kind}/v1/{product}/cert_chain"),
@@ -59,16 +56,21 @@ impl Document {
     /// `vcek/v1/{product}/crl` (the ASKs the ARK revoked) or `vlek/v1/{product}/crl` (the
     /// ASVKs), DER, signed by the ARK, kept as `{vcek|vlek}/{product}/crl.der`.
     pub fn crl(product: Product, endorser: Endorser) -> Document {
-        let kind = match endorser {
-            Endorser::Vcek => "vcek",
-            Endorser::Vlek => "vlek",
-        };
+        let kind = kind(endorser);
         let product = product.amd_name();
         Document {
             url_path: format!("{kind}/v1/{product}/crl"),
             store_path: PathBuf::from(format!("{kind}/{product}/crl.der")),
             what: format!("the {product} {} CRL", endorser.name()),
         }
+    }
+}
+
+/// KDS's path segment for the chains and CRLs of each kind of key.
+fn kind(endorser: Endorser) -> &'static str {
+    match endorser {
+        Endorser::Vcek => "vcek",
+        Endorser::Vlek => "vlek",
     }
 }
 

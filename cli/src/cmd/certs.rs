@@ -120,7 +120,7 @@ pub async fn fetch_vcek(
     id: &VcekId,
     chain: &CertificateBundle,
     at: UnixTime,
-) -> anyhow::Result<(VerifiedVcek, Vec<u8>)> {
+) -> Result<(VerifiedVcek, Vec<u8>), snpkms_kds::FetchError<VerifyError>> {
     let check = |der: &[u8]| -> Result<(VerifiedVcek, Vec<u8>), VerifyError> {
         let mut certs = chain.clone();
         certs.vcek = CertificateBundle::from_endorsement(der)?.vcek;
@@ -128,11 +128,11 @@ pub async fn fetch_vcek(
         verified.check_is(id)?;
         Ok((verified, certs.vcek.unwrap_or_default()))
     };
-    Ok(client
+    client
         .fetch(&Document::vcek(id), |der: &[u8]| {
             check(der).map_err(Rejection::Document)
         })
-        .await?)
+        .await
 }
 
 async fn fetch(a: FetchArgs) -> anyhow::Result<()> {

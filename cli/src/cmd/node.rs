@@ -401,13 +401,16 @@ fn with_fetched_vcek(
         ca: None,
     };
     let client = kds.client(None)?;
-    let (_, der) = super::chain_args::run_async_value(super::certs::fetch_vcek(
-        &client,
-        verifier,
-        &id,
-        &snpkms_verifier::CertificateBundle::default(),
-        now,
-    ))?;
+    let (_, der) = super::chain_args::run_async_value(async {
+        Ok(super::certs::fetch_vcek(
+            &client,
+            verifier,
+            &id,
+            &snpkms_verifier::CertificateBundle::default(),
+            now,
+        )
+        .await?)
+    })?;
     certs.vcek = Some(der);
     out.cert_table = hex::encode(certs.to_cert_table());
     Ok(())

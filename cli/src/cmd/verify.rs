@@ -3,8 +3,7 @@
 use super::{read_file, EXIT_REJECTED};
 use anyhow::{bail, Context};
 use snpkms_verifier::{
-    CertificateBundle, Crl, Endorser, Policy, TrustRoots, UnixTime, VerifiedReport, Verifier,
-    VerifyError,
+    CertificateBundle, Crl, Policy, TrustRoots, UnixTime, VerifiedReport, Verifier, VerifyError,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,22 +165,10 @@ fn verify_fetching(
     };
     let client = kds.client(None)?;
     let fetched = super::chain_args::run_async_value(async {
-        Ok(client
-            .fetch(&snpkms_kds::Document::vcek(&id), |der: &[u8]| {
-                let check = || -> Result<_, VerifyError> {
-                    let mut with_vcek = certs.clone();
-                    with_vcek.vcek = CertificateBundle::from_endorsement(der)?.vcek;
-                    let chain =
-                        verifier.verify_chain(&with_vcek, Endorser::Vcek, Some(id.product), at)?;
-                    chain.check_is(&id)?;
-                    Ok(chain)
-                };
-                check().map_err(snpkms_kds::Rejection::Document)
-            })
-            .await)
+        Ok(super::certs::fetch_vcek(&client, verifier, &id, certs, at).await)
     })?;
     match fetched {
-        Ok(chain) => Ok(verifier.verify_parsed(&parsed, &chain, at)),
+        Ok((chain, _)) => Ok(verifier.verify_parsed(&parsed, &chain, at)),
         Err(snpkms_kds::FetchError::Refused { error, .. }) => Ok(Err(error)),
         Err(e) => Err(e.into()),
     }
