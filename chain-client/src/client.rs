@@ -11,7 +11,7 @@ use crate::follower::next_view;
 use crate::quorum::{too_few, winner, Winner};
 use crate::rpc::Connection;
 use crate::view::{check_stale, View};
-use crate::BlockRef;
+use crate::{BlockRef, ChainPosition};
 use alloy::primitives::{keccak256, Address, Bytes, B256};
 use alloy::sol_types::SolCall;
 use futures::future::join_all;
@@ -297,6 +297,19 @@ impl ChainClient {
             .as_ref()
             .filter(|_| st.view_ok)
             .map(|v| v.pinned.block_ref())
+    }
+
+    /// Where the follower's last successful poll saw the chain: what an operator watches to
+    /// see a node fall behind (its pinned block stops advancing or grows old). Kept after a
+    /// failed poll, with `healthy` false: the numbers say how far behind the node is.
+    pub fn position(&self) -> Option<ChainPosition> {
+        let st = lock(&self.inner.state);
+        st.view.as_ref().map(|v| ChainPosition {
+            head: v.head.number,
+            pinned: v.pinned.number,
+            pinned_timestamp: v.pinned.timestamp,
+            healthy: st.view_ok,
+        })
     }
 
     /// Changes whenever the pinned block does (after the events up to it were processed).

@@ -44,6 +44,19 @@ pub struct BlockRef {
     pub hash: B256,
 }
 
+/// The chain as the follower last saw it ([`ChainClient::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainPosition {
+    /// The k-th newest head among the endpoints.
+    pub head: u64,
+    /// The block reads are pinned to.
+    pub pinned: u64,
+    /// The pinned block's timestamp (Unix seconds): how stale the view is.
+    pub pinned_timestamp: u64,
+    /// The last poll succeeded (reads are served from this view).
+    pub healthy: bool,
+}
+
 impl std::fmt::Display for BlockRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{} ({})", self.number, self.hash)

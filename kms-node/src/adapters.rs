@@ -44,6 +44,18 @@ fn decision(d: snpkms_chain_client::Decision) -> Decision {
     }
 }
 
+/// Every label [`authorizer_error`] gives (the metrics show each from the start).
+pub const REGISTRY_ERROR_KINDS: [&str; 8] = [
+    "unreachable",
+    "tls",
+    "timeout",
+    "stale",
+    "no_quorum",
+    "disagreement",
+    "contract",
+    "other",
+];
+
 /// A chain error as the core sees it, with a label for metrics.
 pub fn authorizer_error(e: ChainError) -> AuthorizerError {
     let kind = match &e {

@@ -87,10 +87,34 @@ impl Table {
     }
 }
 
+/// What the listener did with connections, since it started (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections held now.
+    pub open: u64,
+    /// Connections admitted.
+    pub accepted: u64,
+    /// Connections refused because their address held its share.
+    pub refused_peer_share: u64,
+    /// Connections closed to make room for a new one past the total.
+    pub closed_for_room: u64,
+    /// Connections closed because they sent no handshake in time.
+    pub closed_no_handshake: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicU64,
+    refused_peer_share: AtomicU64,
+    closed_for_room: AtomicU64,
+    closed_no_handshake: AtomicU64,
+}
+
 /// The connections the listener holds.
 pub struct Connections {
     limits: ConnectionLimits,
     table: Mutex<Table>,
+    counts: Counts,
 }
 
 fn close(socket: &std::net::TcpStream) {
@@ -104,7 +128,20 @@ impl Connections {
         Arc::new(Connections {
             limits,
             table: Mutex::new(Table::default()),
+            counts: Counts::default(),
         })
+    }
+
+    /// What the listener did so far.
+    pub fn stats(&self) -> ConnectionStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ConnectionStats {
+            open: self.lock().total as u64,
+            accepted: load(&self.counts.accepted),
+            refused_peer_share: load(&self.counts.refused_peer_share),
+            closed_for_room: load(&self.counts.closed_for_room),
+            closed_no_handshake: load(&self.counts.closed_no_handshake),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -123,6 +160,9 @@ impl Connections {
         let mut table = self.lock();
         if table.by_peer.get(&ip).map_or(0, Vec::len) >= self.limits.per_peer {
             tracing::debug!(%peer, "connection refused: this address holds its share");
+            self.counts
+                .refused_peer_share
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
         // Make room before taking another descriptor for the new one.
@@ -130,6 +170,7 @@ impl Connections {
             if let Some((victim_ip, id)) = table.victim() {
                 if let Some(gone) = table.remove(victim_ip, id) {
                     tracing::debug!(%victim_ip, "connection closed to make room");
+                    self.counts.closed_for_room.fetch_add(1, Ordering::Relaxed);
                     close(&gone.socket);
                 }
             }
@@ -150,6 +191,7 @@ impl Connections {
         });
         table.total += 1;
         drop(table);
+        self.counts.accepted.fetch_add(1, Ordering::Relaxed);
         let read = Arc::new(AtomicU64::new(0));
         // The watchdog holds no descriptor: it closes the connection through the table, and
         // only if it is still there and has not sent enough.
@@ -169,6 +211,10 @@ impl Connections {
                 .and_then(|open| open.iter().find(|o| o.id == id))
             {
                 tracing::debug!(%peer, "connection closed: no handshake");
+                connections
+                    .counts
+                    .closed_no_handshake
+                    .fetch_add(1, Ordering::Relaxed);
                 close(&open.socket);
             }
         });
@@ -370,6 +416,9 @@ mod tests {
             refused += closed(s, Duration::from_secs(5)).await as usize;
         }
         assert_eq!(refused, 7);
+        let stats = c.stats();
+        assert_eq!((stats.open, stats.accepted), (3, 3));
+        assert_eq!(stats.refused_peer_share, 7);
     }
 
     #[tokio::test]
@@ -394,6 +443,8 @@ mod tests {
         // The oldest connection of a fullest address made room; the fresh one stays open.
         assert!(closed(&mut old[0], Duration::from_secs(5)).await);
         assert!(!closed(&mut fresh, Duration::from_millis(300)).await);
+        assert_eq!(c.stats().closed_for_room, 1);
+        assert_eq!(c.stats().accepted, 9);
     }
 
     #[tokio::test]
@@ -421,5 +472,7 @@ mod tests {
         assert!(!closed(&mut talking, Duration::from_millis(300)).await);
         settle().await;
         assert_eq!(c.len(), 1, "the closed one gave its place back");
+        assert_eq!(c.stats().closed_no_handshake, 2);
+        assert_eq!(c.stats().open, 1);
     }
 }

@@ -260,7 +260,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         },
         attestor.as_ref(),
     ));
-    metrics.set_snapshot(snapshot_of(&node));
+    let connections = server::connections(&cfg);
+    metrics.set_snapshot(snapshot_of(&node, &connections));
     tracing::info!(
         root_signing_address = %format!("0x{}", hex::encode(node.root_address())),
         chain_id = node.authorizer().0.chain_id(),
@@ -275,7 +276,8 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let mut tasks = vec![tasks::sweep_nonces(node.clone())];
     let metrics_addr =
         server::serve_metrics(&cfg, metrics.clone(), shutdown_rx.clone(), &mut tasks).await?;
-    let grpc = server::serve_grpc(&cfg, node.clone(), metrics, tls, shutdown_rx).await?;
+    let grpc =
+        server::serve_grpc(&cfg, node.clone(), metrics, tls, connections, shutdown_rx).await?;
     tasks.push(tasks::watch_standing(
         node.clone(),
         grpc.health,
@@ -294,8 +296,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
 }
 
 /// What the metrics sample from the node at scrape time.
-fn snapshot_of(node: &Arc<Node>) -> metrics::SnapshotFn {
+fn snapshot_of(
+    node: &Arc<Node>,
+    connections: &Arc<connections::Connections>,
+) -> metrics::SnapshotFn {
     let weak = Arc::downgrade(node);
+    let connections = Arc::downgrade(connections);
     Arc::new(move || {
         let Some(node) = weak.upgrade() else {
             return Snapshot::default();
@@ -312,6 +318,8 @@ fn snapshot_of(node: &Arc<Node>) -> metrics::SnapshotFn {
             audit_records: snpkms_core::ReleaseLog::len(node.log()),
             audit_syncs: node.log().syncs(),
             serving: node.state().serving.is_ok(),
+            connections: connections.upgrade().map(|c| c.stats()).unwrap_or_default(),
+            chain: node.authorizer().0.position(),
         }
     })
 }

@@ -46,6 +46,16 @@ pub async fn serve_metrics(
     Ok(Some(local))
 }
 
+/// The connection table of the gRPC listener, with the configured limits.
+pub fn connections(cfg: &NodeConfig) -> Arc<Connections> {
+    let l = &cfg.limits;
+    Connections::new(ConnectionLimits {
+        per_peer: l.max_connections_per_peer.max(1),
+        total: l.max_connections.max(1),
+        first_bytes: Duration::from_secs(l.connection_first_bytes_secs.max(1)),
+    })
+}
+
 /// The gRPC server, running.
 pub struct Grpc {
     /// The bound address.
@@ -62,6 +72,7 @@ pub async fn serve_grpc(
     node: Arc<Node>,
     metrics: Arc<Metrics>,
     tls: Option<TlsIdentity>,
+    connections: Arc<Connections>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Grpc, NodeError> {
     let (listener, addr) = bind(cfg.listen).await?;
@@ -76,7 +87,7 @@ pub async fn serve_grpc(
     };
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let reflection = reflection().build_v1()?;
-    let kms = KmsServer::new(KmsService::new(node, metrics, &cfg.limits))
+    let kms = KmsServer::new(KmsService::new(node, metrics.clone(), &cfg.limits))
         .max_decoding_message_size(cfg.limits.max_request_bytes);
     let l = &cfg.limits;
     let mut builder = tonic::transport::Server::builder()
@@ -90,7 +101,7 @@ pub async fn serve_grpc(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_connection_age(Duration::from_secs(l.max_connection_age_secs.max(1)))
         .max_connection_age_grace(Duration::from_secs(30))
-        .layer(crate::wire_status::WireStatusLayer);
+        .layer(crate::wire_status::WireStatusLayer { metrics });
     let with_tls = tls.is_some();
     if let Some(tls) = tls {
         builder = builder
@@ -112,12 +123,7 @@ pub async fn serve_grpc(
     // Connections are admitted by peer and in all (connections.rs), with nodelay set there:
     // serve_with_incoming ignores the builder's, and Nagle with delayed ACKs would add ~40 ms
     // to every small response.
-    let incoming = Connections::new(ConnectionLimits {
-        per_peer: l.max_connections_per_peer.max(1),
-        total: l.max_connections.max(1),
-        first_bytes: Duration::from_secs(l.connection_first_bytes_secs.max(1)),
-    })
-    .incoming(listener);
+    let incoming = connections.incoming(listener);
     let server = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async move {

@@ -12,6 +12,39 @@ use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
 
+/// The methods of `snpkms.v1.Kms`, as metrics label them.
+pub const METHODS: [&str; 5] = [
+    "GetChallenge",
+    "GetAppKey",
+    "Onboard",
+    "GetKmsInfo",
+    "GetAuditHead",
+];
+
+/// Set by a handler when it runs, so the router's layer knows whether the request is counted
+/// ([`crate::wire_status`]): requests tonic refuses before a handler are counted there.
+#[derive(Debug, Clone, Default)]
+pub struct HandlerRan(Arc<std::sync::atomic::AtomicBool>);
+
+impl HandlerRan {
+    fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A handler ran for this request (and counted it).
+    pub fn ran(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A handler starts: marks the request as counted here, and starts its clock.
+fn enter<T>(request: &Request<T>) -> Instant {
+    if let Some(flag) = request.extensions().get::<HandlerRan>() {
+        flag.mark();
+    }
+    Instant::now()
+}
+
 /// The `snpkms.v1.Kms` service.
 pub struct KmsService {
     node: Arc<Node>,
@@ -78,7 +111,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetChallengeRequest>,
     ) -> Result<Response<pb::GetChallengeResponse>, Status> {
-        let started = Instant::now();
+        let started = enter(&request);
         let result = self
             .limit_client(&request)
             .and_then(|()| self.node.challenge());
@@ -89,7 +122,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetAppKeyRequest>,
     ) -> Result<Response<pb::GetAppKeyResponse>, Status> {
-        let started = Instant::now();
+        let started = enter(&request);
         // The per-app limit is the core's, after the evidence binds the request to the app.
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
@@ -110,7 +143,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::OnboardRequest>,
     ) -> Result<Response<pb::OnboardResponse>, Status> {
-        let started = Instant::now();
+        let started = enter(&request);
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
             Ok(()) => self.node.onboard(request.into_inner()).await,
@@ -120,9 +153,9 @@ impl pb::kms_server::Kms for KmsService {
 
     async fn get_kms_info(
         &self,
-        _request: Request<pb::GetKmsInfoRequest>,
+        request: Request<pb::GetKmsInfoRequest>,
     ) -> Result<Response<pb::GetKmsInfoResponse>, Status> {
-        let started = Instant::now();
+        let started = enter(&request);
         self.finish(
             "GetKmsInfo",
             started,
@@ -134,7 +167,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetAuditHeadRequest>,
     ) -> Result<Response<pb::GetAuditHeadResponse>, Status> {
-        let started = Instant::now();
+        let started = enter(&request);
         let result = self
             .limit_client(&request)
             .map(|()| match self.node.log().signed_head() {

@@ -4,26 +4,73 @@
 //! bytes that are not the message) and RESOURCE_EXHAUSTED (the message is over a limit). Such
 //! answers come before any handler, as a response with only headers, so the codes are
 //! rewritten there; nothing a handler answers is touched.
+//!
+//! The same place counts them: a request to the KMS service that no handler ran for (it did
+//! not decode, was too large, timed out, or named no method) is counted in
+//! `snpkms_requests{method,code}` here, with `method="unknown"` for names that are not the
+//! service's (so clients cannot add label values).
 
+use crate::metrics::Metrics;
+use crate::service::{HandlerRan, METHODS};
 use http::header::HeaderValue;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// The layer, over the whole gRPC router.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WireStatusLayer;
+#[derive(Clone)]
+pub struct WireStatusLayer {
+    /// Where requests refused before a handler are counted.
+    pub metrics: Arc<Metrics>,
+}
 
 impl<S> tower_layer::Layer<S> for WireStatusLayer {
     type Service = WireStatus<S>;
     fn layer(&self, inner: S) -> WireStatus<S> {
-        WireStatus(inner)
+        WireStatus {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
 /// The service the layer makes.
-#[derive(Debug, Clone)]
-pub struct WireStatus<S>(S);
+#[derive(Clone)]
+pub struct WireStatus<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+/// The KMS service's paths; other services (health, reflection) are not counted.
+const KMS_PREFIX: &str = "/snpkms.v1.Kms/";
+
+/// The method label of a path, if the path is the KMS service's or no known service's.
+fn method_label(path: &str) -> Option<&'static str> {
+    if let Some(name) = path.strip_prefix(KMS_PREFIX) {
+        return Some(
+            METHODS
+                .iter()
+                .find(|m| **m == name)
+                .copied()
+                .unwrap_or("unknown"),
+        );
+    }
+    let known = ["/grpc.health.v1.Health/", "/grpc.reflection."];
+    (!known.iter().any(|p| path.starts_with(p))).then_some("unknown")
+}
+
+/// The gRPC code of a headers-only answer.
+fn header_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let code = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(tonic::Code::from_i32(code))
+}
 
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for WireStatus<S>
 where
@@ -35,14 +82,24 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let answer = self.0.call(request);
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.uri().path());
+        let ran = HandlerRan::default();
+        request.extensions_mut().insert(ran.clone());
+        let answer = self.inner.call(request);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let mut response = answer.await?;
             rewrite(response.headers_mut());
+            if let (Some(method), false) = (method, ran.ran()) {
+                if let Some(code) = header_code(response.headers()) {
+                    metrics.observe_request(method, code, started.elapsed());
+                }
+            }
             Ok(response)
         })
     }
@@ -79,6 +136,18 @@ mod tests {
         h.insert("grpc-message", HeaderValue::from_str(message).unwrap());
         rewrite(&mut h);
         h
+    }
+
+    #[test]
+    fn labels_are_the_services_methods_or_unknown() {
+        assert_eq!(method_label("/snpkms.v1.Kms/GetAppKey"), Some("GetAppKey"));
+        assert_eq!(method_label("/snpkms.v1.Kms/Nope"), Some("unknown"));
+        assert_eq!(method_label("/x.Y/Z"), Some("unknown"));
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            method_label("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            None
+        );
     }
 
     #[test]

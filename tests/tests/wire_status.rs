@@ -1,6 +1,7 @@
 //! What tonic refuses before a handler runs answers with gRPC's conventional codes, seen from a
 //! client that writes the request frame's bytes itself: bytes that are no protobuf message are
-//! INVALID_ARGUMENT, a message over the size limit RESOURCE_EXHAUSTED.
+//! INVALID_ARGUMENT, a message over the size limit RESOURCE_EXHAUSTED; and they are counted in
+//! the request metrics like the handlers' answers.
 
 use bytes::{Buf, BufMut};
 use snpkms_e2e::Stack;
@@ -46,6 +47,10 @@ impl Codec for Raw {
 }
 
 async fn send(stack: &Stack, bytes: Vec<u8>) -> tonic::Status {
+    send_to(stack, "/snpkms.v1.Kms/GetAppKey", bytes).await
+}
+
+async fn send_to(stack: &Stack, path: &str, bytes: Vec<u8>) -> tonic::Status {
     let channel = tonic::transport::Channel::from_shared(stack.url())
         .unwrap()
         .connect()
@@ -53,13 +58,9 @@ async fn send(stack: &Stack, bytes: Vec<u8>) -> tonic::Status {
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    grpc.unary(
-        tonic::Request::new(bytes),
-        "/snpkms.v1.Kms/GetAppKey".parse().unwrap(),
-        Raw,
-    )
-    .await
-    .unwrap_err()
+    grpc.unary(tonic::Request::new(bytes), path.parse().unwrap(), Raw)
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,6 +78,30 @@ async fn undecodable_and_oversized_requests_get_grpcs_conventional_codes() {
     // A handler's own answers are untouched: an empty request lacks its evidence.
     let empty = send(&stack, Vec::new()).await;
     assert_eq!(empty.code(), Code::InvalidArgument, "{empty:?}");
+
+    // Methods that are not the service's answer UNIMPLEMENTED, counted under one label.
+    for path in ["/snpkms.v1.Kms/NoSuchMethod", "/attacker.Chosen/Label"] {
+        let status = send_to(&stack, path, Vec::new()).await;
+        assert_eq!(status.code(), Code::Unimplemented, "{path}: {status:?}");
+    }
+    // Counted: the router's refusals beside the handler's, each once.
+    let addr = stack.node.as_ref().unwrap().metrics_addr.unwrap();
+    let metrics = snpkms_e2e::metrics_text(&addr.to_string()).await;
+    for line in [
+        r#"snpkms_requests_total{method="GetAppKey",code="InvalidArgument"} 2"#,
+        r#"snpkms_requests_total{method="GetAppKey",code="ResourceExhausted"} 1"#,
+        r#"snpkms_requests_total{method="unknown",code="Unimplemented"} 2"#,
+        r#"snpkms_request_duration_seconds_count{method="GetAppKey"} 3"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("attacker"),
+        "a client chose a label value"
+    );
 }
 
 /// A protobuf varint.

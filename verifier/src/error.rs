@@ -39,6 +39,7 @@ pub enum VerifyError {
 impl VerifyError {
     /// A stable short label for metrics and machine-readable output.
     pub fn kind(&self) -> &'static str {
+        // Keep in step with KINDS.
         match self {
             VerifyError::Format(_) => "format",
             VerifyError::Product(_) => "product",
@@ -49,6 +50,17 @@ impl VerifyError {
             VerifyError::Policy(_) => "policy",
         }
     }
+
+    /// Every value [`kind`](Self::kind) returns, e.g. to show each as a metric from the start.
+    pub const KINDS: [&'static str; 7] = [
+        "format",
+        "product",
+        "certificate",
+        "cert_chain",
+        "signature",
+        "binding",
+        "policy",
+    ];
 }
 
 /// The bytes are not a well-formed ATTESTATION_REPORT (step 1). Raised before any cryptography,

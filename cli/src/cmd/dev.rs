@@ -10,7 +10,7 @@ use snpkms_chain_client::Address;
 use snpkms_governance::AuditReader;
 use snpkms_guest::GuestClient;
 use snpkms_kms_node::config::Limits;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,138 @@ pub struct Args {
     keep_running: bool,
 }
 
+/// A program on `PATH`, as an absolute path.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// An absolute path as a shell word.
+fn shell_path(path: &Path) -> anyhow::Result<String> {
+    let path = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+    Ok(shell_word(&path.display().to_string()))
+}
+
+/// A word the shell reads back unchanged.
+fn shell_word(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=,@+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What the banner prints: commands with absolute paths, using only tools this machine has
+/// (grpcurl and curl when they are on PATH; cast from node_modules; snpkms itself).
+fn banner_commands(
+    stack: &LocalStack,
+    url: &str,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let exe = shell_path(&std::env::current_exe().context("locating this binary")?)?;
+    let registry = stack.deployment.registry;
+    let rpc = &stack.chain.url;
+    let app = stack.app;
+    let addr = url.trim_start_matches("http://");
+    let mut commands = Vec::new();
+    match on_path("grpcurl") {
+        Some(grpcurl) => {
+            let grpcurl = shell_path(&grpcurl)?;
+            commands.push((
+                "gRPC with grpcurl (reflection is on)".to_string(),
+                format!("{grpcurl} -plaintext {addr} list"),
+            ));
+            commands.push((
+                "the KMS's info over gRPC".to_string(),
+                format!("{grpcurl} -plaintext -d '{{}}' {addr} snpkms.v1.Kms/GetKmsInfo"),
+            ));
+        }
+        None => commands.push((
+            "gRPC (reflection is on, for grpcurl and other clients): the node's signed key-release log head".to_string(),
+            format!("{exe} node audit-head --kms {url}"),
+        )),
+    }
+    if let (Some(curl), Some(metrics)) = (on_path("curl"), metrics) {
+        commands.push((
+            "Prometheus metrics".to_string(),
+            format!("{} -s http://{metrics}/metrics", shell_path(&curl)?),
+        ));
+    }
+    let cast = snpkms_local::workspace_root().join("node_modules/.bin/cast");
+    if cast.is_file() {
+        commands.push((
+            "the registry's KMS info, with cast".to_string(),
+            format!(
+                "{} call {registry} 'kmsInfo()(address,bytes,uint32)' --rpc-url {rpc}",
+                shell_path(&cast)?
+            ),
+        ));
+    }
+    commands.push((
+        "a guest fetching its keys (the KMS root is read from the registry)".to_string(),
+        format!(
+            "{exe} get-key --kms {url} --app-id {app} --compose {compose} --source simulator --sim-measurement {image} --rpc-url {rpc} --registry {registry}",
+            compose = shell_path(&stack.compose_path)?,
+            image = hex::encode(stack.guest_image),
+        ),
+    ));
+    commands.push((
+        "the authorization trail, as auditors read it".to_string(),
+        format!("{exe} audit --rpc-url {rpc} --registry {registry}"),
+    ));
+    Ok(commands)
+}
+
+/// `get-key` reads the registry [`DEFAULT_READ_AT`](super::get_key::DEFAULT_READ_AT) blocks
+/// deep: the banner waits until the KMS info is that deep, so its get-key line works at once.
+async fn wait_for_guest_depth(rpc: &str, registry: Address, root: Address) -> anyhow::Result<()> {
+    let depth = super::get_key::DEFAULT_READ_AT;
+    let mut cfg = snpkms_chain_client::ChainConfig::new(
+        snpkms_chain_client::RpcEndpoint::new(rpc)?,
+        registry,
+    );
+    cfg.read_at = depth
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("read depth: {e}"))?;
+    let chain = snpkms_chain_client::ChainClient::connect(cfg).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    println!("waiting until the registry's KMS info is {depth} blocks deep (what get-key reads by default)");
+    loop {
+        chain.refresh().await.ok();
+        if let Ok(info) = chain.kms_info().await {
+            if info.root_signing_address == root {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the registry at {depth} confirmations does not name the KMS root {root} after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn step(n: u32, text: impl std::fmt::Display) {
     println!("[{n}/9] {text}");
+}
+
+/// Set while `--keep-running` waits for Ctrl-C: then Ctrl-C is the expected way to stop, and
+/// the stack stops in order (the node, then its log is checked) instead of being dropped.
+static WAITING_FOR_CTRL_C: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Resolves on a Ctrl-C that comes while the stack is being built or the demo runs.
+async fn interrupted_while_building() {
+    loop {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return std::future::pending().await;
+        }
+        if !WAITING_FOR_CTRL_C.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -39,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         tokio::select! {
             r = dev(args) => r,
-            _ = tokio::signal::ctrl_c() => {
+            () = interrupted_while_building() => {
                 // Dropping the stack kills anvil and stops the node.
                 eprintln!("\ninterrupted: stopping everything the dev stack started");
                 Ok(ExitCode::from(130))
@@ -142,20 +272,20 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     if args.keep_running {
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "snpkms".into());
-        let addr = node.addr;
+        let commands = banner_commands(&stack, &url, node.metrics_addr)?;
+        wait_for_guest_depth(&rpc, registry, on_chain_root).await?;
         println!(
-            "\nThe stack is running. Press Ctrl-C to stop it.\n\
-             \n  # gRPC (grpcurl, reflection is on)\n  grpcurl -plaintext {addr} list\n  grpcurl -plaintext -d '{{}}' {addr} snpkms.v1.Kms/GetKmsInfo\n\
-             \n  # the registry (cast from node_modules)\n  node_modules/.bin/cast call {registry} 'kmsInfo()(address,bytes,uint32)' --rpc-url {rpc}\n\
-             \n  # a guest fetching keys\n  {exe} get-key --kms {url} --app-id {app} --compose {compose} --source simulator --sim-measurement {image} --rpc-url {rpc} --registry {registry}\n\
-             \n  # auditors\n  {exe} audit --rpc-url {rpc} --registry {registry}\n",
-            compose = stack.compose_path.display(),
-            image = hex::encode(stack.guest_image),
+            "\nThe stack is running. Each command below works as printed, from any directory."
         );
-        tokio::signal::ctrl_c().await?;
+        for (comment, command) in &commands {
+            println!("\n  # {comment}\n  {command}");
+        }
+        // Registered before the line that invites it, so no Ctrl-C is missed.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        WAITING_FOR_CTRL_C.store(true, std::sync::atomic::Ordering::SeqCst);
+        println!("\nPress Ctrl-C to stop the stack.");
+        interrupt.recv().await;
         println!("stopping");
     }
     node.stop().await?;

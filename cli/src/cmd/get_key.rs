@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, value_name = "PEM")]
     rpc_ca: Option<PathBuf>,
     /// Block the registry is read at: `safe`, `finalized`, or a number of confirmations.
-    #[arg(long, default_value = "3")]
+    #[arg(long, default_value = DEFAULT_READ_AT)]
     read_at: String,
     #[arg(long, env = "SNPKMS_REGISTRY")]
     registry: Option<String>,
@@ -58,6 +58,9 @@ pub struct Args {
     #[command(flatten)]
     source: SourceArgs,
 }
+
+/// The depth `get-key` reads the registry at unless told otherwise (confirmations).
+pub const DEFAULT_READ_AT: &str = "3";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

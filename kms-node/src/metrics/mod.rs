@@ -1,11 +1,17 @@
 //! Prometheus metrics on their own listener. Labels never carry key material; the app label is
-//! the public app id.
+//! the public app id. Every family is there from the first scrape, with its known label values
+//! at 0, so `rate()` and `increase()` see the first event and alerts need no `absent()`.
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+mod exposition;
+mod process;
+mod snapshot;
+
+pub use exposition::{serve, Format};
+pub use snapshot::{Snapshot, SnapshotFn};
+
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use snpkms_verifier::VerifyError;
@@ -13,24 +19,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
-
-/// Counters sampled at scrape time from the parts that keep their own.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Snapshot {
-    pub registry_decision_cache_hits: u64,
-    pub registry_decision_cache_misses: u64,
-    pub registry_decision_cache_invalidations: u64,
-    pub cert_chain_cache_hits: u64,
-    pub cert_chain_cache_misses: u64,
-    pub outstanding_nonces: u64,
-    pub audit_records: u64,
-    pub audit_syncs: u64,
-    /// The registry names this node's root and allows this node as a KMS.
-    pub serving: bool,
-}
-
-/// Samples a [`Snapshot`] at scrape time.
-pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -43,80 +31,6 @@ pub struct Metrics {
     key_releases: Family<Labels, Counter>,
     kds_fetches: Family<Labels, Counter>,
     snapshot: Arc<OnceLock<SnapshotFn>>,
-}
-
-struct SnapshotCollector(Arc<OnceLock<SnapshotFn>>);
-
-impl std::fmt::Debug for SnapshotCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SnapshotCollector")
-    }
-}
-
-impl Collector for SnapshotCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(f) = self.0.get() else {
-            return Ok(());
-        };
-        let s = f();
-        let counters = [
-            (
-                "snpkms_registry_decision_cache_hits",
-                "Authorization decisions served from the event-invalidated cache",
-                s.registry_decision_cache_hits,
-            ),
-            (
-                "snpkms_registry_decision_cache_misses",
-                "Authorization decisions read from the chain",
-                s.registry_decision_cache_misses,
-            ),
-            (
-                "snpkms_registry_decision_cache_invalidations",
-                "Cached decisions dropped by events or reorgs",
-                s.registry_decision_cache_invalidations,
-            ),
-            (
-                "snpkms_cert_chain_cache_hits",
-                "Reports whose VCEK chain was already verified",
-                s.cert_chain_cache_hits,
-            ),
-            (
-                "snpkms_cert_chain_cache_misses",
-                "Reports whose VCEK chain had to be verified",
-                s.cert_chain_cache_misses,
-            ),
-            (
-                "snpkms_audit_syncs",
-                "Writes of the key-release log made durable (one fdatasync each, shared by the records appended meanwhile)",
-                s.audit_syncs,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let metric = ConstCounter::new(value);
-            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
-        }
-        for (name, help, value) in [
-            (
-                "snpkms_outstanding_nonces",
-                "Used challenges remembered (issued ones cost no memory)",
-                s.outstanding_nonces,
-            ),
-            (
-                "snpkms_audit_records",
-                "Records in the key-release log",
-                s.audit_records,
-            ),
-            (
-                "snpkms_serving",
-                "1 while the registry names this node's root and allows this node as a KMS (its image, chip, TCB and configuration); 0 while it refuses every request",
-                u64::from(s.serving),
-            ),
-        ] {
-            let metric = ConstGauge::new(value as i64);
-            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
-        }
-        Ok(())
-    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -149,6 +63,31 @@ impl Metrics {
                 ("reason", String::new()),
             ]);
         }
+        for method in crate::service::METHODS {
+            let _ = requests.get_or_create(&vec![
+                ("method", method.to_string()),
+                ("code", format!("{:?}", tonic::Code::Ok)),
+            ]);
+            let _ = request_seconds.get_or_create(&vec![("method", method.to_string())]);
+        }
+        for reason in VerifyError::KINDS {
+            let _ = verify_failures.get_or_create(&vec![("reason", reason.to_string())]);
+        }
+        for kind in crate::adapters::REGISTRY_ERROR_KINDS {
+            let _ = chain_errors.get_or_create(&vec![("kind", kind.to_string())]);
+        }
+        let build = Family::<Labels, Gauge>::default();
+        build
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                ("simulator", cfg!(feature = "simulator").to_string()),
+            ])
+            .set(1);
+        registry.register(
+            "snpkms_build_info",
+            "1, labelled with the node's version and whether this build contains the SNP simulator (a development build)",
+            build,
+        );
         registry.register(
             "snpkms_kds",
             "VCEK lookups for evidence that came without one: served from the store (store_hit), fetched from a KDS URL (fetched), or a failed request by reason",
@@ -190,7 +129,8 @@ impl Metrics {
             key_releases.clone(),
         );
         let snapshot = Arc::new(OnceLock::new());
-        registry.register_collector(Box::new(SnapshotCollector(snapshot.clone())));
+        registry.register_collector(Box::new(snapshot::SnapshotCollector(snapshot.clone())));
+        registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -209,6 +149,8 @@ impl Metrics {
         let _ = self.snapshot.set(f);
     }
 
+    /// One answered request (by its handler, or by the router before one: see
+    /// [`crate::wire_status`]).
     pub fn observe_request(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
         self.requests
             .get_or_create(&vec![
@@ -261,39 +203,19 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text exposition.
-    pub fn render(&self) -> String {
+    /// The exposition in `format`.
+    pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        let encoded = match format {
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+            Format::Text004 => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+            }
+        };
+        if encoded.is_err() {
             out.clear();
         }
         out
     }
-}
-
-/// Serves `/metrics` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
