@@ -308,6 +308,7 @@ impl ChainClient {
             head: v.head.number,
             pinned: v.pinned.number,
             pinned_timestamp: v.pinned.timestamp,
+            max_staleness_secs: self.inner.cfg.max_staleness.as_secs(),
             healthy: st.view_ok,
         })
     }

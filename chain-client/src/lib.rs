@@ -53,6 +53,8 @@ pub struct ChainPosition {
     pub pinned: u64,
     /// The pinned block's timestamp (Unix seconds): how stale the view is.
     pub pinned_timestamp: u64,
+    /// How old the pinned block may be before the node decides nothing (its configuration).
+    pub max_staleness_secs: u64,
     /// The last poll succeeded (reads are served from this view).
     pub healthy: bool,
 }

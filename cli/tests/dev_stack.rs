@@ -61,6 +61,10 @@ fn every_command_the_running_stack_prints_works_as_printed() {
     struct Stop(std::process::Child);
     impl Drop for Stop {
         fn drop(&mut self) {
+            // Only a child still running (a reaped one's pid may be another process's now).
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-INT", &self.0.id().to_string()])
                 .status();

@@ -21,28 +21,28 @@ pub const METHODS: [&str; 5] = [
     "GetAuditHead",
 ];
 
-/// Set by a handler when it runs, so the router's layer knows whether the request is counted
-/// ([`crate::wire_status`]): requests tonic refuses before a handler are counted there.
+/// Set by a handler when it has counted its answer, so the router's layer counts every other
+/// request itself ([`crate::wire_status`]): refused before a handler, timed out or cancelled.
 #[derive(Debug, Clone, Default)]
-pub struct HandlerRan(Arc<std::sync::atomic::AtomicBool>);
+pub struct Counted(Arc<std::sync::atomic::AtomicBool>);
 
-impl HandlerRan {
+impl Counted {
     fn mark(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// A handler ran for this request (and counted it).
-    pub fn ran(&self) -> bool {
+    /// A handler counted this request.
+    pub fn is_set(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
-/// A handler starts: marks the request as counted here, and starts its clock.
-fn enter<T>(request: &Request<T>) -> Instant {
-    if let Some(flag) = request.extensions().get::<HandlerRan>() {
-        flag.mark();
-    }
-    Instant::now()
+/// A handler starts: its clock, and the flag it sets once it counted the answer.
+fn enter<T>(request: &Request<T>) -> (Instant, Option<Counted>) {
+    (
+        Instant::now(),
+        request.extensions().get::<Counted>().cloned(),
+    )
 }
 
 /// The `snpkms.v1.Kms` service.
@@ -84,9 +84,12 @@ impl KmsService {
     fn finish<T>(
         &self,
         method: &'static str,
-        started: Instant,
+        (started, counted): (Instant, Option<Counted>),
         result: Result<T, ReleaseError>,
     ) -> Result<Response<T>, Status> {
+        if let Some(counted) = counted {
+            counted.mark();
+        }
         match result {
             Ok(v) => {
                 self.metrics
@@ -111,18 +114,18 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetChallengeRequest>,
     ) -> Result<Response<pb::GetChallengeResponse>, Status> {
-        let started = enter(&request);
+        let (started, counted) = enter(&request);
         let result = self
             .limit_client(&request)
             .and_then(|()| self.node.challenge());
-        self.finish("GetChallenge", started, result)
+        self.finish("GetChallenge", (started, counted), result)
     }
 
     async fn get_app_key(
         &self,
         request: Request<pb::GetAppKeyRequest>,
     ) -> Result<Response<pb::GetAppKeyResponse>, Status> {
-        let started = enter(&request);
+        let (started, counted) = enter(&request);
         // The per-app limit is the core's, after the evidence binds the request to the app.
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
@@ -136,29 +139,29 @@ impl pb::kms_server::Kms for KmsService {
                 "app key released"
             );
         }
-        self.finish("GetAppKey", started, result)
+        self.finish("GetAppKey", (started, counted), result)
     }
 
     async fn onboard(
         &self,
         request: Request<pb::OnboardRequest>,
     ) -> Result<Response<pb::OnboardResponse>, Status> {
-        let started = enter(&request);
+        let (started, counted) = enter(&request);
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
             Ok(()) => self.node.onboard(request.into_inner()).await,
         };
-        self.finish("Onboard", started, result)
+        self.finish("Onboard", (started, counted), result)
     }
 
     async fn get_kms_info(
         &self,
         request: Request<pb::GetKmsInfoRequest>,
     ) -> Result<Response<pb::GetKmsInfoResponse>, Status> {
-        let started = enter(&request);
+        let (started, counted) = enter(&request);
         self.finish(
             "GetKmsInfo",
-            started,
+            (started, counted),
             Ok(self.node.kms_info(self.chain_id, self.registry)),
         )
     }
@@ -167,7 +170,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetAuditHeadRequest>,
     ) -> Result<Response<pb::GetAuditHeadResponse>, Status> {
-        let started = enter(&request);
+        let (started, counted) = enter(&request);
         let result = self
             .limit_client(&request)
             .map(|()| match self.node.log().signed_head() {
@@ -182,6 +185,6 @@ impl pb::kms_server::Kms for KmsService {
                     signature: vec![],
                 },
             });
-        self.finish("GetAuditHead", started, result)
+        self.finish("GetAuditHead", (started, counted), result)
     }
 }

@@ -11,7 +11,7 @@
 //! service's (so clients cannot add label values).
 
 use crate::metrics::Metrics;
-use crate::service::{HandlerRan, METHODS};
+use crate::service::{Counted, METHODS};
 use http::header::HeaderValue;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,22 +86,52 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let started = Instant::now();
-        let method = method_label(request.uri().path());
-        let ran = HandlerRan::default();
-        request.extensions_mut().insert(ran.clone());
+        let counted = Counted::default();
+        request.extensions_mut().insert(counted.clone());
+        let mut tally = Tally {
+            metrics: self.metrics.clone(),
+            method: method_label(request.uri().path()),
+            started: Instant::now(),
+            counted,
+            answered: false,
+        };
         let answer = self.inner.call(request);
-        let metrics = self.metrics.clone();
         Box::pin(async move {
-            let mut response = answer.await?;
+            let result = answer.await;
+            let mut response = result?;
             rewrite(response.headers_mut());
-            if let (Some(method), false) = (method, ran.ran()) {
-                if let Some(code) = header_code(response.headers()) {
-                    metrics.observe_request(method, code, started.elapsed());
-                }
-            }
+            tally.answered(header_code(response.headers()));
             Ok(response)
         })
+    }
+}
+
+/// Counts a request no handler counted: with the code of its headers-only answer, or as
+/// CANCELLED when it is dropped unanswered (a deadline passed or the client went away).
+struct Tally {
+    metrics: Arc<Metrics>,
+    method: Option<&'static str>,
+    started: Instant,
+    counted: Counted,
+    answered: bool,
+}
+
+impl Tally {
+    fn answered(&mut self, code: Option<tonic::Code>) {
+        self.answered = true;
+        if let (Some(method), Some(code), false) = (self.method, code, self.counted.is_set()) {
+            self.metrics
+                .observe_request(method, code, self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let (false, Some(method), false) = (self.answered, self.method, self.counted.is_set()) {
+            self.metrics
+                .observe_request(method, tonic::Code::Cancelled, self.started.elapsed());
+        }
     }
 }
 

@@ -70,6 +70,21 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
+/// One key release to the stack's demo guest.
+async fn release(stack: &Stack, client: &mut snpkms_guest::GuestClient) {
+    let app = stack.app();
+    client
+        .get_app_key(
+            &guest(app, stack.compose_hash),
+            app.0 .0,
+            stack.compose_hash,
+            None,
+            stack.root,
+        )
+        .await
+        .expect("keys");
+}
+
 fn run(cmd: &mut Command, stdin: Option<&str>) -> (bool, String) {
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -111,7 +126,10 @@ async fn both_formats_pass_the_standard_parsers_with_every_family_from_the_start
         r#"snpkms_registry_read_errors_total{kind="no_quorum"} 0"#,
         r#"snpkms_requests_total{method="GetAppKey",code="Ok"} 0"#,
         r#"snpkms_grpc_connections_closed_total{reason="peer_share"} 0"#,
-        r#"snpkms_build_info{version="0.1.0",simulator="true"} 1"#,
+        &format!(
+            r#"snpkms_build_info{{version="{}",simulator="true"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        ),
         "snpkms_serving 1",
         "snpkms_chain_view_healthy 1",
     ] {
@@ -140,18 +158,8 @@ async fn both_formats_pass_the_standard_parsers_with_every_family_from_the_start
     assert!(pinned > 0, "the pinned block is the chain's");
 
     // A release, so every counter family has a sample (the client's connection stays open).
-    let app = stack.app();
     let mut client = stack.client().await;
-    client
-        .get_app_key(
-            &guest(app, stack.compose_hash),
-            app.0 .0,
-            stack.compose_hash,
-            None,
-            stack.root,
-        )
-        .await
-        .expect("keys");
+    release(&stack, &mut client).await;
     let (_, text) = get(&url, Some(TEXT_004)).await;
     assert!(
         text.lines()
@@ -214,7 +222,7 @@ fn the_alert_rules_check_and_pass_their_unit_tests() {
 struct Prometheus {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Prometheus {
@@ -251,13 +259,13 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
             .spawn()
             .expect("prometheus (scripts/setup installs it)");
         Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -285,7 +293,13 @@ impl Prometheus {
             if let Some(v) = check(self).await {
                 return v;
             }
-            assert!(Instant::now() < deadline, "Prometheus never got to: {what}");
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("prometheus.log"));
+                panic!(
+                    "Prometheus never got to: {what}\n{}",
+                    log.unwrap_or_default()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -306,19 +320,7 @@ async fn a_real_prometheus_scrapes_the_node_and_runs_the_rules_and_the_dashboard
         .unwrap()
         .to_string();
     // A release, so the per-app family has a series.
-    let app = stack.app();
-    stack
-        .client()
-        .await
-        .get_app_key(
-            &guest(app, stack.compose_hash),
-            app.0 .0,
-            stack.compose_hash,
-            None,
-            stack.root,
-        )
-        .await
-        .expect("keys");
+    release(&stack, &mut stack.client().await).await;
     let rules = deploy("prometheus/alerts.yml");
     let prometheus = Prometheus::start(&target, &rules);
 
@@ -351,7 +353,9 @@ async fn a_real_prometheus_scrapes_the_node_and_runs_the_rules_and_the_dashboard
         "{metadata}"
     );
 
-    // Every alert rule evaluates without error; a healthy node fires none.
+    // Every alert rule evaluates without error; a healthy node fires none (evaluations
+    // after the first scrape: they run every second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let groups = prometheus
         .until("every rule evaluated", async |p| {
             let data = p.api("rules", &[]).await.ok()?;

@@ -114,3 +114,38 @@ fn prost_length(mut n: usize) -> Vec<u8> {
     out.push(n as u8);
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_whose_answer_never_comes_is_counted_as_cancelled() {
+    let stack = Stack::start().await;
+    let app = stack.app();
+    let guest = snpkms_e2e::guest(app, stack.compose_hash);
+    // The chain stops answering: the guest's (uncached) authorization read hangs, and the
+    // client gives up, which drops the handler mid-way.
+    stack.proxy.set_hang(true);
+    let mut client = stack.client().await;
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        client.get_app_key(&guest, app.0 .0, stack.compose_hash, None, stack.root),
+    )
+    .await;
+    if let Ok(answer) = gave_up {
+        panic!("the request was answered: {:?}", answer.err());
+    }
+    drop(client);
+    let addr = stack.node.as_ref().unwrap().metrics_addr.unwrap();
+    let line = r#"snpkms_requests_total{method="GetAppKey",code="Cancelled"} 1"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = snpkms_e2e::metrics_text(&addr.to_string()).await;
+        if metrics.lines().any(|l| l == line) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {line:?} in\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stack.proxy.set_hang(false);
+}

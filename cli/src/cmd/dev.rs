@@ -117,8 +117,14 @@ fn banner_commands(
 
 /// `get-key` reads the registry [`DEFAULT_READ_AT`](super::get_key::DEFAULT_READ_AT) blocks
 /// deep: the banner waits until the KMS info is that deep, so its get-key line works at once.
-async fn wait_for_guest_depth(rpc: &str, registry: Address, root: Address) -> anyhow::Result<()> {
+async fn wait_for_guest_depth(
+    rpc: &str,
+    registry: Address,
+    root: Address,
+    block_time: u64,
+) -> anyhow::Result<()> {
     let depth = super::get_key::DEFAULT_READ_AT;
+    const DEPTH_BLOCKS: u64 = 3;
     let mut cfg = snpkms_chain_client::ChainConfig::new(
         snpkms_chain_client::RpcEndpoint::new(rpc)?,
         registry,
@@ -127,7 +133,9 @@ async fn wait_for_guest_depth(rpc: &str, registry: Address, root: Address) -> an
         .parse()
         .map_err(|e: String| anyhow::anyhow!("read depth: {e}"))?;
     let chain = snpkms_chain_client::ChainClient::connect(cfg).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The blocks to wait for, and as long again.
+    let patience = Duration::from_secs(30 + 2 * (DEPTH_BLOCKS + 1) * block_time.max(1));
+    let deadline = Instant::now() + patience;
     println!("waiting until the registry's KMS info is {depth} blocks deep (what get-key reads by default)");
     loop {
         chain.refresh().await.ok();
@@ -137,7 +145,10 @@ async fn wait_for_guest_depth(rpc: &str, registry: Address, root: Address) -> an
             }
         }
         if Instant::now() > deadline {
-            bail!("the registry at {depth} confirmations does not name the KMS root {root} after 60 s");
+            bail!(
+                "the registry at {depth} confirmations does not name the KMS root {root} after {} s",
+                patience.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -273,7 +284,7 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
 
     if args.keep_running {
         let commands = banner_commands(&stack, &url, node.metrics_addr)?;
-        wait_for_guest_depth(&rpc, registry, on_chain_root).await?;
+        wait_for_guest_depth(&rpc, registry, on_chain_root, args.block_time).await?;
         println!(
             "\nThe stack is running. Each command below works as printed, from any directory."
         );
@@ -286,6 +297,12 @@ async fn dev(args: Args) -> anyhow::Result<ExitCode> {
         WAITING_FOR_CTRL_C.store(true, std::sync::atomic::Ordering::SeqCst);
         println!("\nPress Ctrl-C to stop the stack.");
         interrupt.recv().await;
+        // A second Ctrl-C while stopping ends the process at once.
+        tokio::spawn(async move {
+            interrupt.recv().await;
+            eprintln!("interrupted again: exiting without stopping in order");
+            std::process::exit(130);
+        });
         println!("stopping");
     }
     node.stop().await?;

@@ -35,7 +35,13 @@ impl Format {
             for param in parts {
                 if let Some((k, v)) = param.split_once('=') {
                     if k.trim().eq_ignore_ascii_case("q") {
-                        q = v.trim().parse().unwrap_or(0.0);
+                        // Quality is 0..=1 (RFC 9110); anything else counts as 0.
+                        q = v
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|q: &f32| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0);
                     }
                 }
             }
@@ -76,10 +82,20 @@ pub async fn serve(
                     .get(http::header::ACCEPT)
                     .and_then(|v| v.to_str().ok());
                 let format = Format::negotiate(accept);
-                (
-                    [(http::header::CONTENT_TYPE, format.content_type())],
-                    metrics.render(format),
-                )
+                // An exposition that failed to encode is an error, not an empty (healthy
+                // looking) scrape.
+                match metrics.render(format) {
+                    Some(body) => (
+                        http::StatusCode::OK,
+                        [(http::header::CONTENT_TYPE, format.content_type())],
+                        body,
+                    ),
+                    None => (
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        "the metrics could not be encoded\n".to_string(),
+                    ),
+                }
             }
         }),
     );
@@ -113,6 +129,10 @@ mod tests {
             Text004
         );
         assert_eq!(Format::negotiate(Some("garbage;;q=x,,")), Text004);
+        for q in ["NaN", "inf", "2", "-1"] {
+            let accept = format!("text/plain;q=0.5, application/openmetrics-text;q={q}");
+            assert_eq!(Format::negotiate(Some(&accept)), Text004, "q={q}");
+        }
         assert_eq!(
             Format::negotiate(Some("text/plain;q=0.5, Application/OpenMetrics-Text;q=0.5")),
             OpenMetrics

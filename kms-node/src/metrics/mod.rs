@@ -1,6 +1,7 @@
 //! Prometheus metrics on their own listener. Labels never carry key material; the app label is
-//! the public app id. Every family is there from the first scrape, with its known label values
-//! at 0, so `rate()` and `increase()` see the first event and alerts need no `absent()`.
+//! the public app id. Every family is there from the first scrape, and the label values known
+//! in advance (each method's OK, every verification check, every registry error kind, the KDS
+//! outcomes that are not failures) start at 0, so `rate()` sees their first event.
 
 mod exposition;
 mod process;
@@ -203,8 +204,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition in `format`.
-    pub fn render(&self, format: Format) -> String {
+    /// The exposition in `format`, or none if it failed to encode.
+    pub fn render(&self, format: Format) -> Option<String> {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         let encoded = match format {
@@ -213,9 +214,6 @@ impl Metrics {
                 prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
             }
         };
-        if encoded.is_err() {
-            out.clear();
-        }
-        out
+        encoded.ok().map(|()| out)
     }
 }

@@ -167,6 +167,7 @@ fn chain(
         head: 0,
         pinned: 0,
         pinned_timestamp: 0,
+        max_staleness_secs: 0,
         healthy: false,
     });
     gauge(
@@ -186,6 +187,12 @@ fn chain(
         "snpkms_chain_pinned_block_timestamp_seconds",
         "The pinned block's timestamp (Unix seconds); time() minus this is how stale the node's view is",
         as_gauge(p.pinned_timestamp),
+    )?;
+    gauge(
+        e,
+        "snpkms_chain_max_staleness_seconds",
+        "How old the pinned block may be before the node refuses to decide (chain.max_staleness_secs)",
+        as_gauge(p.max_staleness_secs),
     )?;
     gauge(
         e,
