@@ -37,12 +37,18 @@ impl Counted {
     }
 }
 
-/// A handler starts: its clock, and the flag it sets once it counted the answer.
-fn enter<T>(request: &Request<T>) -> (Instant, Option<Counted>) {
-    (
-        Instant::now(),
-        request.extensions().get::<Counted>().cloned(),
-    )
+/// One handler's call: its clock, and the flag it sets once it counted the answer.
+struct Call {
+    started: Instant,
+    counted: Option<Counted>,
+}
+
+/// A handler starts.
+fn enter<T>(request: &Request<T>) -> Call {
+    Call {
+        started: Instant::now(),
+        counted: request.extensions().get::<Counted>().cloned(),
+    }
 }
 
 /// The `snpkms.v1.Kms` service.
@@ -84,12 +90,13 @@ impl KmsService {
     fn finish<T>(
         &self,
         method: &'static str,
-        (started, counted): (Instant, Option<Counted>),
+        call: Call,
         result: Result<T, ReleaseError>,
     ) -> Result<Response<T>, Status> {
-        if let Some(counted) = counted {
+        if let Some(counted) = &call.counted {
             counted.mark();
         }
+        let started = call.started;
         match result {
             Ok(v) => {
                 self.metrics
@@ -114,18 +121,18 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetChallengeRequest>,
     ) -> Result<Response<pb::GetChallengeResponse>, Status> {
-        let (started, counted) = enter(&request);
+        let call = enter(&request);
         let result = self
             .limit_client(&request)
             .and_then(|()| self.node.challenge());
-        self.finish("GetChallenge", (started, counted), result)
+        self.finish("GetChallenge", call, result)
     }
 
     async fn get_app_key(
         &self,
         request: Request<pb::GetAppKeyRequest>,
     ) -> Result<Response<pb::GetAppKeyResponse>, Status> {
-        let (started, counted) = enter(&request);
+        let call = enter(&request);
         // The per-app limit is the core's, after the evidence binds the request to the app.
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
@@ -139,29 +146,29 @@ impl pb::kms_server::Kms for KmsService {
                 "app key released"
             );
         }
-        self.finish("GetAppKey", (started, counted), result)
+        self.finish("GetAppKey", call, result)
     }
 
     async fn onboard(
         &self,
         request: Request<pb::OnboardRequest>,
     ) -> Result<Response<pb::OnboardResponse>, Status> {
-        let (started, counted) = enter(&request);
+        let call = enter(&request);
         let result = match self.limit_client(&request) {
             Err(e) => Err(e),
             Ok(()) => self.node.onboard(request.into_inner()).await,
         };
-        self.finish("Onboard", (started, counted), result)
+        self.finish("Onboard", call, result)
     }
 
     async fn get_kms_info(
         &self,
         request: Request<pb::GetKmsInfoRequest>,
     ) -> Result<Response<pb::GetKmsInfoResponse>, Status> {
-        let (started, counted) = enter(&request);
+        let call = enter(&request);
         self.finish(
             "GetKmsInfo",
-            (started, counted),
+            call,
             Ok(self.node.kms_info(self.chain_id, self.registry)),
         )
     }
@@ -170,7 +177,7 @@ impl pb::kms_server::Kms for KmsService {
         &self,
         request: Request<pb::GetAuditHeadRequest>,
     ) -> Result<Response<pb::GetAuditHeadResponse>, Status> {
-        let (started, counted) = enter(&request);
+        let call = enter(&request);
         let result = self
             .limit_client(&request)
             .map(|()| match self.node.log().signed_head() {
@@ -185,6 +192,6 @@ impl pb::kms_server::Kms for KmsService {
                     signature: vec![],
                 },
             });
-        self.finish("GetAuditHead", (started, counted), result)
+        self.finish("GetAuditHead", call, result)
     }
 }

@@ -5,10 +5,12 @@
 //! answers come before any handler, as a response with only headers, so the codes are
 //! rewritten there; nothing a handler answers is touched.
 //!
-//! The same place counts them: a request to the KMS service that no handler ran for (it did
-//! not decode, was too large, timed out, or named no method) is counted in
-//! `snpkms_requests{method,code}` here, with `method="unknown"` for names that are not the
-//! service's (so clients cannot add label values).
+//! The same place counts what no handler counted, in `snpkms_requests{method,code}`: a request
+//! to the KMS service that did not decode, was too large or named no method, with the code it
+//! was answered (`method="unknown"` for names that are not the service's, so clients cannot
+//! add label values); one whose answer never came (the server's or the client's deadline
+//! passed, or the client cancelled, so its future was dropped) as CANCELLED, as tonic answers
+//! it.
 
 use crate::metrics::Metrics;
 use crate::service::{Counted, METHODS};

@@ -124,7 +124,6 @@ async fn wait_for_guest_depth(
     block_time: u64,
 ) -> anyhow::Result<()> {
     let depth = super::get_key::DEFAULT_READ_AT;
-    const DEPTH_BLOCKS: u64 = 3;
     let mut cfg = snpkms_chain_client::ChainConfig::new(
         snpkms_chain_client::RpcEndpoint::new(rpc)?,
         registry,
@@ -132,9 +131,13 @@ async fn wait_for_guest_depth(
     cfg.read_at = depth
         .parse()
         .map_err(|e: String| anyhow::anyhow!("read depth: {e}"))?;
+    let blocks = match cfg.read_at {
+        snpkms_chain_client::ReadAt::Confirmations(n) => n,
+        _ => 0,
+    };
     let chain = snpkms_chain_client::ChainClient::connect(cfg).await?;
     // The blocks to wait for, and as long again.
-    let patience = Duration::from_secs(30 + 2 * (DEPTH_BLOCKS + 1) * block_time.max(1));
+    let patience = Duration::from_secs(30 + 2 * (blocks + 1) * block_time.max(1));
     let deadline = Instant::now() + patience;
     println!("waiting until the registry's KMS info is {depth} blocks deep (what get-key reads by default)");
     loop {

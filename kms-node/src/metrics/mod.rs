@@ -16,13 +16,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use snpkms_verifier::VerifyError;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 type Labels = Vec<(&'static str, String)>;
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    /// Registered once at construction; encoding needs only a shared reference.
+    registry: Registry,
     requests: Family<Labels, Counter>,
     request_seconds: Family<Labels, Histogram>,
     verify_failures: Family<Labels, Counter>,
@@ -133,7 +134,7 @@ impl Metrics {
         registry.register_collector(Box::new(snapshot::SnapshotCollector(snapshot.clone())));
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
-            registry: Mutex::new(registry),
+            registry,
             requests,
             request_seconds,
             verify_failures,
@@ -207,11 +208,12 @@ impl Metrics {
     /// The exposition in `format`, or none if it failed to encode.
     pub fn render(&self, format: Format) -> Option<String> {
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         let encoded = match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
             Format::Text004 => {
-                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
             }
         };
         encoded.ok().map(|()| out)
