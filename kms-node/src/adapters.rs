@@ -166,3 +166,56 @@ impl Observer for NodeMetrics {
         self.0.key_released(app_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// REGISTRY_ERROR_KINDS lists exactly the labels `authorizer_error` gives.
+    #[test]
+    fn registry_error_kinds_are_the_labels_given() {
+        let s = String::new;
+        let errors = [
+            ChainError::Unreachable {
+                url: s(),
+                reason: s(),
+            },
+            ChainError::Tls {
+                url: s(),
+                reason: s(),
+            },
+            ChainError::Timeout {
+                url: s(),
+                method: "eth_call",
+                timeout_ms: 1,
+                attempts: 1,
+            },
+            ChainError::Stale {
+                block: 1,
+                read_at: s(),
+                age_secs: 2,
+                max_secs: 1,
+            },
+            ChainError::NoQuorum {
+                needed: 2,
+                answered: 1,
+                errors: vec![],
+            },
+            ChainError::BlockDisagreement {
+                number: 1,
+                detail: s(),
+            },
+            ChainError::Contract(s()),
+            ChainError::Rpc {
+                url: s(),
+                method: "eth_call",
+                message: s(),
+            },
+        ];
+        let kinds: Vec<&str> = errors
+            .into_iter()
+            .map(|e| authorizer_error(e).kind)
+            .collect();
+        assert_eq!(kinds, REGISTRY_ERROR_KINDS);
+    }
+}

@@ -1,4 +1,5 @@
-//! How many TCP connections the gRPC listener holds, and for how long one may say nothing.
+//! How many TCP connections a listener (gRPC, metrics) holds, and for how long one may say
+//! nothing.
 //!
 //! Without this, one peer holding thousands of idle connections exhausts the node's file
 //! descriptors and new clients time out. Each peer address may hold a few connections; past
@@ -262,6 +263,48 @@ impl Connections {
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+/// The admitted connections of a listener as an axum [`Listener`](axum::serve::Listener), so the
+/// HTTP metrics listener holds the same limits as the gRPC one.
+pub struct AdmittedListener {
+    incoming: tokio_stream::wrappers::ReceiverStream<Result<Tracked, std::io::Error>>,
+    local: SocketAddr,
+}
+
+impl AdmittedListener {
+    /// Accepts on `listener` through `connections`.
+    pub fn new(connections: &Arc<Connections>, listener: TcpListener) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        Ok(AdmittedListener {
+            incoming: connections.incoming(listener),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for AdmittedListener {
+    type Io = Tracked;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Tracked, SocketAddr) {
+        use tokio_stream::StreamExt;
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(tracked)) => {
+                    let peer = tracked.io.peer_addr().unwrap_or(self.local);
+                    return (tracked, peer);
+                }
+                Some(Err(_)) => continue,
+                // The accepting task only ends when this listener is dropped.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
     }
 }
 

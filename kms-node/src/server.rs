@@ -2,7 +2,7 @@
 
 use crate::adapters::Node;
 use crate::config::NodeConfig;
-use crate::connections::{ConnectionLimits, Connections};
+use crate::connections::{AdmittedListener, ConnectionLimits, Connections};
 use crate::metrics::{self, Metrics};
 use crate::service::KmsService;
 use crate::tls::{TlsError, TlsIdentity};
@@ -24,6 +24,15 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr),
     Ok((listener, local))
 }
 
+/// The metrics listener's connection limits: a scraper holds one keep-alive connection, so
+/// a few per address and a few dozen in all are plenty, and nobody holds the node's
+/// descriptors through it (the fullest address gives way, as on the gRPC listener).
+const METRICS_CONNECTIONS: ConnectionLimits = ConnectionLimits {
+    per_peer: 4,
+    total: 32,
+    first_bytes: Duration::from_secs(10),
+};
+
 /// Serves `/metrics` on the configured address until `shutdown`; the bound address.
 pub async fn serve_metrics(
     cfg: &NodeConfig,
@@ -35,6 +44,12 @@ pub async fn serve_metrics(
         return Ok(None);
     };
     let (listener, local) = bind(addr).await?;
+    let connections = Connections::new(ConnectionLimits {
+        first_bytes: Duration::from_secs(cfg.limits.connection_first_bytes_secs.max(1)),
+        ..METRICS_CONNECTIONS
+    });
+    let listener = AdmittedListener::new(&connections, listener)
+        .map_err(|source| NodeError::Listen { addr, source })?;
     tasks.push(tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;

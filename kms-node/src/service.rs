@@ -195,3 +195,26 @@ impl pb::kms_server::Kms for KmsService {
         self.finish("GetAuditHead", call, result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    /// The metric labels name every method of the proto's Kms service, and only those: a
+    /// method added to the proto without a label would be counted as "unknown".
+    #[test]
+    fn methods_are_the_proto_services_methods() {
+        let set = prost_types::FileDescriptorSet::decode(snpkms_api::FILE_DESCRIPTOR_SET)
+            .expect("the compiled descriptor set decodes");
+        let kms = (set.file.iter())
+            .filter(|file| file.package() == "snpkms.v1")
+            .flat_map(|file| file.service.iter())
+            .find(|service| service.name() == "Kms")
+            .expect("service snpkms.v1.Kms");
+        let mut proto: Vec<&str> = kms.method.iter().map(|m| m.name()).collect();
+        let mut labels = super::METHODS.to_vec();
+        proto.sort_unstable();
+        labels.sort_unstable();
+        assert_eq!(labels, proto);
+    }
+}

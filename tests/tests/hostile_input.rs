@@ -523,3 +523,75 @@ async fn idle_connections_starve_no_one() {
         .await
         .expect("a fresh client gets its key");
 }
+
+/// The metrics listener holds limits of its own: an address holds four connections (a fifth
+/// is closed at once, even one that started a request and trickles its headers), a connection
+/// that says nothing is closed, and with every place taken a scraper from a fresh address is
+/// still answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_metrics_connections_starve_no_scraper() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stack = Stack::start().await;
+    stack.stop_node().await;
+    stack.config.limits.connection_first_bytes_secs = 1;
+    stack.start_node().await;
+    let addr = stack
+        .node
+        .as_ref()
+        .unwrap()
+        .metrics_addr
+        .expect("metrics on");
+    let connect = |source: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, source], 0)))
+            .unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    async fn closed(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(within, s.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+    // Slow requests: a request line and part of a header, never finished.
+    let mut slow = Vec::new();
+    for source in 2..=9u8 {
+        for _ in 0..4 {
+            let mut s = connect(source).await;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x")
+                .await
+                .unwrap();
+            slow.push(s);
+        }
+    }
+    let mut fifth = connect(2).await;
+    fifth
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x")
+        .await
+        .unwrap();
+    assert!(
+        closed(&mut fifth, Duration::from_secs(5)).await,
+        "an address's fifth connection is closed"
+    );
+    let mut silent = connect(10).await;
+    assert!(
+        closed(&mut silent, Duration::from_secs(10)).await,
+        "a connection that says nothing is closed"
+    );
+    let text = metrics_text(&addr.to_string()).await;
+    assert!(
+        text.contains("snpkms_serving"),
+        "a fresh scraper is answered"
+    );
+    let mut still_open = 0;
+    for s in &mut slow {
+        still_open += !closed(s, Duration::from_millis(50)).await as usize;
+    }
+    assert!(
+        still_open < 32,
+        "the fullest address gave way for the scraper ({still_open} of 32 still open)"
+    );
+}

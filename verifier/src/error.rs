@@ -667,3 +667,34 @@ pub enum PolicyLoadError {
     #[error("policy: {0}")]
     Invalid(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KINDS lists exactly what `kind` returns: one error of each variant (the match in `kind`
+    /// is exhaustive, so a new variant fails to compile until it is here too).
+    #[test]
+    fn kinds_lists_every_kind() {
+        let one_of_each = |e: &VerifyError| match e {
+            VerifyError::Format(_)
+            | VerifyError::Product(_)
+            | VerifyError::Certificate(_)
+            | VerifyError::CertChain(_)
+            | VerifyError::Signature(_)
+            | VerifyError::Binding(_)
+            | VerifyError::Policy(_) => e.kind(),
+        };
+        let errors = [
+            VerifyError::Format(FormatError::Length { actual: 0 }),
+            VerifyError::Product(ProductError::NotAllowed(Product::Milan)),
+            VerifyError::Certificate(CertError::MissingVcek),
+            VerifyError::CertChain(CertChainError::ArkSelfSignature),
+            VerifyError::Signature(SignatureError::Invalid),
+            VerifyError::Binding(BindingError::ChipIdMismatch),
+            VerifyError::Policy(PolicyError::DebugAllowed),
+        ];
+        let kinds: Vec<&str> = errors.iter().map(one_of_each).collect();
+        assert_eq!(kinds, VerifyError::KINDS);
+    }
+}
