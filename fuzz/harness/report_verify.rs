@@ -8,7 +8,8 @@
 //! Input layout: the first `REPORT_LEN` (1184) bytes are the report, the rest is the
 //! certificate table. A shorter input is all report (and exercises the length check).
 
-use snpkms_verifier::{offsets, VersionWindow};
+use snpkms_verifier::{offsets, Endorser, VersionWindow};
+use snpkms_verifier::{verify_report_signature, verify_report_signature_reference};
 use snpkms_verifier::{CertificateBundle, ParsedReport, Policy, TrustRoots, UnixTime, Verifier};
 use std::sync::OnceLock;
 
@@ -37,13 +38,25 @@ pub fn run(data: &[u8]) -> Result<(), String> {
         min: 0,
         max: u32::MAX,
     };
+    let certs = CertificateBundle::from_cert_table(table).map_err(|e| e.to_string());
     if let Ok(parsed) = ParsedReport::parse(report, any_version) {
         // The signature covers the bytes as given: parsing must never rewrite them.
         assert_eq!(&parsed.raw()[..], report, "parse changed the report bytes");
-        let _ = verifier().product_hint(&parsed);
+        let hint = verifier().product_hint(&parsed).ok().flatten();
+        // aws-lc-rs (what the verifier uses) and RustCrypto (the reference) must decide
+        // alike on the signature of every report whose VCEK chain verifies.
+        let chain = (certs.as_ref().ok())
+            .and_then(|c| verifier().verify_chain(c, Endorser::Vcek, hint, AT).ok());
+        if let Some(chain) = chain {
+            assert_eq!(
+                verify_report_signature(&parsed, chain.key()),
+                verify_report_signature_reference(&parsed, chain.key()),
+                "aws-lc-rs and p384 disagree on a report signature"
+            );
+        }
     }
 
-    let certs = CertificateBundle::from_cert_table(table).map_err(|e| e.to_string())?;
+    let certs = certs?;
     let verified = verifier()
         .verify(report, &certs, AT)
         .map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use crate::crl::AnchoredCrl;
 use crate::error::{CertChainError, CertError, ProductError, VerifyError};
 use crate::product::Product;
 use crate::roots::{RootOrigin, TrustAnchor, TrustRoots};
+use crate::signature::ReportKey;
 use crate::vcek::{vcek_public_key, Endorser, VcekClaims};
 use crate::x509::ParsedCert;
 
@@ -19,7 +20,7 @@ use crate::x509::ParsedCert;
 pub struct VerifiedVcek {
     pub(crate) endorser: Endorser,
     pub(crate) product: Product,
-    pub(crate) key: p384::ecdsa::VerifyingKey,
+    pub(crate) key: ReportKey,
     pub(crate) claims: VcekClaims,
     pub(crate) valid_from: u64,
     pub(crate) valid_until: u64,
@@ -41,7 +42,7 @@ impl VerifiedVcek {
         self.product
     }
     /// The VCEK's P-384 public key, which verifies report signatures.
-    pub fn key(&self) -> &p384::ecdsa::VerifyingKey {
+    pub fn key(&self) -> &ReportKey {
         &self.key
     }
     /// The TCB and hwID the VCEK was issued for.
@@ -254,7 +255,7 @@ pub(crate) fn verify_chain(
     }
 
     let claims = VcekClaims::from_certificate(&leaf, product, endorser)?;
-    let key = vcek_public_key(&leaf)?;
+    let key = ReportKey::new(vcek_public_key(&leaf)?)?;
     let windows = [ark.validity(), intermediate.validity(), leaf.validity()];
     let verified = VerifiedVcek {
         endorser,

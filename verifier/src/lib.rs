@@ -9,9 +9,10 @@
 //!    or, for a report a cloud provider's VLEK signed, VLEK -> ASVK -> a pinned ARK,
 //!    AMD's X.509 profile (version 3, common names, CA and key-usage bits, no unknown critical
 //!    extension), validity, CRLs signed by a pinned root and current ([`Crl`]);
-//! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes (both
-//!    S forms verify, as AMD's firmware emits either: a report is never identified by its
-//!    signature);
+//! 4. signature ([`verify_report_signature`]): ECDSA P-384 over the raw signed bytes, with
+//!    aws-lc-rs (RustCrypto's `p384` as the tested reference,
+//!    [`verify_report_signature_reference`]); both S forms verify, as AMD's firmware emits
+//!    either: a report is never identified by its signature;
 //! 5. binding ([`VcekClaims`]): the VCEK's productName, TCB and hwID extensions equal the
 //!    report's (a VLEK names no chip: its reports carry no chip identity);
 //! 6. policy ([`Policy`]): debug, migration, VMPL, SMT, ABI, minimum TCB and build,
@@ -58,7 +59,7 @@ pub use report::{
     SIG_ALGO_ECDSA_P384_SHA384,
 };
 pub use roots::{RootError, RootOrigin, TrustAnchor, TrustRoots};
-pub use signature::verify_report_signature;
+pub use signature::{verify_report_signature, verify_report_signature_reference, ReportKey};
 pub use tcb::{TcbComponent, TcbVersion};
 pub use vcek::{vcek_public_key, Endorser, VcekClaims, VcekId, HWID_LEN, HWID_LEN_TURIN};
 pub use verified::VerifiedReport;
