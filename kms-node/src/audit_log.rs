@@ -6,11 +6,16 @@
 //! alone proves nothing to the node. Every batch written ends in a head line: the number of
 //! records and the chain hash, signed by the KMS root key inside the TEE
 //! ([`snpkms_api::audit_head`]). Opening checks the chain and that the last head is signed by
-//! this node's root key and covers every record before it: a rewritten log no longer opens.
-//! Records after the last head were never acknowledged (their batch's head is written before
-//! the sync that acknowledges them), so they are set aside like a torn write. What the host can
-//! still do is cut the file back to an earlier head: an auditor who keeps a head it fetched
-//! (`GetAuditHead`) detects that (`snpkms node audit-log --check-head`).
+//! this node's root key. Opening reads only the end of the file, from its last head on (the
+//! heads are the log's checkpoints), so a node with ten million records starts as fast as one
+//! with ten; the history before the last head is then checked in the background (every link,
+//! and that every head adds up to the records before it) and a break is reported as an error
+//! and by `snpkms_audit_history_broken` (BENCHMARKS.md, THREAT_MODEL.md). A rewritten log whose
+//! last head is not this root's does not open. Records after the last head were never
+//! acknowledged (their batch's head is written before the sync that acknowledges them), so they
+//! are set aside like a torn write. What the host can still do is cut the file back to an
+//! earlier head: an auditor who keeps a head it fetched (`GetAuditHead`) detects that
+//! (`snpkms node audit-log --check-head`).
 //!
 //! It is `audit.log` in the node's data dir: one JSON record per line, append-only, so any
 //! JSON-lines tool reads it, also while the node runs.
@@ -28,7 +33,8 @@
 //!
 //! After a crash the file may end in a partial write that was never acknowledged. Opening moves
 //! it to `audit.log.torn-<unix time>` and cuts it off. Damage followed by intact records is not
-//! what a crash leaves: opening refuses, for the operator to look at.
+//! what a crash leaves: the history check reports it, for the operator to look at, and the
+//! auditor's read ([`read`]) refuses it.
 
 use k256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -77,7 +83,7 @@ pub struct ReleaseRecord {
     pub prev_hash: String,
 }
 
-pub use snpkms_core::NewRecord;
+pub use snpkms_core::{NewRecord, RecordKind};
 
 /// A head line: what the records before it add up to, signed.
 #[derive(Serialize, Deserialize)]
@@ -101,8 +107,10 @@ fn parse_line(body: &[u8]) -> Option<Line<'_>> {
         .map(|h| Line::Head(h.head))
 }
 
+/// The log's file name in the data dir.
 pub const FILE_NAME: &str = "audit.log";
 
+/// The log's path in `data_dir`.
 pub fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE_NAME)
 }
@@ -139,6 +147,18 @@ pub enum AuditLogError {
         write: Arc<std::io::Error>,
         /// Why cutting the file back failed.
         cut: Arc<std::io::Error>,
+    },
+    /// Archiving found no record to move (an empty log, or one that starts at its last head).
+    #[error("key-release log {0}: nothing to archive (no record after its first head)")]
+    NothingToArchive(PathBuf),
+    /// Archiving found bytes after the last head: a node has the log open, or crashed
+    /// mid-write (starting it once sets them aside).
+    #[error("key-release log {}: {bytes} byte(s) after its last head: stop the node (or start it once, to set a crash's partial write aside) before archiving", path.display())]
+    TailNotCovered {
+        /// The log file.
+        path: PathBuf,
+        /// Bytes after the last head.
+        bytes: u64,
     },
     /// A record could not be encoded as JSON.
     #[error("encoding a key-release record: {0}")]
@@ -267,6 +287,8 @@ enum FlusherWait {
 }
 
 struct Shared {
+    /// The background check of the history the node opened on.
+    history: Mutex<History>,
     /// Signs the head that ends every batch.
     root: SigningKey,
     /// The last head on disk.
@@ -318,6 +340,8 @@ impl Drop for Coming<'_> {
     }
 }
 
+/// The open log: appends records, each acknowledged once a signed head covering it is on
+/// disk.
 pub struct AuditLog {
     shared: Arc<Shared>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -361,6 +385,11 @@ pub fn create(data_dir: &Path) -> Result<(), AuditLogError> {
 /// What a read of the log found.
 #[derive(Debug)]
 pub struct LogContents {
+    /// The first record's sequence number: 0, or the checkpoint's count for a log whose older
+    /// records were archived.
+    pub first_seq: u64,
+    /// The chain hash before the first record (all zeros, or the checkpoint's).
+    pub first_hash: [u8; 32],
     /// Every record the last signed head covers, in order, chain checked.
     pub records: Vec<ReleaseRecord>,
     /// The chain hash after each of `records`.
@@ -394,6 +423,15 @@ pub enum HeadCheckError {
         /// Records in the log.
         log: u64,
     },
+    /// The kept head is older than the log's first record: check it against the archived
+    /// segment that holds it.
+    #[error("the kept head covers {kept} records, and this log starts at record {first} (the older ones are archived): check the kept head against the archived segment")]
+    Archived {
+        /// Records the kept head covers.
+        kept: u64,
+        /// The log's first record.
+        first: u64,
+    },
     /// The log's records up to the kept head hash differently: they were rewritten.
     #[error("the log's first {records} records do not hash to the kept head: they were rewritten")]
     Rewritten {
@@ -423,13 +461,19 @@ impl LogContents {
             });
         }
         let n = kept.head.records;
-        let log = self.records.len() as u64;
+        let log = self.first_seq + self.records.len() as u64;
         if n > log {
             return Err(HeadCheckError::Truncated { kept: n, log });
         }
-        let at = match n {
-            0 => [0; 32],
-            n => self.hashes[(n - 1) as usize],
+        if n < self.first_seq {
+            return Err(HeadCheckError::Archived {
+                kept: n,
+                first: self.first_seq,
+            });
+        }
+        let at = match n - self.first_seq {
+            0 => self.first_hash,
+            i => self.hashes[(i - 1) as usize],
         };
         if at != kept.head.hash {
             return Err(HeadCheckError::Rewritten { records: n });
@@ -486,9 +530,11 @@ impl Scan {
     }
 }
 
-/// Reads the log from the start, checking every link; `each` sees every intact record.
+/// Reads the log from the start, checking every link; `each` sees every intact record. A log
+/// whose first line is a head starts there (a checkpoint: the records before it were moved to
+/// an archived segment that ends in the same head).
 fn scan(
-    file: &File,
+    file: impl Read,
     path: &Path,
     mut each: impl FnMut(ReleaseRecord, [u8; 32]),
 ) -> Result<Scan, AuditLogError> {
@@ -527,6 +573,14 @@ fn scan(
                     after,
                     offset: torn_at.unwrap_or(offset),
                 }));
+            }
+            Some(Line::Head(h)) if offset == 0 => {
+                head = Head {
+                    next_seq: h.head.records,
+                    hash: h.head.hash,
+                    file_len: n as u64,
+                };
+                signed = Some((h, head));
             }
             Some(Line::Head(h)) => {
                 if h.head.records != head.next_seq || h.head.hash != head.hash {
@@ -572,28 +626,295 @@ fn scan(
     })
 }
 
+/// The last head of the log, found from the end of the file: a window of the file's last bytes
+/// is read and its lines parsed forward, the window doubling until it holds a head (the bytes
+/// after the last head are at most the batch being written when the node stopped, so one
+/// window of 64 KiB almost always does). Without any head, the whole file was read:
+/// `head.next_seq` then counts its records (for [`Scan::authenticate`]'s error).
+fn scan_tail(file: &File, path: &Path) -> Result<Scan, AuditLogError> {
+    use std::os::unix::fs::FileExt;
+    let io = io_error(path);
+    let file_len = file.metadata().map_err(&io)?.len();
+    let mut window = 1u64 << 16;
+    loop {
+        let start = file_len.saturating_sub(window);
+        let mut bytes = vec![0u8; (file_len - start) as usize];
+        file.read_exact_at(&mut bytes, start).map_err(&io)?;
+        // Inside the file, the window's first line is most likely cut: start after it.
+        let first = match start {
+            0 => 0,
+            _ => bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1),
+        };
+        let (mut signed, mut records) = (None, 0u64);
+        let mut offset = first;
+        while let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') {
+            match parse_line(&bytes[offset..offset + len]) {
+                Some(Line::Head(h)) => {
+                    let end = start + (offset + len + 1) as u64;
+                    let at = Head {
+                        next_seq: h.head.records,
+                        hash: h.head.hash,
+                        file_len: end,
+                    };
+                    signed = Some((h, at));
+                }
+                Some(Line::Record(..)) => records += 1,
+                None => {}
+            }
+            offset += len + 1;
+        }
+        if let Some((h, at)) = signed {
+            return Ok(Scan {
+                head: at,
+                signed: Some((h, at)),
+                file_len,
+            });
+        }
+        if start == 0 {
+            return Ok(Scan {
+                head: Head {
+                    next_seq: records,
+                    ..EMPTY
+                },
+                signed: None,
+                file_len,
+            });
+        }
+        window = window.saturating_mul(2);
+    }
+}
+
+/// What the background check of the history before the last head found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum History {
+    /// Still reading.
+    Checking,
+    /// Every record up to the head the node opened at chains and every head adds up.
+    Intact {
+        /// Records checked.
+        records: u64,
+    },
+    /// The history was changed: what the check found.
+    Broken(String),
+}
+
+/// Checks the log from its start up to `end` (the last head when it was opened): every link,
+/// every head, and that the chain there is `expected`.
+fn check_history(path: &Path, end: u64, expected: &SignedAuditHead) -> Result<u64, AuditLogError> {
+    let file = open_existing(path, false)?;
+    let scan = scan(file.take(end), path, |_, _| ())?;
+    match scan.signed {
+        Some((h, at)) if at.file_len == end && h.head == expected.head => Ok(at.next_seq),
+        _ => Err(AuditLogError::HashChain {
+            path: path.to_path_buf(),
+            source: HashChainBreak::HeadMismatch {
+                records: expected.head.records,
+            },
+        }),
+    }
+}
+
 /// Every intact record of the log in `data_dir`, with the chain checked. Safe to call while
 /// the node runs (a record being written shows as a torn tail).
 pub fn read(data_dir: &Path) -> Result<LogContents, AuditLogError> {
+    read_chain(&[], data_dir)
+}
+
+/// [`read`] of the archived `segments` (oldest first, as [`archived_segments`] lists them)
+/// followed by the log in `data_dir`: one chain, each file starting at the head the one before
+/// it ends in.
+pub fn read_chain(segments: &[PathBuf], data_dir: &Path) -> Result<LogContents, AuditLogError> {
     let path = log_path(data_dir);
-    let file = open_existing(&path, false)?;
+    let mut files: Vec<Box<dyn Read>> = Vec::new();
+    for segment in segments {
+        files.push(Box::new(open_existing(segment, false)?));
+    }
+    files.push(Box::new(open_existing(&path, false)?));
+    // An archived segment ends in its last head, and the next file starts with the same line:
+    // read as one stream, that is a head repeated where it already holds.
+    let joined = files
+        .into_iter()
+        .reduce(|a, b| Box::new(a.chain(b)))
+        .expect("at least the live log");
     let mut records = Vec::new();
     let mut hashes = Vec::new();
-    let scan = scan(&file, &path, |r, h| {
+    let scan = scan(joined, &path, |r, h| {
         records.push(r);
         hashes.push(h);
     })?;
     let (signed, _) = scan.authenticate(&path, None)?;
-    records.truncate(signed.next_seq as usize);
-    hashes.truncate(signed.next_seq as usize);
+    // A log that starts at a checkpoint holds the records after it (the scan checked that
+    // the first one chains to it).
+    let first_seq = records.first().map_or(signed.next_seq, |r| r.seq);
+    let first_hash = (records.first())
+        .and_then(|r| decode_hash(&r.prev_hash))
+        .unwrap_or(signed.hash);
+    let kept = signed.next_seq.saturating_sub(first_seq) as usize;
+    records.truncate(kept);
+    hashes.truncate(kept);
     let head = scan.signed.map(|(h, _)| h);
     Ok(LogContents {
+        first_seq,
+        first_hash,
         records,
         hashes,
         signer: head.as_ref().and_then(|h| h.signer().ok()),
         head,
         torn_tail_bytes: scan.file_len - signed.file_len,
     })
+}
+
+/// What [`archive`] moved out of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedSegment {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Its first record's sequence number.
+    pub first_seq: u64,
+    /// Records up to and including its last head (the live log now starts there).
+    pub records: u64,
+}
+
+/// Segment files are named by the records they hold, so they sort and join in order.
+fn segment_name(first_seq: u64, records: u64) -> String {
+    format!("audit-{first_seq:020}-{records:020}.log")
+}
+
+/// The archived segments in `dir`, oldest first.
+pub fn archived_segments(dir: &Path) -> Result<Vec<PathBuf>, AuditLogError> {
+    let io = io_error(dir);
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(&io)? {
+        let path = entry.map_err(&io)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let first = (name.strip_prefix("audit-"))
+            .and_then(|rest| rest.strip_suffix(".log"))
+            .and_then(|range| range.split_once('-'))
+            .and_then(|(first, _)| first.parse::<u64>().ok());
+        if let Some(first) = first {
+            found.push((first, path));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Moves every record of the log in `data_dir` into a segment file in `into` and starts the
+/// live log again at its last head (a checkpoint line: the segment ends in the same line, so
+/// [`read_chain`] joins them). Only an intact log ending in a head is archived, and only while
+/// no node has it open (the caller holds the node's store, see `archive_audit_log`). The
+/// segment is on disk before the live log is replaced, and the live log is replaced by a
+/// rename: a crash leaves either the old log or the new one, and the segment.
+pub fn archive(data_dir: &Path, into: &Path) -> Result<ArchivedSegment, AuditLogError> {
+    let path = log_path(data_dir);
+    let io = io_error(&path);
+    let contents = read(data_dir)?;
+    let Some(head) = contents.head.clone() else {
+        return Err(AuditLogError::NothingToArchive(path.clone()));
+    };
+    if contents.torn_tail_bytes > 0 {
+        return Err(AuditLogError::TailNotCovered {
+            path: path.clone(),
+            bytes: contents.torn_tail_bytes,
+        });
+    }
+    if head.head.records == contents.first_seq {
+        return Err(AuditLogError::NothingToArchive(path.clone()));
+    }
+    let segment = into.join(segment_name(contents.first_seq, head.head.records));
+    let segment_io = io_error(&segment);
+    if segment.exists() {
+        return Err(AuditLogError::AlreadyExists(segment.clone()));
+    }
+    std::fs::copy(&path, &segment).map_err(&segment_io)?;
+    File::open(&segment)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| File::open(into))
+        .and_then(|d| d.sync_all())
+        .map_err(&segment_io)?;
+    let mut line =
+        serde_json::to_vec(&HeadLine { head: head.clone() }).map_err(AuditLogError::Encode)?;
+    line.push(b'\n');
+    let fresh = path.with_extension("log.new");
+    std::fs::write(&fresh, &line)
+        .and_then(|()| File::open(&fresh))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&fresh, &path))
+        .and_then(|()| File::open(data_dir))
+        .and_then(|d| d.sync_all())
+        .map_err(&io)?;
+    Ok(ArchivedSegment {
+        path: segment.clone(),
+        first_seq: contents.first_seq,
+        records: head.head.records,
+    })
+}
+
+/// Writes `records` records to the empty log in `data_dir` as a node would (a signed head
+/// after every `per_head`), without a sync per batch: how a long-lived node's log is made in
+/// seconds for measuring (`snpkms bench --audit-log-records`). `each(i)` gives record i.
+pub fn write_synthetic(
+    data_dir: &Path,
+    root: &SigningKey,
+    records: u64,
+    per_head: u64,
+    each: impl Fn(u64) -> NewRecord,
+) -> Result<(), AuditLogError> {
+    let path = log_path(data_dir);
+    let io = io_error(&path);
+    let file = open_existing(&path, true)?;
+    if file.metadata().map_err(&io)?.len() > 0 {
+        return Err(AuditLogError::AlreadyExists(path.clone()));
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut hash = [0u8; 32];
+    for seq in 0..records {
+        let line = record_line(seq, &hash, each(seq))?;
+        hash = link(&hash, &line);
+        out.write_all(&line).map_err(&io)?;
+        out.write_all(b"\n").map_err(&io)?;
+        if (seq + 1) % per_head.max(1) == 0 || seq + 1 == records {
+            let signed = AuditHead {
+                records: seq + 1,
+                hash,
+            }
+            .sign(root)
+            .map_err(|e| io(std::io::Error::other(format!("signing the log head: {e}"))))?;
+            let head =
+                serde_json::to_vec(&HeadLine { head: signed }).map_err(AuditLogError::Encode)?;
+            out.write_all(&head).map_err(&io)?;
+            out.write_all(b"\n").map_err(&io)?;
+        }
+    }
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(&io)?;
+    Ok(())
+}
+
+/// A record's line (without its newline): compact JSON escapes line breaks inside strings, so a
+/// record is exactly one line.
+fn record_line(seq: u64, prev: &[u8; 32], new: NewRecord) -> Result<Vec<u8>, AuditLogError> {
+    let record = ReleaseRecord {
+        seq,
+        time: new.time,
+        kind: new.kind.as_str().to_string(),
+        app_id: format!("0x{}", hex::encode(new.app_id)),
+        compose_hash: format!("0x{}", hex::encode(new.compose_hash)),
+        chip_id_hash: format!("0x{}", hex::encode(new.chip_id_hash)),
+        measurement: hex::encode(new.measurement),
+        epoch: new.epoch,
+        block_number: new.block_number,
+        block_hash: format!("0x{}", hex::encode(new.block_hash)),
+        decision: if new.allowed { "allowed" } else { "denied" }.to_string(),
+        reason: new.reason,
+        prev_hash: hex::encode(prev),
+    };
+    serde_json::to_vec(&record).map_err(AuditLogError::Encode)
 }
 
 fn open_existing(path: &Path, write: bool) -> Result<File, AuditLogError> {
@@ -638,9 +959,10 @@ fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), Audi
 }
 
 impl AuditLog {
-    /// Opens the log in `data_dir`, checking the whole chain and that its last head is signed
-    /// by `root` (the KMS root signing key, which also signs every head written from now on),
-    /// and starts its flusher thread, which waits up to `commit_delay` for records still coming
+    /// Opens the log in `data_dir` from its last head, which must be signed by `root` (the
+    /// KMS root signing key, which also signs every head written from now on), starts the
+    /// check of the history before it in the background ([`AuditLog::history`]) and the
+    /// flusher thread, which waits up to `commit_delay` for records still coming
     /// before it syncs.
     pub fn open(
         data_dir: &Path,
@@ -649,12 +971,17 @@ impl AuditLog {
     ) -> Result<AuditLog, AuditLogError> {
         let path = log_path(data_dir);
         let mut file = open_existing(&path, true)?;
-        let scan = scan(&file, &path, |_, _| ())?;
+        let scan = scan_tail(&file, &path)?;
         let (head, rest) = scan.authenticate(&path, Some(address_of(root.verifying_key())))?;
         if let Some(at) = rest {
             set_aside_torn_tail(&mut file, &path, at)?;
         }
+        let opened_at = scan.signed.as_ref().map(|(h, at)| (h.clone(), at.file_len));
         let shared = Arc::new(Shared {
+            history: Mutex::new(match opened_at {
+                None => History::Intact { records: 0 },
+                Some(_) => History::Checking,
+            }),
             last_signed: Mutex::new(scan.signed.map(|(h, _)| h)),
             root,
             pending: Mutex::new(Pending {
@@ -679,10 +1006,38 @@ impl AuditLog {
                 .spawn(move || flush_loop(&shared, file))
                 .map_err(io_error(&path))?
         };
+        if let Some((head, end)) = opened_at {
+            let (shared, checked) = (Arc::downgrade(&shared), path.clone());
+            std::thread::Builder::new()
+                .name("snpkms-audit-check".into())
+                .spawn(move || {
+                    let found = match check_history(&checked, end, &head) {
+                        Ok(records) => {
+                            tracing::info!(records, "key-release log history checked: intact");
+                            History::Intact { records }
+                        }
+                        Err(e) => {
+                            tracing::error!("key-release log history is broken: {e}");
+                            History::Broken(e.to_string())
+                        }
+                    };
+                    if let Some(shared) = shared.upgrade() {
+                        *shared.history.lock().unwrap_or_else(|e| e.into_inner()) = found;
+                    }
+                })
+                .map_err(io_error(&path))?;
+        }
         Ok(AuditLog {
             shared,
             flusher: Mutex::new(Some(flusher)),
         })
+    }
+
+    /// What the background check of the history before the last head found so far.
+    pub fn history(&self) -> History {
+        (self.shared.history.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Announces a request that will append a record (or drop the returned guard).
@@ -710,23 +1065,8 @@ impl AuditLog {
             if p.closed {
                 return Err(AuditLogError::Closed);
             }
-            let record = ReleaseRecord {
-                seq: p.head.next_seq,
-                time: new.time,
-                kind: new.kind.as_str().to_string(),
-                app_id: format!("0x{}", hex::encode(new.app_id)),
-                compose_hash: format!("0x{}", hex::encode(new.compose_hash)),
-                chip_id_hash: format!("0x{}", hex::encode(new.chip_id_hash)),
-                measurement: hex::encode(new.measurement),
-                epoch: new.epoch,
-                block_number: new.block_number,
-                block_hash: format!("0x{}", hex::encode(new.block_hash)),
-                decision: if new.allowed { "allowed" } else { "denied" }.to_string(),
-                reason: new.reason,
-                prev_hash: hex::encode(p.head.hash),
-            };
-            // Compact JSON escapes line breaks inside strings, so a record is exactly one line.
-            let line = serde_json::to_vec(&record).map_err(AuditLogError::Encode)?;
+            let seq = p.head.next_seq;
+            let line = record_line(seq, &p.head.hash, new)?;
             p.head = Head {
                 next_seq: p.head.next_seq + 1,
                 hash: link(&p.head.hash, &line),
@@ -737,7 +1077,7 @@ impl AuditLog {
             p.bytes.push(b'\n');
             p.acks.push(ack);
             p.oldest.get_or_insert_with(Instant::now);
-            (record.seq, last_coming || p.flusher == FlusherWait::Work)
+            (seq, last_coming || p.flusher == FlusherWait::Work)
         };
         if wake {
             self.shared.work.notify_one();
@@ -754,6 +1094,7 @@ impl AuditLog {
         self.shared.lock().head.next_seq
     }
 
+    /// No records yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -988,10 +1329,15 @@ mod tests {
             chain_break(dir.path()),
             HashChainBreak::HeadMismatch { records: 2 }
         );
+        // The node opens from its last head (genuinely signed) without reading the history,
+        // and the check of the history behind it finds the edit.
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 4);
         assert!(
-            AuditLog::open(dir.path(), key(), Duration::ZERO).is_err(),
-            "the node refuses it too"
+            matches!(checked(&log).await, History::Broken(why) if why.contains("does not match")),
+            "the history check reports the edit"
         );
+        log.close().await;
         // With its head gone too, the next record no longer chains to it.
         edited.remove(one + 1);
         write_lines(dir.path(), &edited);
@@ -1023,6 +1369,25 @@ mod tests {
                 offset: (original[0].len() + original[1].len()) as u64 + 2
             }
         );
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert!(matches!(checked(&log).await, History::Broken(why) if why.contains("damaged")));
+        log.close().await;
+
+        // The genuine file's history is intact.
+        write_lines(dir.path(), &original);
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(checked(&log).await, History::Intact { records: 4 });
+    }
+
+    /// The history check's result, once it has one.
+    async fn checked(log: &AuditLog) -> History {
+        for _ in 0..500 {
+            match log.history() {
+                History::Checking => tokio::time::sleep(Duration::from_millis(10)).await,
+                done => return done,
+            }
+        }
+        panic!("the history check did not finish in 5 s");
     }
 
     fn at_seq(lines: &[String], seq: u64) -> usize {
@@ -1186,6 +1551,116 @@ mod tests {
         assert_eq!(log.len(), 1);
         log.close().await;
         assert_eq!(lines(dir.path()), genuine);
+    }
+
+    #[tokio::test]
+    async fn the_last_head_is_found_behind_more_than_one_window_of_unacknowledged_bytes() {
+        let (dir, log) = new_log();
+        for i in 0..3 {
+            log.append(record(i)).await.unwrap();
+        }
+        log.close().await;
+        let genuine = lines(dir.path());
+        // 300 KiB of record lines after the last head (no head covers them): the tail window
+        // must grow past 64 KiB to reach the head.
+        let mut r = read(dir.path()).unwrap().records[2].clone();
+        let mut extra = genuine.clone();
+        for seq in 3..800 {
+            r.seq = seq;
+            r.reason = "x".repeat(300);
+            extra.push(serde_json::to_string(&r).unwrap());
+        }
+        write_lines(dir.path(), &extra);
+        assert!(std::fs::metadata(log_path(dir.path())).unwrap().len() > 4 * (1 << 16));
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(checked(&log).await, History::Intact { records: 3 });
+        log.close().await;
+        assert_eq!(
+            lines(dir.path()),
+            genuine,
+            "the unacknowledged part was set aside"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_archived_log_continues_and_checks_as_one_chain_with_its_segments() {
+        let (dir, log) = new_log();
+        let archive_dir = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            log.append(record(i)).await.unwrap();
+        }
+        let kept_early = log.signed_head().unwrap();
+        log.close().await;
+        let first = archive(dir.path(), archive_dir.path()).unwrap();
+        assert_eq!((first.first_seq, first.records), (0, 3));
+        // The live log is one checkpoint line; it opens, continues at record 3, and its history
+        // (the checkpoint) is intact.
+        assert_eq!(lines(dir.path()).len(), 1);
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(checked(&log).await, History::Intact { records: 3 });
+        assert_eq!(log.append(record(3)).await.unwrap(), 3);
+        assert_eq!(log.append(record(4)).await.unwrap(), 4);
+        let kept_late = log.signed_head().unwrap();
+        log.close().await;
+        let second = archive(dir.path(), archive_dir.path()).unwrap();
+        assert_eq!((second.first_seq, second.records), (3, 5));
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.append(record(5)).await.unwrap(), 5);
+        log.close().await;
+
+        // The live log alone: records from 5, heads from before it are in the archive.
+        let live = read(dir.path()).unwrap();
+        assert_eq!(live.first_seq, 5);
+        assert_eq!(live.records.len(), 1);
+        assert_eq!(
+            live.extends(&kept_early),
+            Err(HeadCheckError::Archived { kept: 3, first: 5 })
+        );
+        // With the segments: one chain from record 0, every kept head extended.
+        let segments = archived_segments(archive_dir.path()).unwrap();
+        assert_eq!(segments, vec![first.path.clone(), second.path.clone()]);
+        let all = read_chain(&segments, dir.path()).unwrap();
+        assert_eq!(all.first_seq, 0);
+        let seqs: Vec<u64> = all.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
+        all.extends(&kept_early).unwrap();
+        all.extends(&kept_late).unwrap();
+        // A segment missing from the middle breaks the chain.
+        assert!(read_chain(&segments[..1], dir.path()).is_err());
+        // An edited segment breaks it too.
+        let mut edited = std::fs::read_to_string(&first.path).unwrap();
+        edited = edited.replacen("\"denied\"", "\"allowed\"", 1);
+        std::fs::write(&first.path, edited).unwrap();
+        assert!(matches!(
+            read_chain(&segments, dir.path()),
+            Err(AuditLogError::HashChain { .. })
+        ));
+        // Nothing to archive in a log that starts at its last head.
+        archive(dir.path(), archive_dir.path()).unwrap();
+        assert!(matches!(
+            archive(dir.path(), archive_dir.path()),
+            Err(AuditLogError::NothingToArchive(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_synthetic_log_is_what_a_node_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path()).unwrap();
+        write_synthetic(dir.path(), &key(), 20, 6, |i| record(i as u8)).unwrap();
+        let contents = read(dir.path()).unwrap();
+        assert_eq!(contents.records.len(), 20);
+        assert_eq!(contents.head.unwrap().head.records, 20);
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(checked(&log).await, History::Intact { records: 20 });
+        assert_eq!(log.append(record(20)).await.unwrap(), 20);
+        log.close().await;
+        assert!(matches!(
+            write_synthetic(dir.path(), &key(), 1, 1, |i| record(i as u8)),
+            Err(AuditLogError::AlreadyExists(_))
+        ));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 mod adapters;
-mod audit_log;
+pub mod audit_log;
 mod bootstrap;
 pub mod config;
 mod connections;
@@ -26,7 +26,9 @@ mod tasks;
 mod tls;
 mod wire_status;
 
-pub use audit_log::{AuditLogError, HashChainBreak, HeadCheckError, LogContents, ReleaseRecord};
+pub use audit_log::{
+    AuditLogError, HashChainBreak, HeadCheckError, History, LogContents, ReleaseRecord,
+};
 pub use bootstrap::{
     bootstrap, check_bootstrap, BootstrapCheckError, BootstrapOutput, CheckedBootstrap,
 };
@@ -48,6 +50,7 @@ use snpkms_chain_client::{ChainClient, ChainError};
 use snpkms_core::{CoreLimits, NodeParts};
 use snpkms_verifier::TrustRoots;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -317,6 +320,11 @@ fn snapshot_of(
             outstanding_nonces: node.outstanding_nonces() as u64,
             audit_records: snpkms_core::ReleaseLog::len(node.log()),
             audit_syncs: node.log().syncs(),
+            audit_history_broken: matches!(node.log().history(), History::Broken(_)),
+            audit_history_checked_records: match node.log().history() {
+                History::Intact { records } => records,
+                _ => 0,
+            },
             serving: node.state().serving.is_ok(),
             connections: connections.upgrade().map(|c| c.stats()).unwrap_or_default(),
             chain: node.authorizer().0.position(),
@@ -328,4 +336,24 @@ fn snapshot_of(
 /// works beside a running node.
 pub fn read_audit_log(cfg: &NodeConfig) -> Result<LogContents, AuditLogError> {
     audit_log::read(&cfg.data_dir)
+}
+
+/// `snpkms node audit-log --archive DIR`: the archived segments in `archive` and the live log,
+/// checked as one chain.
+pub fn read_audit_log_with_archive(
+    cfg: &NodeConfig,
+    archive: &Path,
+) -> Result<LogContents, AuditLogError> {
+    audit_log::read_chain(&audit_log::archived_segments(archive)?, &cfg.data_dir)
+}
+
+/// `snpkms node audit-archive`: moves the log's records into a segment in `into` and starts the
+/// live log at its last head. Only with the node stopped: the node's store is held meanwhile,
+/// so a running node makes it fail ("locked by another process").
+pub fn archive_audit_log(
+    cfg: &NodeConfig,
+    into: &Path,
+) -> Result<audit_log::ArchivedSegment, NodeError> {
+    let _store = Store::open(&cfg.data_dir)?;
+    Ok(audit_log::archive(&cfg.data_dir, into)?)
 }

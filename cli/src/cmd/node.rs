@@ -1,8 +1,8 @@
-//! `snpkms node run|bootstrap|audit-log`: for operators.
+//! `snpkms node run|bootstrap|audit-log|audit-archive`: for operators.
 
 use anyhow::Context;
 use snpkms_kms_node::config::NodeConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -80,6 +80,21 @@ enum NodeCommand {
         /// or it was cut back or rewritten.
         #[arg(long, value_name = "FILE")]
         check_head: Option<PathBuf>,
+        /// A directory of segments `audit-archive` moved out of the log: checked with the live
+        /// log as one chain, from record 0.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
+    },
+    /// Move the key-release log's records into a segment file in DIR and start the live log at
+    /// its last signed head (the node must be stopped). `audit-log --archive DIR` checks the
+    /// segments and the live log as one chain.
+    AuditArchive {
+        #[arg(long)]
+        config: PathBuf,
+        /// Where the segment goes (e.g. storage the host keeps; the segment is only data, its
+        /// chain ends in a head the root key signed).
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
     },
     /// Fetch a node's signed key-release log head (GetAuditHead) and print it as JSON, to keep
     /// for a later `audit-log --check-head`.
@@ -223,11 +238,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&head)?);
             Ok(ExitCode::SUCCESS)
         }),
+        NodeCommand::AuditArchive { config, into } => archive(&config, &into),
         NodeCommand::AuditLog {
             config,
             json,
             root,
             check_head,
+            archive,
         } => {
             let cfg = NodeConfig::load(&config)?;
             let root: Option<[u8; 20]> = root
@@ -244,9 +261,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("{} is not a signed audit head", path.display()))
                 })
                 .transpose()?;
-            match snpkms_kms_node::read_audit_log(&cfg) {
+            let read = match &archive {
+                Some(dir) => snpkms_kms_node::read_audit_log_with_archive(&cfg, dir),
+                None => snpkms_kms_node::read_audit_log(&cfg),
+            };
+            match read {
                 Ok(log) => {
                     let records = &log.records;
+                    if log.first_seq > 0 {
+                        eprintln!(
+                            "audit log: starts at record {} (the records before it are archived; check them with --archive DIR)",
+                            log.first_seq
+                        );
+                    }
                     if json {
                         println!("{}", serde_json::to_string_pretty(&records)?);
                     } else {
@@ -313,6 +340,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn archive(config: &Path, into: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = NodeConfig::load(config)?;
+    std::fs::create_dir_all(into).with_context(|| format!("creating {}", into.display()))?;
+    let segment = snpkms_kms_node::archive_audit_log(&cfg, into)?;
+    eprintln!(
+        "audit log: records {}..{} moved to {}; the live log starts at its head of {} record(s)",
+        segment.first_seq,
+        segment.records,
+        segment.path.display(),
+        segment.records
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {

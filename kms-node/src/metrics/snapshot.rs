@@ -18,6 +18,10 @@ pub struct Snapshot {
     pub outstanding_nonces: u64,
     pub audit_records: u64,
     pub audit_syncs: u64,
+    /// The background check of the log's history found a break.
+    pub audit_history_broken: bool,
+    /// Records the background check found intact (0 while it runs).
+    pub audit_history_checked_records: u64,
     /// The registry names this node's root and allows this node as a KMS.
     pub serving: bool,
     /// The gRPC listener's connections.
@@ -114,6 +118,18 @@ impl Collector for SnapshotCollector {
             "snpkms_audit_records",
             "Records in the key-release log",
             as_gauge(s.audit_records),
+        )?;
+        gauge(
+            e,
+            "snpkms_audit_history_broken",
+            "1 if the check of the key-release log's history (before the head the node opened at) found it changed; 0 while intact or still checking",
+            i64::from(s.audit_history_broken),
+        )?;
+        gauge(
+            e,
+            "snpkms_audit_history_checked_records",
+            "Records of the key-release log's history found intact by the check after opening (0 while it runs)",
+            as_gauge(s.audit_history_checked_records),
         )?;
         gauge(
             e,

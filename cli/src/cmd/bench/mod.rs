@@ -7,6 +7,7 @@
 //! it does for a real guest (verify, bind, authorize, derive, seal, durable audit record).
 
 mod human;
+mod log_open;
 mod verify_rates;
 
 use crate::stack::{LocalStack, StackOptions};
@@ -53,6 +54,10 @@ pub struct Args {
     /// Seconds each library's bare verify rate is measured for, before and after the load.
     #[arg(long, default_value_t = 2.0)]
     verify_seconds: f64,
+    /// Instead of the load: how long a node takes to open a key-release log of this many
+    /// records, and to check its history in the background.
+    #[arg(long, value_name = "RECORDS")]
+    audit_log_records: Option<u64>,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -62,6 +67,9 @@ pub struct Args {
 const BATCH: usize = 10_000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(records) = args.audit_log_records {
+        return log_open::run(records, &args.dir, args.json);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(bench(args))
 }
