@@ -12,9 +12,6 @@ use alloy::primitives::{Address, B256};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Bound on cached decisions; BootInfos come from verified hardware, but memory is not free.
-const MAX_ENTRIES: usize = 10_000;
-
 /// Which registry call a decision answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
@@ -68,13 +65,17 @@ impl DecisionCache {
         entry: Entry,
         pinned: Option<BlockRef>,
         ttl: Duration,
+        capacity: usize,
     ) {
         if pinned != Some(entry.block) {
             return;
         }
-        if self.entries.len() >= MAX_ENTRIES {
+        // BootInfos come from verified hardware, but memory is not free: at the bound, expired
+        // entries go, and if none has, everything (simplest; each BootInfo reads once again).
+        let capacity = capacity.max(1);
+        if self.entries.len() >= capacity {
             self.entries.retain(|_, e| e.inserted.elapsed() <= ttl);
-            if self.entries.len() >= MAX_ENTRIES {
+            if self.entries.len() >= capacity {
                 self.entries.clear();
             }
         }
@@ -98,5 +99,51 @@ impl DecisionCache {
                 before - self.entries.len()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(block: BlockRef, inserted: Instant) -> Entry {
+        Entry {
+            allowed: true,
+            reason: String::new(),
+            block,
+            app: Address::ZERO,
+            inserted,
+        }
+    }
+
+    fn key(i: u8) -> CacheKey {
+        CacheKey {
+            kind: Kind::App,
+            digest: B256::from([i; 32]),
+        }
+    }
+
+    /// At the bound, expired entries go first; if none has expired, the cache starts over.
+    #[test]
+    fn the_bound_holds_expired_entries_first() {
+        let block = BlockRef {
+            number: 7,
+            hash: B256::from([7; 32]),
+        };
+        let ttl = Duration::from_secs(60);
+        let mut cache = DecisionCache::default();
+        let old = Instant::now() - Duration::from_secs(120);
+        cache.insert_if_current(key(1), entry(block, old), Some(block), ttl, 2);
+        cache.insert_if_current(key(2), entry(block, Instant::now()), Some(block), ttl, 2);
+        cache.insert_if_current(key(3), entry(block, Instant::now()), Some(block), ttl, 2);
+        assert_eq!(cache.entries.len(), 2, "the expired one made room");
+        assert!(cache.get(&key(2), ttl).is_some() && cache.get(&key(3), ttl).is_some());
+        cache.insert_if_current(key(4), entry(block, Instant::now()), Some(block), ttl, 2);
+        assert_eq!(cache.entries.len(), 1, "nothing expired: started over");
+        assert!(cache.get(&key(4), ttl).is_some());
+        // Read at another block than the pinned one: not stored.
+        let other = BlockRef { number: 8, ..block };
+        cache.insert_if_current(key(5), entry(other, Instant::now()), Some(block), ttl, 2);
+        assert!(cache.get(&key(5), ttl).is_none());
     }
 }

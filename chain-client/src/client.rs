@@ -454,6 +454,7 @@ impl Inner {
             },
             pinned,
             self.cfg.cache_ttl,
+            self.cfg.decision_cache,
         );
         Ok(Decision {
             allowed: r.allowed,

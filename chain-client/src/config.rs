@@ -69,11 +69,14 @@ pub struct ChainConfig {
     /// How often the follower polls the head and the logs. Invalidation lags the pinned block by
     /// at most this, so keep it at or below the chain's block time.
     pub poll_interval: Duration,
+    /// Decisions cached at most. At the bound, expired entries go first, and if none has
+    /// expired the cache starts over (every BootInfo's next request reads the chain again).
+    pub decision_cache: usize,
 }
 
 impl ChainConfig {
     /// One endpoint, k = 1, 3 confirmations, 5 min staleness, 5 s timeout, 2 retries,
-    /// 10 min cache TTL, 2 s polling.
+    /// 10 min cache TTL, 2 s polling, 10 000 cached decisions.
     pub fn new(endpoint: RpcEndpoint, registry: Address) -> ChainConfig {
         ChainConfig {
             endpoints: vec![endpoint],
@@ -86,6 +89,7 @@ impl ChainConfig {
             retries: 2,
             cache_ttl: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
+            decision_cache: 10_000,
         }
     }
 

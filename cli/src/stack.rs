@@ -205,13 +205,44 @@ impl LocalStack {
 
     /// The demo app's guest, on the simulated guest machine.
     pub fn guest(&self) -> snpkms_platform::SimulatedAttestor {
+        self.guest_of(self.app)
+    }
+
+    /// A guest of `app` (running the demo compose file), on the simulated guest machine.
+    pub fn guest_of(&self, app: Address) -> snpkms_platform::SimulatedAttestor {
         snpkms_local::simulated_guest(
             self.guest_platform.clone(),
-            self.app.0 .0,
+            app.0 .0,
             self.compose_hash,
             self.guest_image,
             snpkms_simulator::GuestLaunch::default().policy,
         )
+    }
+
+    /// Registers `n` more apps like the demo app (its compose hash, the guest machine allowed),
+    /// with every transaction mined at once (automine), then mines every `block_time` seconds
+    /// again.
+    pub async fn register_apps(&self, n: usize, block_time: u64) -> anyhow::Result<Vec<Address>> {
+        self.chain.set_automine(true).await?;
+        let device = device_id(&self.guest_platform.chip_id());
+        let mut apps = Vec::with_capacity(n);
+        let registered = async {
+            for i in 0..n {
+                let mut salt = [0x02u8; 32];
+                salt[24..].copy_from_slice(&(i as u64).to_be_bytes());
+                let (app, _) = self.app_owner.register_app(B256::from(salt)).await?;
+                self.app_owner
+                    .add_compose_hash(app, B256::from(self.compose_hash))
+                    .await?;
+                self.app_owner.add_device(app, device).await?;
+                apps.push(app);
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        self.chain.set_interval_mining(block_time).await?;
+        registered?;
+        Ok(apps)
     }
 }
 

@@ -44,6 +44,8 @@ pub struct CoreLimits {
     pub max_outstanding_nonces: usize,
     /// Verified VCEK chains kept.
     pub verified_cert_chain_cache: usize,
+    /// Derived and signed app keys kept (per app and epoch); at the bound the cache starts over.
+    pub grant_cache: usize,
     /// GetAppKey requests per second per app (0: unlimited). Counted only for requests the
     /// registry allows for the app, so a client that merely names an app, or launches another
     /// image with its host_data, cannot spend its budget.
@@ -138,7 +140,7 @@ impl<P: Ports> Node<P> {
             root_address,
             config_digest: parts.config_digest,
             tls_public_key: parts.tls_public_key,
-            grants: GrantCache::new(10_000),
+            grants: GrantCache::new(parts.limits.grant_cache.max(1)),
             per_app: RateLimiter::new(parts.limits.per_app_rate, parts.limits.per_app_burst),
             state: RwLock::new(KmsState {
                 serving: Err("the on-chain KMS info has not been checked yet".into()),

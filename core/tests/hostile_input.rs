@@ -75,6 +75,7 @@ fn node_with_app_limit(rate: f64, burst: u32) -> (Node<FakePorts>, FakeRegistry)
                 nonce_ttl_secs: 60,
                 max_outstanding_nonces: 1000,
                 verified_cert_chain_cache: 16,
+                grant_cache: 16,
                 per_app_rate: rate,
                 per_app_burst: burst,
             },

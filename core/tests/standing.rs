@@ -44,6 +44,7 @@ fn node() -> (Node<FakePorts>, FakeRegistry, Arc<SimulatedPlatform>) {
                 nonce_ttl_secs: 60,
                 max_outstanding_nonces: 100,
                 verified_cert_chain_cache: 4,
+                grant_cache: 16,
                 per_app_rate: 0.0,
                 per_app_burst: 1,
             },

@@ -293,8 +293,9 @@ pub enum PlatformConfig {
 }
 
 /// `[limits]`: the replay window and what a flood can cost. Every field has a default
-/// ([`Limits::default`]). Sealed, except `verified_chain_cache` and `audit_commit_delay_us`,
-/// which cannot change a release.
+/// ([`Limits::default`]). Sealed, except the cache sizes (`verified_chain_cache`,
+/// `decision_cache`, `grant_cache`), `audit_commit_delay_us` and the connection limits, which
+/// cannot change a release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -312,6 +313,14 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Verified VCEK chains kept (one per machine and TCB; default 4096). Not sealed.
     pub verified_chain_cache: usize,
+    /// Registry decisions cached (one per BootInfo in use: app, image, chip, TCB; default
+    /// 10 000, about 0.5 KiB each). At the bound, expired ones go first, else all: every
+    /// BootInfo's next request reads the chain again. Not sealed.
+    pub decision_cache: usize,
+    /// Derived and signed app keys cached (one per app and epoch in use; default 10 000, about
+    /// 0.5 KiB each, wiped when dropped). At the bound the cache starts over: each app's next
+    /// request derives and signs again (about 80 µs). Not sealed.
+    pub grant_cache: usize,
     /// Requests per second per client IP address (token bucket; GetChallenge, GetAppKey and
     /// Onboard); 0 disables (default 200). Behind a proxy every client is the proxy.
     pub per_client_rate: f64,
@@ -353,6 +362,8 @@ impl Default for Limits {
             max_request_bytes: 64 * 1024,
             max_concurrent_requests: 256,
             verified_chain_cache: 4096,
+            decision_cache: 10_000,
+            grant_cache: 10_000,
             per_client_rate: 200.0,
             per_client_burst: 400,
             per_app_rate: 500.0,

@@ -248,6 +248,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
                 nonce_ttl_secs: cfg.limits.nonce_ttl_secs,
                 max_outstanding_nonces: cfg.limits.max_outstanding_nonces,
                 verified_cert_chain_cache: cfg.limits.verified_chain_cache,
+                grant_cache: cfg.limits.grant_cache,
                 per_app_rate: cfg.limits.per_app_rate,
                 per_app_burst: cfg.limits.per_app_burst,
             },

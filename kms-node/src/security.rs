@@ -51,8 +51,8 @@ pub struct SecuritySettings {
     pub policy: Policy,
     /// The verifier of these roots, this policy and the CRLs of `trust.crls`.
     verifier: snpkms_verifier::Verifier,
-    /// `[limits]` as configured. Only its sealed fields enter the digest
-    /// (`verified_chain_cache` and `audit_commit_delay_us` do not).
+    /// `[limits]` as configured. Only its sealed fields enter the digest (the cache sizes,
+    /// `audit_commit_delay_us` and the connection limits do not).
     pub limits: Limits,
     canonical: String,
     digest: ConfigDigest,
@@ -286,6 +286,7 @@ fn resolve_chain(cfg: &NodeConfig) -> Result<(ChainConfig, Vec<CanonicalEndpoint
     chain.retries = c.retries;
     chain.cache_ttl = Duration::from_secs(c.cache_ttl_secs);
     chain.poll_interval = Duration::from_millis(c.poll_interval_ms);
+    chain.decision_cache = cfg.limits.decision_cache;
     chain
         .validate()
         .map_err(|e| invalid("chain", e.to_string()))?;
@@ -436,7 +437,8 @@ mod tests {
                 .replace("\n        listen", "\nlisten"),
             BASE.replace(
                 "[platform]",
-                "[limits]\nverified_chain_cache = 1\naudit_commit_delay_us = 0\n[platform]",
+                "[limits]\nverified_chain_cache = 1\ndecision_cache = 2\ngrant_cache = 3\n\
+                 audit_commit_delay_us = 0\n[platform]",
             ),
             BASE.replace(
                 "[platform]",

@@ -148,6 +148,14 @@ impl LocalChain {
             .map_err(|e| anvil_call("evm_setAutomine", &self.url, e))
     }
 
+    /// Mines a block every `secs` seconds (again, after automine).
+    pub async fn set_interval_mining(&self, secs: u64) -> Result<(), LocalError> {
+        self.provider
+            .anvil_set_interval_mining(secs)
+            .await
+            .map_err(|e| anvil_call("evm_setIntervalMining", &self.url, e))
+    }
+
     /// Mines one block with this timestamp.
     pub async fn mine_at(&self, timestamp: u64) -> Result<(), LocalError> {
         self.provider

@@ -54,6 +54,11 @@ pub struct Args {
     /// Seconds each library's bare verify rate is measured for, before and after the load.
     #[arg(long, default_value_t = 2.0)]
     verify_seconds: f64,
+    /// After the one-app load: register this many apps in all (like the demo app), warm each
+    /// one up (cold authorization: one chain read each) and run the same load spread over
+    /// them, to compare with the one-app rate.
+    #[arg(long, default_value_t = 1)]
+    apps: usize,
     /// Instead of the load: how long a node takes to open a key-release log of this many
     /// records, and to check its history in the background.
     #[arg(long, value_name = "RECORDS")]
@@ -76,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Pre-generated evidence for one request.
 struct Prepared {
+    app: [u8; 20],
     nonce: Vec<u8>,
     ephemeral: [u8; 32],
     report: Vec<u8>,
@@ -183,9 +189,13 @@ async fn metric(metrics_addr: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// A registered app and a guest of it.
+type AppGuest = ([u8; 20], Arc<snpkms_platform::SimulatedAttestor>);
+
+/// `n` requests' evidence, the i-th for `guests[i % guests.len()]`.
 async fn prepare(
     client: &KmsClient<Channel>,
-    stack: &LocalStack,
+    guests: &[AppGuest],
     n: usize,
 ) -> anyhow::Result<Vec<Prepared>> {
     // Challenges, fetched concurrently.
@@ -212,25 +222,28 @@ async fn prepare(
         nonces.extend(t.await??);
     }
     // Reports, signed on every core.
-    let guest = Arc::new(stack.guest());
-    let chunks: Vec<Vec<Vec<u8>>> = nonces
+    let indexed: Vec<(usize, Vec<u8>)> = nonces.into_iter().enumerate().collect();
+    let chunks: Vec<Vec<(usize, Vec<u8>)>> = indexed
         .chunks(n.div_ceil(2).max(1))
         .map(|c| c.to_vec())
         .collect();
+    let guests: Arc<Vec<AppGuest>> = Arc::new(guests.to_vec());
     let handles: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
-            let guest = guest.clone();
+            let guests = guests.clone();
             std::thread::spawn(move || {
                 chunk
                     .into_iter()
-                    .map(|nonce| {
+                    .map(|(i, nonce)| {
+                        let (app, guest) = &guests[i % guests.len()];
                         let ephemeral = EphemeralKeyPair::generate().public_key();
                         let data = binding::get_app_key_report_data(&nonce, &ephemeral);
                         let report = snpkms_platform::Attestor::attest(guest.as_ref(), data)
                             .expect("simulated evidence")
                             .report;
                         Prepared {
+                            app: *app,
                             nonce,
                             ephemeral,
                             report,
@@ -266,14 +279,13 @@ async fn fire(
     concurrency: usize,
 ) -> PhaseResult {
     let queue = Arc::new(std::sync::Mutex::new(prepared));
-    let app = stack.app.to_vec();
     let compose = stack.compose_hash.to_vec();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let queue = queue.clone();
         let mut c = client.clone();
-        let (app, compose, table) = (app.clone(), compose.clone(), cert_table.clone());
+        let (compose, table) = (compose.clone(), cert_table.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut ok, mut errors, mut first_error) = (0, 0, None);
@@ -287,7 +299,7 @@ async fn fire(
                         cert_table: table.as_ref().clone(),
                     }),
                     nonce: p.nonce,
-                    app_id: app.clone(),
+                    app_id: p.app.to_vec(),
                     compose_hash: compose.clone(),
                     ephemeral_public_key: p.ephemeral.to_vec(),
                     epoch: None,
@@ -324,6 +336,77 @@ async fn fire(
     }
     result.elapsed = start.elapsed();
     result
+}
+
+/// The many-apps phase: its inputs.
+struct ManyApps<'a> {
+    client: &'a KmsClient<Channel>,
+    stack: &'a LocalStack,
+    table: Arc<Vec<u8>>,
+    metrics_addr: &'a str,
+    pid: u32,
+}
+
+impl ManyApps<'_> {
+    async fn run(
+        &self,
+        apps: usize,
+        requests: usize,
+        concurrency: usize,
+        one_app_rate: f64,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (client, stack) = (self.client, self.stack);
+        eprintln!("[bench] registering {} more apps", apps - 1);
+        let mut guests: Vec<AppGuest> = vec![(stack.app.0 .0, Arc::new(stack.guest()))];
+        for app in stack.register_apps(apps - 1, 1).await? {
+            guests.push((app.0 .0, Arc::new(stack.guest_of(app))));
+        }
+        // Until the node's pinned view holds the last registration.
+        let last = std::slice::from_ref(guests.last().context("no apps")?);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let probe = prepare(client, last, 1).await?;
+            if fire(client, stack, self.table.clone(), probe, 1).await.ok == 1 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the node does not serve the last registered app after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let misses = "snpkms_registry_decision_cache_misses_total";
+        let (misses_0, anon_0) = (
+            metric(self.metrics_addr, misses).await,
+            memory_kb(self.pid).unwrap_or_default().anon,
+        );
+        // Warm-up: each app's first request (its decision read from the chain, its keys
+        // derived and signed).
+        let warm = prepare(client, &guests, guests.len()).await?;
+        let warm = fire(client, stack, self.table.clone(), warm, concurrency).await;
+        let (misses_1, anon_1) = (
+            metric(self.metrics_addr, misses).await,
+            memory_kb(self.pid).unwrap_or_default().anon,
+        );
+        eprintln!(
+            "[bench] {apps} apps warmed up: {} chain reads, {} errors",
+            misses_1 - misses_0,
+            warm.errors
+        );
+        let load = prepare(client, &guests, requests).await?;
+        let load = fire(client, stack, self.table.clone(), load, concurrency).await;
+        let rate = load.ok as f64 / load.elapsed.as_secs_f64();
+        Ok(serde_json::json!({
+            "apps": apps,
+            "warmup_errors": warm.errors,
+            "cold_eth_calls": misses_1 - misses_0,
+            "anon_rss_kb_per_app": (anon_1 as f64 - anon_0 as f64) / apps as f64,
+            "requests": load.ok + load.errors,
+            "errors": load.errors,
+            "get_app_key_per_sec": rate,
+            "ratio_to_one_app": rate / one_app_rate,
+            "latency": percentiles(load.latencies),
+        }))
+    }
 }
 
 async fn bench(args: Args) -> anyhow::Result<ExitCode> {
@@ -376,11 +459,12 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         .to_string();
     let client = KmsClient::connect(url.clone()).await?;
     let table = Arc::new(snpkms_platform::Attestor::attest(&stack.guest(), [0; 64])?.cert_table);
+    let demo: Vec<AppGuest> = vec![(stack.app.0 .0, Arc::new(stack.guest()))];
 
     // Wait until the node serves (the chain must show its KMS info at the configured depth).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let probe = prepare(&client, &stack, 1).await?;
+        let probe = prepare(&client, &demo, 1).await?;
         let r = fire(&client, &stack, table.clone(), probe, 1).await;
         if r.ok == 1 {
             break;
@@ -406,7 +490,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     // Concurrency 1: latency.
-    let prepared = prepare(&client, &stack, args.latency_requests).await?;
+    let prepared = prepare(&client, &demo, args.latency_requests).await?;
     let single = fire(&client, &stack, table.clone(), prepared, 1).await;
     let single_latency = percentiles(single.latencies.clone());
     eprintln!(
@@ -462,7 +546,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             None => remaining.min(batch),
         };
         remaining = remaining.saturating_sub(n);
-        let prepared = prepare(&client, &stack, n).await?;
+        let prepared = prepare(&client, &demo, n).await?;
         let (server_cpu_0, client_cpu_0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
         let part = fire(&client, &stack, table.clone(), prepared, args.concurrency).await;
         server_cpu += cpu_seconds(pid) - server_cpu_0;
@@ -486,6 +570,19 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         metric(&metrics_addr, "snpkms_registry_decision_cache_misses_total").await - misses_before;
     let rps = load.ok as f64 / load.elapsed.as_secs_f64();
     let load_latency = percentiles(load.latencies.clone());
+    let many_apps = match args.apps {
+        0 | 1 => serde_json::Value::Null,
+        apps => {
+            let phase = ManyApps {
+                client: &client,
+                stack: &stack,
+                table: table.clone(),
+                metrics_addr: &metrics_addr,
+                pid,
+            };
+            phase.run(apps, batch, args.concurrency, rps).await?
+        }
+    };
     let rates_after = verify_rates::measure_all(threads, args.verify_seconds);
     let rates = VerifyRates::new(&rates_before, &rates_after);
     let node_rate = rates.of(Library::NODE);
@@ -510,7 +607,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             .await?;
         let t0 = Instant::now();
         let refused_block = loop {
-            let probe = prepare(&client, &stack, 1).await?;
+            let probe = prepare(&client, &demo, 1).await?;
             let r = fire(&client, &stack, table.clone(), probe, 1).await;
             // The refusal's typed details say why and at which block, not its message.
             let denied = r
@@ -593,6 +690,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         "server_rss_kb": rss,
         "server_rss_peak_kb": memory_end.peak,
         "server_anon_rss_kb": anon,
+        "many_apps": many_apps,
         "revocation": revocation,
     });
     if args.json {
@@ -668,15 +766,34 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         println!("server peak RSS: {}", human::kib(memory_end.peak as f64));
+        if !many_apps.is_null() {
+            let f = |key: &str| many_apps[key].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{} apps: warm-up {} chain reads (eth_call) for {} first requests, {} errors; then {}/s = {:.2}x the one-app rate; {} of node memory per app (cached decision and grant)",
+                many_apps["apps"],
+                human::count(f("cold_eth_calls")),
+                many_apps["apps"],
+                many_apps["warmup_errors"],
+                human::count(f("get_app_key_per_sec")),
+                f("ratio_to_one_app"),
+                human::kib(f("anon_rss_kb_per_app")),
+            );
+        }
         if let Some(text) = revocation_text {
             println!("revocation: {text}");
         }
     }
     let _ = node.kill().await;
-    Ok(if load.errors == 0 && single.errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("errors: {:?}", load.first_error.or(single.first_error));
-        ExitCode::from(super::EXIT_REJECTED)
-    })
+    let many_apps_errors = ["warmup_errors", "errors"]
+        .iter()
+        .map(|k| many_apps[k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    Ok(
+        if load.errors == 0 && single.errors == 0 && many_apps_errors == 0 {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("errors: {:?}", load.first_error.or(single.first_error));
+            ExitCode::from(super::EXIT_REJECTED)
+        },
+    )
 }
