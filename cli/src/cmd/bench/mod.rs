@@ -6,6 +6,7 @@
 //! eat the server's CPU budget. The timed phase only sends requests; the node does everything
 //! it does for a real guest (verify, bind, authorize, derive, seal, durable audit record).
 
+mod fleet;
 mod human;
 mod log_open;
 mod verify_rates;
@@ -59,6 +60,11 @@ pub struct Args {
     /// them, to compare with the one-app rate.
     #[arg(long, default_value_t = 1)]
     apps: usize,
+    /// After the one-app load: this many machines booting at once, each its own simulated chip
+    /// with its own connection from its own loopback address; `--requests` are spread over
+    /// them (each machine's first request, the boot, measured apart).
+    #[arg(long, value_name = "MACHINES")]
+    fleet: Option<usize>,
     /// Instead of the load: how long a node takes to open a key-release log of this many
     /// records, and to check its history in the background.
     #[arg(long, value_name = "RECORDS")]
@@ -583,6 +589,10 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
             phase.run(apps, batch, args.concurrency, rps).await?
         }
     };
+    let fleet = match args.fleet {
+        None | Some(0) => serde_json::Value::Null,
+        Some(n) => fleet::run(&stack, &url, &client, n, args.requests / n, rps, pid).await?,
+    };
     let rates_after = verify_rates::measure_all(threads, args.verify_seconds);
     let rates = VerifyRates::new(&rates_before, &rates_after);
     let node_rate = rates.of(Library::NODE);
@@ -691,6 +701,7 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
         "server_rss_peak_kb": memory_end.peak,
         "server_anon_rss_kb": anon,
         "many_apps": many_apps,
+        "fleet": fleet,
         "revocation": revocation,
     });
     if args.json {
@@ -779,17 +790,41 @@ async fn bench(args: Args) -> anyhow::Result<ExitCode> {
                 human::kib(f("anon_rss_kb_per_app")),
             );
         }
+        if !fleet.is_null() {
+            let (boot, steady) = (&fleet["boot"], &fleet["steady"]);
+            let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+            println!(
+                "fleet of {} machines: boot (each one's first request at once) {} errors in {:.1} s, p99 {}; then {}/s = {:.2}x the concurrency-{} rate over {} connections, {} errors, p50 {}, p99 {}; node CPU per request {}, client {}",
+                fleet["machines"],
+                boot["errors"],
+                f(&boot["seconds"]),
+                human::ms(f(&boot["latency"]["p99_ms"])),
+                human::count(f(&steady["get_app_key_per_sec"])),
+                f(&steady["ratio_to_concurrency_64"]),
+                args.concurrency,
+                fleet["machines"],
+                steady["errors"],
+                human::ms(f(&steady["latency"]["p50_ms"])),
+                human::ms(f(&steady["latency"]["p99_ms"])),
+                human::ms(f(&steady["server_cpu_ms_per_request"])),
+                human::ms(f(&steady["client_cpu_ms_per_request"])),
+            );
+        }
         if let Some(text) = revocation_text {
             println!("revocation: {text}");
         }
     }
     let _ = node.kill().await;
-    let many_apps_errors = ["warmup_errors", "errors"]
+    let phase_errors = ["warmup_errors", "errors"]
         .iter()
         .map(|k| many_apps[k].as_u64().unwrap_or(0))
-        .sum::<u64>();
+        .sum::<u64>()
+        + ["boot", "steady"]
+            .iter()
+            .map(|k| fleet[k]["errors"].as_u64().unwrap_or(0))
+            .sum::<u64>();
     Ok(
-        if load.errors == 0 && single.errors == 0 && many_apps_errors == 0 {
+        if load.errors == 0 && single.errors == 0 && phase_errors == 0 {
             ExitCode::SUCCESS
         } else {
             eprintln!("errors: {:?}", load.first_error.or(single.first_error));

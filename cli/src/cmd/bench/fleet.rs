@@ -1,0 +1,255 @@
+//! `snpkms bench --fleet N`: N machines booting at once. Each is its own simulated chip (its
+//! own VCEK, so its own chain verification and its own registry decision on first use), with
+//! its own connection from its own loopback address (as a fleet comes from many hosts, and as
+//! the per-address connection limit expects). First every machine's first request at once (the
+//! boot: cold chain, cold decision), then every machine's further requests, all connections
+//! busy at once (steady state), compared with the concurrency-64 rate of the same run.
+
+use super::{percentiles, AppGuest, Prepared};
+use crate::stack::LocalStack;
+use anyhow::Context;
+use snpkms_api::pb;
+use snpkms_api::pb::kms_client::KmsClient;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects from a chosen loopback source address.
+#[derive(Clone, Copy)]
+struct FromAddress(Ipv4Addr);
+
+impl tower_service::Service<tonic::codegen::http::Uri> for FromAddress {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: tonic::codegen::http::Uri) -> Self::Future {
+        let source = self.0;
+        Box::pin(async move {
+            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+            let to: SocketAddr = authority
+                .parse()
+                .map_err(|e| std::io::Error::other(format!("{authority}: {e}")))?;
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((source, 0)))?;
+            let stream = socket.connect(to).await?;
+            stream.set_nodelay(true)?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
+}
+
+/// The i-th machine's source address: 127.1.0.1, 127.1.0.2, ... (all of 127/8 is loopback).
+fn source(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        127,
+        1 + (i / 62_500) as u8,
+        (i / 250 % 250) as u8,
+        (i % 250) as u8 + 1,
+    )
+}
+
+struct Machine {
+    client: KmsClient<Channel>,
+    table: Vec<u8>,
+    requests: Vec<Prepared>,
+}
+
+/// One request per machine from `machines[i].requests`, all machines at once; (ok, errors,
+/// first error, latencies in µs, elapsed).
+async fn round(
+    machines: &mut [Machine],
+    app: [u8; 20],
+    compose: [u8; 32],
+    each: usize,
+) -> (usize, usize, Option<tonic::Status>, Vec<u64>, Duration) {
+    let start = Instant::now();
+    let tasks: Vec<_> = machines
+        .iter_mut()
+        .map(|m| {
+            let mut client = m.client.clone();
+            let table = m.table.clone();
+            let mine: Vec<Prepared> = m.requests.drain(..each.min(m.requests.len())).collect();
+            tokio::spawn(async move {
+                let (mut ok, mut errors, mut first, mut lat) = (0, 0, None, Vec::new());
+                for p in mine {
+                    let request = pb::GetAppKeyRequest {
+                        evidence: Some(pb::Evidence {
+                            report: p.report,
+                            cert_table: table.clone(),
+                        }),
+                        nonce: p.nonce,
+                        app_id: app.to_vec(),
+                        compose_hash: compose.to_vec(),
+                        ephemeral_public_key: p.ephemeral.to_vec(),
+                        epoch: None,
+                    };
+                    let t = Instant::now();
+                    match client.get_app_key(request).await {
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            errors += 1;
+                            first.get_or_insert(e);
+                        }
+                    }
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                (ok, errors, first, lat)
+            })
+        })
+        .collect();
+    let (mut ok, mut errors, mut first, mut lat) = (0, 0, None, Vec::new());
+    for t in tasks {
+        if let Ok((o, e, f, l)) = t.await {
+            ok += o;
+            errors += e;
+            if first.is_none() {
+                first = f;
+            }
+            lat.extend(l);
+        }
+    }
+    (ok, errors, first, lat, start.elapsed())
+}
+
+/// Runs the fleet phase: `n` machines, `per_machine` requests each.
+pub async fn run(
+    stack: &LocalStack,
+    url: &str,
+    challenges: &KmsClient<Channel>,
+    n: usize,
+    per_machine: usize,
+    concurrency_64_rate: f64,
+    node_pid: u32,
+) -> anyhow::Result<serde_json::Value> {
+    let per_machine = per_machine.max(2);
+    eprintln!("[bench] fleet: {n} machines (own chip, own connection from its own address), {per_machine} requests each");
+    // Any machine may run the app: the fleet's chips are not listed one by one.
+    stack
+        .app_owner
+        .set_allow_any_device(stack.app, true)
+        .await?;
+    let app = stack.app;
+    let (guests, tables) = {
+        let stack_platform = stack.guest_platform.clone();
+        let (compose, image) = (stack.compose_hash, stack.guest_image);
+        tokio::task::spawn_blocking(move || {
+            let mut guests: Vec<AppGuest> = Vec::with_capacity(n);
+            let mut tables = Vec::with_capacity(n);
+            for i in 0..n {
+                let platform = Arc::new(snpkms_simulator::SimulatedPlatform::new(
+                    snpkms_local::authority(),
+                    stack_platform.product(),
+                    format!("snpkms-bench-fleet-{i}").as_bytes(),
+                ));
+                let guest = snpkms_local::simulated_guest(
+                    platform,
+                    app.0 .0,
+                    compose,
+                    image,
+                    snpkms_simulator::GuestLaunch::default().policy,
+                );
+                let table = snpkms_platform::Attestor::attest(&guest, [0; 64])
+                    .context("simulated evidence")?
+                    .cert_table;
+                guests.push((app.0 .0, Arc::new(guest)));
+                tables.push(table);
+            }
+            anyhow::Ok((guests, tables))
+        })
+        .await??
+    };
+    let mut machines = Vec::with_capacity(n);
+    for (i, table) in tables.into_iter().enumerate() {
+        let channel = Endpoint::from_shared(url.to_string())?
+            .connect_with_connector(FromAddress(source(i)))
+            .await
+            .with_context(|| format!("connecting machine {i} from {}", source(i)))?;
+        machines.push(Machine {
+            client: KmsClient::new(channel),
+            table,
+            requests: Vec::new(),
+        });
+    }
+    // Evidence: per_machine reports per machine, each over a fresh challenge.
+    let mut order: Vec<AppGuest> = Vec::with_capacity(n * per_machine);
+    for _ in 0..per_machine {
+        order.extend(guests.iter().cloned());
+    }
+    let prepared = prepare_in_order(challenges, &order).await?;
+    for (i, p) in prepared.into_iter().enumerate() {
+        machines[i % n].requests.push(p);
+    }
+    // Until the registry's allow-any-device is at the node's read depth.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe_guest = [guests[0].clone()];
+    loop {
+        let probe = prepare_in_order(challenges, &probe_guest).await?;
+        let mut m = [Machine {
+            client: machines[0].client.clone(),
+            table: machines[0].table.clone(),
+            requests: probe,
+        }];
+        if round(&mut m, app.0 .0, stack.compose_hash, 1).await.0 == 1 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node does not serve the fleet's machines after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (boot_ok, boot_errors, boot_first, boot_lat, boot_time) =
+        round(&mut machines, app.0 .0, stack.compose_hash, 1).await;
+    let cpu = || {
+        (
+            super::cpu_seconds(node_pid),
+            super::cpu_seconds(std::process::id()),
+        )
+    };
+    let (node_0, client_0) = cpu();
+    let (ok, errors, first, lat, elapsed) =
+        round(&mut machines, app.0 .0, stack.compose_hash, per_machine).await;
+    let (node_1, client_1) = cpu();
+    let per_request = |seconds: f64| seconds * 1000.0 / ok.max(1) as f64;
+    let rate = ok as f64 / elapsed.as_secs_f64();
+    let error_text =
+        |e: Option<tonic::Status>| e.map(|s| format!("{:?}: {}", s.code(), s.message()));
+    Ok(serde_json::json!({
+        "machines": n,
+        "boot": {
+            "requests": boot_ok + boot_errors,
+            "errors": boot_errors,
+            "first_error": error_text(boot_first),
+            "seconds": boot_time.as_secs_f64(),
+            "latency": percentiles(boot_lat),
+        },
+        "steady": {
+            "requests": ok + errors,
+            "errors": errors,
+            "first_error": error_text(first),
+            "seconds": elapsed.as_secs_f64(),
+            "get_app_key_per_sec": rate,
+            "ratio_to_concurrency_64": rate / concurrency_64_rate,
+            "server_cpu_ms_per_request": per_request(node_1 - node_0),
+            "client_cpu_ms_per_request": per_request(client_1 - client_0),
+            "latency": percentiles(lat),
+        },
+    }))
+}
+
+/// Evidence for each of `guests` in order (one fresh challenge each).
+async fn prepare_in_order(
+    challenges: &KmsClient<Channel>,
+    guests: &[AppGuest],
+) -> anyhow::Result<Vec<Prepared>> {
+    super::prepare(challenges, guests, guests.len()).await
+}
