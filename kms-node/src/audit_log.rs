@@ -461,7 +461,7 @@ impl LogContents {
             });
         }
         let n = kept.head.records;
-        let log = self.first_seq + self.records.len() as u64;
+        let log = (self.first_seq).saturating_add(self.records.len() as u64);
         if n > log {
             return Err(HeadCheckError::Truncated { kept: n, log });
         }
@@ -609,8 +609,15 @@ fn scan(
                         prev: record.seq.saturating_sub(1),
                     }));
                 }
+                // A checkpoint claiming u64::MAX records has no room for another.
+                let next_seq = head.next_seq.checked_add(1).ok_or_else(|| {
+                    chain(HashChainBreak::OutOfSequence {
+                        expected: head.next_seq,
+                        found: record.seq,
+                    })
+                })?;
                 head = Head {
-                    next_seq: head.next_seq + 1,
+                    next_seq,
                     hash: link(&head.hash, body),
                     file_len: offset + n as u64,
                 };
@@ -626,17 +633,31 @@ fn scan(
     })
 }
 
+/// The largest tail read into memory to find the last head. What a crash leaves after the last
+/// head is one batch being written (kilobytes); more is not a crash's doing, and the file is
+/// then read from the start, streamed and fully checked, as before heads were checkpoints.
+const MAX_TAIL_WINDOW: u64 = 16 << 20;
+
 /// The last head of the log, found from the end of the file: a window of the file's last bytes
 /// is read and its lines parsed forward, the window doubling until it holds a head (the bytes
 /// after the last head are at most the batch being written when the node stopped, so one
-/// window of 64 KiB almost always does). Without any head, the whole file was read:
-/// `head.next_seq` then counts its records (for [`Scan::authenticate`]'s error).
+/// window of 64 KiB almost always does). Past [`MAX_TAIL_WINDOW`] the whole file is scanned
+/// instead ([`scan`]). Without any head, `head.next_seq` counts the records (for
+/// [`Scan::authenticate`]'s error).
 fn scan_tail(file: &File, path: &Path) -> Result<Scan, AuditLogError> {
     use std::os::unix::fs::FileExt;
     let io = io_error(path);
     let file_len = file.metadata().map_err(&io)?.len();
     let mut window = 1u64 << 16;
     loop {
+        if window > MAX_TAIL_WINDOW && file_len > MAX_TAIL_WINDOW {
+            tracing::warn!(
+                bytes = file_len,
+                "no signed head in the key-release log's last {} MiB: reading it whole",
+                MAX_TAIL_WINDOW >> 20
+            );
+            return scan(file, path, |_, _| ());
+        }
         let start = file_len.saturating_sub(window);
         let mut bytes = vec![0u8; (file_len - start) as usize];
         file.read_exact_at(&mut bytes, start).map_err(&io)?;
@@ -1581,6 +1602,49 @@ mod tests {
             genuine,
             "the unacknowledged part was set aside"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tail_too_long_for_a_crash_is_read_from_the_start_in_bounded_memory() {
+        let (dir, log) = new_log();
+        for i in 0..3 {
+            log.append(record(i)).await.unwrap();
+        }
+        log.close().await;
+        let genuine = lines(dir.path());
+        let mut bytes = std::fs::read(log_path(dir.path())).unwrap();
+        // 17 MiB after the last head, no head among it.
+        let filler = format!("{{\"junk\":\"{}\"}}\n", "x".repeat(1000));
+        while bytes.len() < (17 << 20) {
+            bytes.extend_from_slice(filler.as_bytes());
+        }
+        std::fs::write(log_path(dir.path()), &bytes).unwrap();
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        assert_eq!(log.len(), 3);
+        log.close().await;
+        assert_eq!(lines(dir.path()), genuine, "the rest was set aside");
+    }
+
+    #[test]
+    fn a_checkpoint_at_the_last_sequence_number_is_refused_not_overflowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = [7u8; 32];
+        let head = AuditHead {
+            records: u64::MAX,
+            hash,
+        }
+        .sign(&key())
+        .unwrap();
+        let mut r = record_line(u64::MAX, &hash, record(1)).unwrap();
+        r.push(b'\n');
+        let mut file = serde_json::to_vec(&HeadLine { head }).unwrap();
+        file.push(b'\n');
+        file.extend_from_slice(&r);
+        std::fs::write(log_path(dir.path()), &file).unwrap();
+        assert!(matches!(
+            chain_break(dir.path()),
+            HashChainBreak::OutOfSequence { .. }
+        ));
     }
 
     #[tokio::test]
