@@ -181,4 +181,19 @@ async fn an_archived_log_is_checked_with_its_segments_from_the_command_line() {
         .map(|r| r["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [0, 1, 2]);
+
+    // Without its first segment the chain does not start at record 0: refused.
+    for segment in std::fs::read_dir(archive).unwrap() {
+        std::fs::remove_file(segment.unwrap().path()).unwrap();
+    }
+    let gone = snpkms(&[
+        "node",
+        "audit-log",
+        "--config",
+        config,
+        "--archive",
+        archive,
+    ]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("a segment is missing"));
 }

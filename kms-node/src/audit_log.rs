@@ -160,6 +160,13 @@ pub enum AuditLogError {
         /// Bytes after the last head.
         bytes: u64,
     },
+    /// The background check of the history could not run to its end.
+    #[error("the key-release log's history could not be checked: {0}")]
+    HistoryCheckFailed(String),
+    /// An archive segment of that name exists: an earlier archive stopped before it replaced
+    /// the live log, or the name is taken.
+    #[error("an archive segment already exists at {}: an earlier archive may have stopped before it replaced the live log; compare the two and move one away", .0.display())]
+    SegmentExists(PathBuf),
     /// A record could not be encoded as JSON.
     #[error("encoding a key-release record: {0}")]
     Encode(#[source] serde_json::Error),
@@ -530,6 +537,39 @@ impl Scan {
     }
 }
 
+/// The longest line kept in memory: records and heads are under 2 KiB; a longer line is read
+/// past (it cannot parse) without holding it.
+const MAX_LINE: usize = 64 << 10;
+
+/// One line into `line` (with its newline, if any), at most [`MAX_LINE`] bytes of it kept;
+/// the bytes the line took in the file.
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let n = reader.take(MAX_LINE as u64).read_until(b'\n', line)?;
+    if n < MAX_LINE || line.last() == Some(&b'\n') {
+        return Ok(n);
+    }
+    // Too long to be a record: skip to its end, keeping nothing more (it fails to parse, as
+    // `line` has no newline).
+    let mut skipped = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n + skipped);
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(n + skipped + i + 1);
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+                skipped += len;
+            }
+        }
+    }
+}
+
 /// Reads the log from the start, checking every link; `each` sees every intact record. A log
 /// whose first line is a head starts there (a checkpoint: the records before it were moved to
 /// an archived segment that ends in the same head).
@@ -550,9 +590,7 @@ fn scan(
     };
     loop {
         line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(io_error(path))?;
+        let n = read_line(&mut reader, &mut line).map_err(io_error(path))?;
         if n == 0 {
             break;
         }
@@ -726,9 +764,10 @@ pub enum History {
 /// every head, and that the chain there is `expected`.
 fn check_history(path: &Path, end: u64, expected: &SignedAuditHead) -> Result<u64, AuditLogError> {
     let file = open_existing(path, false)?;
-    let scan = scan(file.take(end), path, |_, _| ())?;
+    let mut read = 0u64;
+    let scan = scan(file.take(end), path, |_, _| read += 1)?;
     match scan.signed {
-        Some((h, at)) if at.file_len == end && h.head == expected.head => Ok(at.next_seq),
+        Some((h, at)) if at.file_len == end && h.head == expected.head => Ok(read),
         _ => Err(AuditLogError::HashChain {
             path: path.to_path_buf(),
             source: HashChainBreak::HeadMismatch {
@@ -834,27 +873,38 @@ pub fn archived_segments(dir: &Path) -> Result<Vec<PathBuf>, AuditLogError> {
 pub fn archive(data_dir: &Path, into: &Path) -> Result<ArchivedSegment, AuditLogError> {
     let path = log_path(data_dir);
     let io = io_error(&path);
-    let contents = read(data_dir)?;
-    let Some(head) = contents.head.clone() else {
+    // Streamed: a log worth archiving may be gigabytes.
+    let mut first: Option<u64> = None;
+    let scan = scan(open_existing(&path, false)?, &path, |r, _| {
+        first.get_or_insert(r.seq);
+    })?;
+    let (signed, rest) = scan.authenticate(&path, None)?;
+    let Some((head, _)) = scan.signed else {
         return Err(AuditLogError::NothingToArchive(path.clone()));
     };
-    if contents.torn_tail_bytes > 0 {
+    if rest.is_some() {
         return Err(AuditLogError::TailNotCovered {
             path: path.clone(),
-            bytes: contents.torn_tail_bytes,
+            bytes: scan.file_len - signed.file_len,
         });
     }
-    if head.head.records == contents.first_seq {
+    let first_seq = first.unwrap_or(signed.next_seq);
+    if head.head.records == first_seq {
         return Err(AuditLogError::NothingToArchive(path.clone()));
     }
-    let segment = into.join(segment_name(contents.first_seq, head.head.records));
+    let segment = into.join(segment_name(first_seq, head.head.records));
     let segment_io = io_error(&segment);
-    if segment.exists() {
-        return Err(AuditLogError::AlreadyExists(segment.clone()));
-    }
-    std::fs::copy(&path, &segment).map_err(&segment_io)?;
-    File::open(&segment)
-        .and_then(|f| f.sync_all())
+    // create_new: never through a symlink someone left there, never over another segment.
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&segment)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => AuditLogError::SegmentExists(segment.clone()),
+            _ => segment_io(e),
+        })?;
+    std::io::copy(&mut open_existing(&path, false)?, &mut out)
+        .and_then(|_| out.sync_all())
         .and_then(|()| File::open(into))
         .and_then(|d| d.sync_all())
         .map_err(&segment_io)?;
@@ -862,16 +912,23 @@ pub fn archive(data_dir: &Path, into: &Path) -> Result<ArchivedSegment, AuditLog
         serde_json::to_vec(&HeadLine { head: head.clone() }).map_err(AuditLogError::Encode)?;
     line.push(b'\n');
     let fresh = path.with_extension("log.new");
-    std::fs::write(&fresh, &line)
-        .and_then(|()| File::open(&fresh))
-        .and_then(|f| f.sync_all())
+    // A stale one from an interrupted archive goes (removing a symlink removes only the link).
+    match std::fs::remove_file(&fresh) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&fresh)
+        .and_then(|mut f| f.write_all(&line).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&fresh, &path))
         .and_then(|()| File::open(data_dir))
         .and_then(|d| d.sync_all())
         .map_err(&io)?;
     Ok(ArchivedSegment {
         path: segment.clone(),
-        first_seq: contents.first_seq,
+        first_seq,
         records: head.head.records,
     })
 }
@@ -953,9 +1010,7 @@ fn open_existing(path: &Path, write: bool) -> Result<File, AuditLogError> {
 /// log after its last intact record.
 fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), AuditLogError> {
     let io = io_error(path);
-    let mut tail = Vec::new();
     file.seek(SeekFrom::Start(at)).map_err(&io)?;
-    file.read_to_end(&mut tail).map_err(&io)?;
     let aside = path.with_extension(format!(
         "log.torn-{}",
         snpkms_core::Clock::now_unix(&crate::adapters::SystemClock)
@@ -965,14 +1020,14 @@ fn set_aside_torn_tail(file: &mut File, path: &Path, at: u64) -> Result<(), Audi
         .append(true)
         .open(&aside)
         .map_err(&io)?;
-    out.write_all(&tail)
-        .and_then(|()| out.sync_all())
+    let bytes = std::io::copy(file, &mut out)
+        .and_then(|n| out.sync_all().map(|()| n))
         .map_err(&io)?;
     file.set_len(at)
         .and_then(|()| file.sync_all())
         .map_err(&io)?;
     tracing::warn!(
-        bytes = tail.len(),
+        bytes,
         moved_to = %aside.display(),
         "the key-release log ended in a partial write (a crash before it was acknowledged); set it aside"
     );
@@ -1032,7 +1087,12 @@ impl AuditLog {
             std::thread::Builder::new()
                 .name("snpkms-audit-check".into())
                 .spawn(move || {
-                    let found = match check_history(&checked, end, &head) {
+                    let check = std::panic::catch_unwind(|| check_history(&checked, end, &head));
+                    let found = match check.unwrap_or_else(|_| {
+                        Err(AuditLogError::HistoryCheckFailed(
+                            "the check panicked".into(),
+                        ))
+                    }) {
                         Ok(records) => {
                             tracing::info!(records, "key-release log history checked: intact");
                             History::Intact { records }
@@ -1659,11 +1719,11 @@ mod tests {
         let first = archive(dir.path(), archive_dir.path()).unwrap();
         assert_eq!((first.first_seq, first.records), (0, 3));
         // The live log is one checkpoint line; it opens, continues at record 3, and its history
-        // (the checkpoint) is intact.
+        // (the checkpoint, no record read) is intact.
         assert_eq!(lines(dir.path()).len(), 1);
         let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
         assert_eq!(log.len(), 3);
-        assert_eq!(checked(&log).await, History::Intact { records: 3 });
+        assert_eq!(checked(&log).await, History::Intact { records: 0 });
         assert_eq!(log.append(record(3)).await.unwrap(), 3);
         assert_eq!(log.append(record(4)).await.unwrap(), 4);
         let kept_late = log.signed_head().unwrap();
@@ -1701,6 +1761,19 @@ mod tests {
             read_chain(&segments, dir.path()),
             Err(AuditLogError::HashChain { .. })
         ));
+        // A segment name already taken (a symlink planted there, or an earlier archive that
+        // stopped before the rename) is never written through.
+        let log = AuditLog::open(dir.path(), key(), Duration::ZERO).unwrap();
+        log.append(record(6)).await.unwrap();
+        log.close().await;
+        let target = archive_dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, archive_dir.path().join(segment_name(5, 7))).unwrap();
+        assert!(matches!(
+            archive(dir.path(), archive_dir.path()),
+            Err(AuditLogError::SegmentExists(_))
+        ));
+        assert!(!target.exists(), "nothing written through the link");
+        std::fs::remove_file(archive_dir.path().join(segment_name(5, 7))).unwrap();
         // Nothing to archive in a log that starts at its last head.
         archive(dir.path(), archive_dir.path()).unwrap();
         assert!(matches!(

@@ -322,6 +322,7 @@ fn snapshot_of(
             audit_records: snpkms_core::ReleaseLog::len(node.log()),
             audit_syncs: node.log().syncs(),
             audit_history_broken: matches!(node.log().history(), History::Broken(_)),
+            audit_history_checking: matches!(node.log().history(), History::Checking),
             audit_history_checked_records: match node.log().history() {
                 History::Intact { records } => records,
                 _ => 0,

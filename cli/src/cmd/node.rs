@@ -269,6 +269,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(log) => {
                     let records = &log.records;
                     if log.first_seq > 0 {
+                        if archive.is_some() {
+                            eprintln!(
+                                "audit log check FAILED: the segments and the live log start at record {}, not 0: a segment is missing",
+                                log.first_seq
+                            );
+                            return Ok(ExitCode::from(super::EXIT_REJECTED));
+                        }
                         eprintln!(
                             "audit log: starts at record {} (the records before it are archived; check them with --archive DIR)",
                             log.first_seq
@@ -305,7 +312,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         );
                     }
                     if let Some(root) = root {
-                        if !records.is_empty() && log.signer != Some(root) {
+                        // Also a log that is only a checkpoint line: its head must be the root's.
+                        if log.head.is_some() && log.signer != Some(root) {
                             eprintln!(
                                 "audit log check FAILED: the head is not signed by the root 0x{}",
                                 hex::encode(root)

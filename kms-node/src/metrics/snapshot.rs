@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub audit_syncs: u64,
     /// The background check of the log's history found a break.
     pub audit_history_broken: bool,
+    /// The background check of the log's history is still running.
+    pub audit_history_checking: bool,
     /// Records the background check found intact (0 while it runs).
     pub audit_history_checked_records: u64,
     /// The registry names this node's root and allows this node as a KMS.
@@ -127,8 +129,14 @@ impl Collector for SnapshotCollector {
         )?;
         gauge(
             e,
+            "snpkms_audit_history_checking",
+            "1 while the check of the key-release log's history after opening runs (ten million records take about half a minute)",
+            i64::from(s.audit_history_checking),
+        )?;
+        gauge(
+            e,
             "snpkms_audit_history_checked_records",
-            "Records of the key-release log's history found intact by the check after opening (0 while it runs)",
+            "Records of the key-release log's history read and found intact by the check after opening (0 while it runs; records archived before the log's first line are not counted)",
             as_gauge(s.audit_history_checked_records),
         )?;
         gauge(
