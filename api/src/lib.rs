@@ -9,6 +9,7 @@ pub mod app_key_signature;
 pub mod audit_head;
 pub mod binding;
 pub mod seal;
+mod x25519_kem;
 
 /// Generated protobuf (and, with the `grpc` feature, gRPC) types of `snpkms.v1`.
 pub mod pb {

@@ -8,6 +8,8 @@ use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 type KemT = X25519HkdfSha256;
+/// The sender's KEM: the same DHKEM with aws-lc-rs's X25519 ([`crate::x25519_kem`]).
+type SenderKem = crate::x25519_kem::X25519HkdfSha256AwsLc;
 
 /// HPKE `info` for GetAppKey responses (the sealed `AppKeys`): binds the ciphertext to its
 /// purpose.
@@ -103,9 +105,9 @@ pub fn seal(
     if recipient_public_key.len() != 32 {
         return Err(SealError::PublicKeyLength(recipient_public_key.len()));
     }
-    let pk = <KemT as Kem>::PublicKey::from_bytes(recipient_public_key)
+    let pk = <SenderKem as Kem>::PublicKey::from_bytes(recipient_public_key)
         .map_err(|_| SealError::PublicKeyLength(recipient_public_key.len()))?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, KemT, _>(
+    let (enc, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, SenderKem, _>(
         &OpModeS::Base,
         &pk,
         info,
