@@ -1,7 +1,7 @@
 //! `snpkms bench` runs end to end on a small load and reports what BENCHMARKS.md reads from it:
 //! each library's bare verify rate, the ratios to the fastest and to the node's library, the
 //! node's CPU per request split into verification and the rest, the client's CPU, all in the
-//! JSON and, formatted for people, in the text. (Its numbers are not judged here: speed is for
+//! JSON and, formatted for people, in the text; and the many-apps and fleet phases, small. (Its numbers are not judged here: speed is for
 //! the benchmark to measure, not for a timed test.)
 
 use std::process::Command;
@@ -21,7 +21,8 @@ fn bench(dir: &std::path::Path, json: bool) -> String {
     .arg(dir)
     .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     if json {
-        cmd.arg("--json");
+        // The many-apps and fleet phases too, small.
+        cmd.args(["--json", "--apps", "3", "--fleet", "4"]);
     }
     let out = cmd.output().expect("run snpkms bench");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -56,6 +57,19 @@ fn bench_reports_every_library_the_ratios_and_the_cpu_split() {
         number("server_cpu_ms_per_request_verification") + number("server_cpu_ms_per_request_rest");
     assert!((split - number("server_cpu_ms_per_request")).abs() < 1e-9);
     assert!(number("client_cpu_ms_per_request") > 0.0);
+    let apps = &results["many_apps"];
+    assert_eq!(apps["apps"], 3);
+    assert_eq!(
+        (apps["warmup_errors"].as_u64(), apps["errors"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(apps["cold_eth_calls"].as_f64().unwrap() >= 1.0, "{apps}");
+    let fleet = &results["fleet"];
+    assert_eq!(fleet["machines"], 4);
+    assert_eq!(fleet["boot"]["requests"], 4);
+    assert_eq!(fleet["boot"]["errors"], 0);
+    assert_eq!(fleet["steady"]["errors"], 0);
+    assert!(fleet["steady"]["get_app_key_per_sec"].as_f64().unwrap() > 0.0);
 
     let text = bench(&dir.path().join("text"), false);
     for needle in [

@@ -8,7 +8,6 @@
 use super::{percentiles, AppGuest, Prepared};
 use crate::stack::LocalStack;
 use anyhow::Context;
-use snpkms_api::pb;
 use snpkms_api::pb::kms_client::KmsClient;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -67,7 +66,6 @@ struct Machine {
 /// first error, latencies in µs, elapsed).
 async fn round(
     machines: &mut [Machine],
-    app: [u8; 20],
     compose: [u8; 32],
     each: usize,
 ) -> (usize, usize, Option<tonic::Status>, Vec<u64>, Duration) {
@@ -81,26 +79,15 @@ async fn round(
             tokio::spawn(async move {
                 let (mut ok, mut errors, mut first, mut lat) = (0, 0, None, Vec::new());
                 for p in mine {
-                    let request = pb::GetAppKeyRequest {
-                        evidence: Some(pb::Evidence {
-                            report: p.report,
-                            cert_table: table.clone(),
-                        }),
-                        nonce: p.nonce,
-                        app_id: app.to_vec(),
-                        compose_hash: compose.to_vec(),
-                        ephemeral_public_key: p.ephemeral.to_vec(),
-                        epoch: None,
-                    };
-                    let t = Instant::now();
-                    match client.get_app_key(request).await {
-                        Ok(_) => ok += 1,
+                    let (answer, micros) = super::send(&mut client, p, &compose, &table).await;
+                    match answer {
+                        Ok(()) => ok += 1,
                         Err(e) => {
                             errors += 1;
                             first.get_or_insert(e);
                         }
                     }
-                    lat.push(t.elapsed().as_micros() as u64);
+                    lat.push(micros);
                 }
                 (ok, errors, first, lat)
             })
@@ -198,7 +185,7 @@ pub async fn run(
             table: machines[0].table.clone(),
             requests: probe,
         }];
-        if round(&mut m, app.0 .0, stack.compose_hash, 1).await.0 == 1 {
+        if round(&mut m, stack.compose_hash, 1).await.0 == 1 {
             break;
         }
         anyhow::ensure!(
@@ -208,7 +195,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let (boot_ok, boot_errors, boot_first, boot_lat, boot_time) =
-        round(&mut machines, app.0 .0, stack.compose_hash, 1).await;
+        round(&mut machines, stack.compose_hash, 1).await;
     let cpu = || {
         (
             super::cpu_seconds(node_pid),
@@ -217,7 +204,7 @@ pub async fn run(
     };
     let (node_0, client_0) = cpu();
     let (ok, errors, first, lat, elapsed) =
-        round(&mut machines, app.0 .0, stack.compose_hash, per_machine).await;
+        round(&mut machines, stack.compose_hash, per_machine).await;
     let (node_1, client_1) = cpu();
     let per_request = |seconds: f64| seconds * 1000.0 / ok.max(1) as f64;
     let rate = ok as f64 / elapsed.as_secs_f64();

@@ -277,6 +277,29 @@ struct PhaseResult {
     latencies: Vec<u64>,
 }
 
+/// Sends one prepared GetAppKey request as a guest would: its answer and its latency in µs.
+async fn send(
+    client: &mut KmsClient<Channel>,
+    p: Prepared,
+    compose: &[u8],
+    cert_table: &[u8],
+) -> (Result<(), tonic::Status>, u64) {
+    let request = pb::GetAppKeyRequest {
+        evidence: Some(pb::Evidence {
+            report: p.report,
+            cert_table: cert_table.to_vec(),
+        }),
+        nonce: p.nonce,
+        app_id: p.app.to_vec(),
+        compose_hash: compose.to_vec(),
+        ephemeral_public_key: p.ephemeral.to_vec(),
+        epoch: None,
+    };
+    let t = Instant::now();
+    let answer = client.get_app_key(request).await.map(|_| ());
+    (answer, t.elapsed().as_micros() as u64)
+}
+
 async fn fire(
     client: &KmsClient<Channel>,
     stack: &LocalStack,
@@ -299,26 +322,15 @@ async fn fire(
                 let Some(p) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                     break;
                 };
-                let req = pb::GetAppKeyRequest {
-                    evidence: Some(pb::Evidence {
-                        report: p.report,
-                        cert_table: table.as_ref().clone(),
-                    }),
-                    nonce: p.nonce,
-                    app_id: p.app.to_vec(),
-                    compose_hash: compose.clone(),
-                    ephemeral_public_key: p.ephemeral.to_vec(),
-                    epoch: None,
-                };
-                let t = Instant::now();
-                match c.get_app_key(req).await {
-                    Ok(_) => ok += 1,
+                let (answer, micros) = send(&mut c, p, &compose, &table).await;
+                match answer {
+                    Ok(()) => ok += 1,
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert(e);
                     }
                 }
-                lat.push(t.elapsed().as_micros() as u64);
+                lat.push(micros);
             }
             (ok, errors, first_error, lat)
         }));
