@@ -312,6 +312,7 @@ fn snapshot_of(
         };
         let chain = node.authorizer().0.cache_stats();
         let (vh, vm) = node.evidence().cache_stats();
+        let history = node.log().history();
         Snapshot {
             registry_decision_cache_hits: chain.hits,
             registry_decision_cache_misses: chain.misses,
@@ -321,9 +322,9 @@ fn snapshot_of(
             outstanding_nonces: node.outstanding_nonces() as u64,
             audit_records: snpkms_core::ReleaseLog::len(node.log()),
             audit_syncs: node.log().syncs(),
-            audit_history_broken: matches!(node.log().history(), History::Broken(_)),
-            audit_history_checking: matches!(node.log().history(), History::Checking),
-            audit_history_checked_records: match node.log().history() {
+            audit_history_broken: matches!(history, History::Broken(_)),
+            audit_history_checking: matches!(history, History::Checking),
+            audit_history_checked_records: match history {
                 History::Intact { records } => records,
                 _ => 0,
             },
