@@ -5,7 +5,7 @@
 //! boot: cold chain, cold decision), then every machine's further requests, all connections
 //! busy at once (steady state), compared with the concurrency-64 rate of the same run.
 
-use super::{percentiles, AppGuest, Prepared};
+use super::{percentiles, AppGuest, PhaseResult, Prepared};
 use crate::stack::LocalStack;
 use anyhow::Context;
 use snpkms_api::pb::kms_client::KmsClient;
@@ -62,13 +62,8 @@ struct Machine {
     requests: Vec<Prepared>,
 }
 
-/// One request per machine from `machines[i].requests`, all machines at once; (ok, errors,
-/// first error, latencies in µs, elapsed).
-async fn round(
-    machines: &mut [Machine],
-    compose: [u8; 32],
-    each: usize,
-) -> (usize, usize, Option<tonic::Status>, Vec<u64>, Duration) {
+/// `each` requests per machine from `machines[i].requests`, all machines at once.
+async fn round(machines: &mut [Machine], compose: [u8; 32], each: usize) -> PhaseResult {
     let start = Instant::now();
     let tasks: Vec<_> = machines
         .iter_mut()
@@ -77,34 +72,23 @@ async fn round(
             let table = m.table.clone();
             let mine: Vec<Prepared> = m.requests.drain(..each.min(m.requests.len())).collect();
             tokio::spawn(async move {
-                let (mut ok, mut errors, mut first, mut lat) = (0, 0, None, Vec::new());
+                let mut result = PhaseResult::default();
                 for p in mine {
                     let (answer, micros) = super::send(&mut client, p, &compose, &table).await;
-                    match answer {
-                        Ok(()) => ok += 1,
-                        Err(e) => {
-                            errors += 1;
-                            first.get_or_insert(e);
-                        }
-                    }
-                    lat.push(micros);
+                    result.record(answer, micros);
                 }
-                (ok, errors, first, lat)
+                result
             })
         })
         .collect();
-    let (mut ok, mut errors, mut first, mut lat) = (0, 0, None, Vec::new());
+    let mut result = PhaseResult::default();
     for t in tasks {
-        if let Ok((o, e, f, l)) = t.await {
-            ok += o;
-            errors += e;
-            if first.is_none() {
-                first = f;
-            }
-            lat.extend(l);
+        if let Ok(part) = t.await {
+            result.merge(part);
         }
     }
-    (ok, errors, first, lat, start.elapsed())
+    result.elapsed = start.elapsed();
+    result
 }
 
 /// Runs the fleet phase: `n` machines, `per_machine` requests each.
@@ -185,7 +169,7 @@ pub async fn run(
             table: machines[0].table.clone(),
             requests: probe,
         }];
-        if round(&mut m, stack.compose_hash, 1).await.0 == 1 {
+        if round(&mut m, stack.compose_hash, 1).await.ok == 1 {
             break;
         }
         anyhow::ensure!(
@@ -194,8 +178,7 @@ pub async fn run(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (boot_ok, boot_errors, boot_first, boot_lat, boot_time) =
-        round(&mut machines, stack.compose_hash, 1).await;
+    let boot = round(&mut machines, stack.compose_hash, 1).await;
     let cpu = || {
         (
             super::cpu_seconds(node_pid),
@@ -203,33 +186,29 @@ pub async fn run(
         )
     };
     let (node_0, client_0) = cpu();
-    let (ok, errors, first, lat, elapsed) =
-        round(&mut machines, stack.compose_hash, per_machine).await;
+    let steady = round(&mut machines, stack.compose_hash, per_machine).await;
     let (node_1, client_1) = cpu();
-    let per_request = |seconds: f64| seconds * 1000.0 / ok.max(1) as f64;
-    let rate = ok as f64 / elapsed.as_secs_f64();
-    let error_text =
-        |e: Option<tonic::Status>| e.map(|s| format!("{:?}: {}", s.code(), s.message()));
+    let answered = steady.ok.max(1) as f64;
+    let per_request = |seconds: f64| seconds * 1000.0 / answered;
+    let rate = steady.ok as f64 / steady.elapsed.as_secs_f64();
+    let summary = |r: PhaseResult| {
+        serde_json::json!({
+            "requests": r.ok + r.errors,
+            "errors": r.errors,
+            "first_error": r.first_error.map(|s| format!("{:?}: {}", s.code(), s.message())),
+            "seconds": r.elapsed.as_secs_f64(),
+            "latency": percentiles(r.latencies),
+        })
+    };
+    let mut steady_json = summary(steady);
+    steady_json["get_app_key_per_sec"] = rate.into();
+    steady_json["ratio_to_concurrency_64"] = (rate / concurrency_64_rate).into();
+    steady_json["server_cpu_ms_per_request"] = per_request(node_1 - node_0).into();
+    steady_json["client_cpu_ms_per_request"] = per_request(client_1 - client_0).into();
     Ok(serde_json::json!({
         "machines": n,
-        "boot": {
-            "requests": boot_ok + boot_errors,
-            "errors": boot_errors,
-            "first_error": error_text(boot_first),
-            "seconds": boot_time.as_secs_f64(),
-            "latency": percentiles(boot_lat),
-        },
-        "steady": {
-            "requests": ok + errors,
-            "errors": errors,
-            "first_error": error_text(first),
-            "seconds": elapsed.as_secs_f64(),
-            "get_app_key_per_sec": rate,
-            "ratio_to_concurrency_64": rate / concurrency_64_rate,
-            "server_cpu_ms_per_request": per_request(node_1 - node_0),
-            "client_cpu_ms_per_request": per_request(client_1 - client_0),
-            "latency": percentiles(lat),
-        },
+        "boot": summary(boot),
+        "steady": steady_json,
     }))
 }
 

@@ -269,12 +269,37 @@ async fn prepare(
     Ok(out)
 }
 
+#[derive(Default)]
 struct PhaseResult {
     ok: usize,
     errors: usize,
     first_error: Option<tonic::Status>,
     elapsed: Duration,
     latencies: Vec<u64>,
+}
+
+impl PhaseResult {
+    /// Counts one answer and its latency.
+    fn record(&mut self, answer: Result<(), tonic::Status>, micros: u64) {
+        match answer {
+            Ok(()) => self.ok += 1,
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+        self.latencies.push(micros);
+    }
+
+    /// Adds what another task counted (its elapsed time is not the phase's).
+    fn merge(&mut self, other: PhaseResult) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latencies.extend(other.latencies);
+    }
 }
 
 /// Sends one prepared GetAppKey request as a guest would: its answer and its latency in µs.
@@ -316,40 +341,21 @@ async fn fire(
         let mut c = client.clone();
         let (compose, table) = (compose.clone(), cert_table.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let (mut ok, mut errors, mut first_error) = (0, 0, None);
+            let mut mine = PhaseResult::default();
             loop {
                 let Some(p) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                     break;
                 };
                 let (answer, micros) = send(&mut c, p, &compose, &table).await;
-                match answer {
-                    Ok(()) => ok += 1,
-                    Err(e) => {
-                        errors += 1;
-                        first_error.get_or_insert(e);
-                    }
-                }
-                lat.push(micros);
+                mine.record(answer, micros);
             }
-            (ok, errors, first_error, lat)
+            mine
         }));
     }
-    let mut result = PhaseResult {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut result = PhaseResult::default();
     for t in tasks {
-        if let Ok((ok, errors, first, lat)) = t.await {
-            result.ok += ok;
-            result.errors += errors;
-            if result.first_error.is_none() {
-                result.first_error = first;
-            }
-            result.latencies.extend(lat);
+        if let Ok(part) = t.await {
+            result.merge(part);
         }
     }
     result.elapsed = start.elapsed();
