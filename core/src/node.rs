@@ -318,6 +318,12 @@ impl<P: Ports> Node<P> {
         let grant =
             self.grants
                 .get_or_derive(&self.root, &self.root_signing_key, &app_id, epoch)?;
+        // The record goes to the log now, and its write and sync run while the keys are
+        // sealed: a lone request waits for the longer of the two, not for both. A seal that
+        // then fails (an ephemeral key of small order) leaves an "allowed" record for keys that
+        // were never sent, like an answer lost on the network: the log may count a release
+        // that did not reach the guest, never the other way round.
+        let durable = reservation.append(self.record(RecordKind::AppKey, &boot, epoch, &decision));
         let sealed = seal::seal(
             &ephemeral,
             seal::APP_KEYS_INFO,
@@ -325,11 +331,8 @@ impl<P: Ports> Node<P> {
             &grant.plaintext,
         )
         .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
-
         // No key leaves before its record is on disk.
-        reservation
-            .append(self.record(RecordKind::AppKey, &boot, epoch, &decision))
-            .await?;
+        durable.await?;
         self.observer.released(&app_id);
         Ok(pb::GetAppKeyResponse {
             encapsulated_key: sealed.encapsulated_key,

@@ -88,8 +88,14 @@ pub struct LogError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// A place in the log announced before its record exists, so that the log can let a disk sync
 /// wait for it (group commit). Dropping it gives the place up.
 pub trait Reservation: Send {
-    /// Appends `record` and waits until it is durable; its sequence number.
-    fn append(self, record: NewRecord) -> impl Future<Output = Result<u64, LogError>> + Send;
+    /// Appends `record` and waits until it is durable; its sequence number. The record is
+    /// queued when this is called, before the future is polled: the caller may do other work
+    /// (the seal) while it is written, and awaits the future before anything leaves. A future
+    /// dropped unawaited does not take the record back.
+    fn append(
+        self,
+        record: NewRecord,
+    ) -> impl Future<Output = Result<u64, LogError>> + Send + 'static;
 }
 
 /// The durable, ordered key-release log: no key leaves before its record is on it.

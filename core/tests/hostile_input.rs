@@ -112,6 +112,8 @@ struct Mutation {
     claim: Option<([u8; 20], [u8; 32])>,
     /// The host_data the VMM set (defaults: bound to the claim).
     host_data: Option<[u8; 32]>,
+    /// The ephemeral public key the guest binds and sends (defaults: a fresh X25519 key).
+    ephemeral: Option<[u8; 32]>,
 }
 
 struct Ctx {
@@ -136,16 +138,18 @@ impl Ctx {
 
     fn request(&self, node: &Node<FakePorts>, m: &Mutation) -> pb::GetAppKeyRequest {
         let nonce = node.challenge().expect("challenge").nonce;
-        let ephemeral = EphemeralKeyPair::generate();
+        let ephemeral = m
+            .ephemeral
+            .unwrap_or_else(|| EphemeralKeyPair::generate().public_key());
         let (app, compose) = m.claim.unwrap_or((self.app, self.compose));
         let platform = m.platform.clone().unwrap_or_else(|| self.platform.clone());
         let mut fields = platform.default_fields();
         fields.measurement = GUEST_IMAGE;
         fields.host_data = m.host_data.unwrap_or_else(|| app_host_data(&app, &compose));
         fields.report_data = if m.wrong_report_data {
-            binding::get_app_key_report_data(&[0u8; 32], &ephemeral.public_key())
+            binding::get_app_key_report_data(&[0u8; 32], &ephemeral)
         } else {
-            binding::get_app_key_report_data(&nonce, &ephemeral.public_key())
+            binding::get_app_key_report_data(&nonce, &ephemeral)
         };
         if let Some(f) = &m.fields {
             f(&mut fields);
@@ -166,7 +170,7 @@ impl Ctx {
             nonce,
             app_id: app.to_vec(),
             compose_hash: compose.to_vec(),
-            ephemeral_public_key: ephemeral.public_key().to_vec(),
+            ephemeral_public_key: ephemeral.to_vec(),
             epoch: None,
         };
         if let Some(f) = &m.request {
@@ -644,6 +648,40 @@ fn malleate(report: &mut [u8]) {
     let mut twin: [u8; 48] = (-s).to_repr().into();
     twin.reverse();
     report[at..at + 48].copy_from_slice(&twin);
+}
+
+#[tokio::test]
+async fn a_small_order_ephemeral_key_gets_no_keys() {
+    // A guest binds an X25519 key of small order (u = 0 and u = 1: every shared secret with
+    // them is fixed) into genuine, authorized evidence. The seal refuses it, so nothing is
+    // sent. The record went to the log before the seal (its write overlaps the seal), so the
+    // log counts a release that never left: it may over-count, never under-count.
+    let (node, _registry) = node();
+    node.refresh_kms_state().await.serving.expect("serving");
+    let ctx = Ctx::guest();
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    for (i, key) in [[0u8; 32], one].into_iter().enumerate() {
+        let req = ctx.request(
+            &node,
+            &Mutation {
+                ephemeral: Some(key),
+                ..Mutation::default()
+            },
+        );
+        let err = node.get_app_key(req).await.unwrap_err();
+        assert_eq!(err.refusal(), Refusal::InvalidArgument, "{err}");
+        assert!(
+            err.to_string()
+                .contains("ephemeral_public_key cannot be used"),
+            "{err}"
+        );
+        assert_eq!(node.log().records().len(), i + 1);
+    }
+    // The node still serves the next good request.
+    node.get_app_key(ctx.request(&node, &Mutation::default()))
+        .await
+        .expect("served");
 }
 
 #[tokio::test]

@@ -129,10 +129,12 @@ impl ReleaseLog for AuditLog {
 }
 
 impl Reservation for Coming<'_> {
-    async fn append(self, record: NewRecord) -> Result<u64, LogError> {
-        Coming::append(self, record)
-            .await
-            .map_err(|e| LogError(Box::new(e)))
+    fn append(
+        self,
+        record: NewRecord,
+    ) -> impl std::future::Future<Output = Result<u64, LogError>> + Send + 'static {
+        let durable = Coming::append(self, record);
+        async move { durable.await.map_err(|e| LogError(Box::new(e))) }
     }
 }
 

@@ -255,7 +255,10 @@ const EMPTY: Head = Head {
     file_len: 0,
 };
 
+/// The flusher's answer for one record: durable, or the write that failed.
 type Ack = oneshot::Sender<Result<(), Arc<std::io::Error>>>;
+/// Where a record's [`Ack`] arrives.
+type Acked = oneshot::Receiver<Result<(), Arc<std::io::Error>>>;
 
 /// Records appended but not yet on disk, and where the chain stands.
 struct Pending {
@@ -326,10 +329,28 @@ pub struct Coming<'a> {
 }
 
 impl Coming<'_> {
-    /// Appends this request's record; see [`AuditLog::append`].
-    pub async fn append(mut self, new: NewRecord) -> Result<u64, AuditLogError> {
+    /// Appends this request's record; see [`AuditLog::append`]. The record is queued for the
+    /// flusher when this is called, not when the future is first polled, so that the caller
+    /// can finish its own work (the seal) while the record is written and synced.
+    pub fn append(
+        mut self,
+        new: NewRecord,
+    ) -> impl std::future::Future<Output = Result<u64, AuditLogError>> + Send + 'static {
         self.appended = true;
-        self.log.append_inner(new, true).await
+        let queued = self.log.enqueue(new, true);
+        async move {
+            let (seq, done) = queued?;
+            durable(seq, done).await
+        }
+    }
+}
+
+/// Waits for the flusher's answer for the record `seq`.
+async fn durable(seq: u64, done: Acked) -> Result<u64, AuditLogError> {
+    match done.await {
+        Ok(Ok(())) => Ok(seq),
+        Ok(Err(why)) => Err(AuditLogError::Write(why)),
+        Err(_) => Err(AuditLogError::Closed),
     }
 }
 
@@ -1132,10 +1153,13 @@ impl AuditLog {
 
     /// Appends a record and waits until it is on disk; returns its sequence number.
     pub async fn append(&self, new: NewRecord) -> Result<u64, AuditLogError> {
-        self.append_inner(new, false).await
+        let (seq, done) = self.enqueue(new, false)?;
+        durable(seq, done).await
     }
 
-    async fn append_inner(&self, new: NewRecord, announced: bool) -> Result<u64, AuditLogError> {
+    /// Queues a record for the flusher (waking it if it waits for work or for this record);
+    /// its sequence number and where the flusher will answer.
+    fn enqueue(&self, new: NewRecord, announced: bool) -> Result<(u64, Acked), AuditLogError> {
         let (ack, done) = oneshot::channel();
         let (seq, wake) = {
             let mut p = self.shared.lock();
@@ -1163,11 +1187,7 @@ impl AuditLog {
         if wake {
             self.shared.work.notify_one();
         }
-        match done.await {
-            Ok(Ok(())) => Ok(seq),
-            Ok(Err(why)) => Err(AuditLogError::Write(why)),
-            Err(_) => Err(AuditLogError::Closed),
-        }
+        Ok((seq, done))
     }
 
     /// Records in the log, counting those being written.

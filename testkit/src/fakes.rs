@@ -181,8 +181,12 @@ impl MemoryLog {
 pub struct MemoryReservation<'a>(&'a MemoryLog);
 
 impl Reservation for MemoryReservation<'_> {
-    async fn append(self, record: NewRecord) -> Result<u64, LogError> {
-        Ok(self.0.push(record))
+    fn append(
+        self,
+        record: NewRecord,
+    ) -> impl std::future::Future<Output = Result<u64, LogError>> + Send + 'static {
+        let seq = self.0.push(record);
+        async move { Ok(seq) }
     }
 }
 
