@@ -1,11 +1,8 @@
 //! Key derivation. Every node holding the same root secret derives the same keys, so a guest
 //! gets the same keys from any node and after any restart.
 //!
-//! App keys: HKDF-SHA256 with the root secret as input key material,
-//! salt = "snpkms/v1/epoch/" || epoch (u32 big-endian),
-//! info = "app/" || app_id (20 raw bytes) || "/" || purpose, for the purposes
-//! `disk` (32-byte key), `env` (X25519 secret) and `signing` (secp256k1 secret; if the 32 bytes
-//! are not a valid scalar, info gets one more byte, a counter starting at 1, until they are).
+//! App keys: [`AppKeys::derive`] with the root secret as input key material and the salt
+//! prefix "snpkms/v1/epoch/" (the scheme is in `snpkms_api::app_keys`).
 //!
 //! KMS root signing key (epoch-independent, so the on-chain KMS info survives epoch bumps):
 //! HKDF-SHA256, salt = "snpkms/v1/kms", info = "kms-root-signing", same counter rule.
@@ -15,6 +12,8 @@ use k256::ecdsa::SigningKey;
 use rand::RngCore;
 use sha2::Sha256;
 use snpkms_api::app_key_signature::address_of;
+pub use snpkms_api::app_keys::AppKeys;
+use snpkms_api::app_keys::{secp256k1_key, ROOT_EPOCH_SALT};
 use zeroize::Zeroizing;
 
 /// Length of the root secret.
@@ -56,67 +55,7 @@ impl RootSecret {
 
     /// The keys of `app_id` at `epoch`.
     pub fn app_keys(&self, app_id: &[u8; 20], epoch: u32) -> AppKeys {
-        let mut salt = b"snpkms/v1/epoch/".to_vec();
-        salt.extend_from_slice(&epoch.to_be_bytes());
-        let hk = Hkdf::<Sha256>::new(Some(&salt), self.0.as_ref());
-        let info = |purpose: &str| {
-            let mut info = b"app/".to_vec();
-            info.extend_from_slice(app_id);
-            info.push(b'/');
-            info.extend_from_slice(purpose.as_bytes());
-            info
-        };
-        let expand32 = |purpose: &str| {
-            let mut out = Zeroizing::new([0u8; 32]);
-            hk.expand(&info(purpose), out.as_mut())
-                .expect("32 bytes is a valid HKDF-SHA256 length");
-            out
-        };
-        AppKeys {
-            disk: expand32("disk"),
-            env: expand32("env"),
-            signing: secp256k1_key(&hk, &info("signing")),
-        }
-    }
-}
-
-/// Expands `info` (then `info || counter` for counter = 1, 2, ...) until the output is a valid
-/// secp256k1 scalar. A miss has probability about 2^-128, but the rule must be fixed so every
-/// node derives the same key.
-fn secp256k1_key(hk: &Hkdf<Sha256>, info: &[u8]) -> SigningKey {
-    (0u8..=255)
-        .find_map(|counter| {
-            let mut okm = Zeroizing::new([0u8; 32]);
-            let r = if counter == 0 {
-                hk.expand(info, okm.as_mut())
-            } else {
-                hk.expand_multi_info(&[info, &[counter]], okm.as_mut())
-            };
-            r.expect("32 bytes is a valid HKDF-SHA256 length");
-            SigningKey::from_slice(okm.as_ref()).ok()
-        })
-        .expect("a valid secp256k1 scalar within 256 tries")
-}
-
-/// The keys of one app at one epoch.
-pub struct AppKeys {
-    /// 32-byte symmetric disk key.
-    pub disk: Zeroizing<[u8; 32]>,
-    /// X25519 secret (clamped when used, as RFC 7748 says).
-    pub env: Zeroizing<[u8; 32]>,
-    /// The app's secp256k1 signing key.
-    pub signing: SigningKey,
-}
-
-impl AppKeys {
-    /// The Ethereum address of the signing key.
-    pub fn signing_address(&self) -> [u8; 20] {
-        address_of(self.signing.verifying_key())
-    }
-
-    /// The X25519 public key of the env secret.
-    pub fn env_public_key(&self) -> [u8; 32] {
-        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*self.env)).to_bytes()
+        AppKeys::derive(self.0.as_ref(), ROOT_EPOCH_SALT, app_id, epoch)
     }
 }
 
