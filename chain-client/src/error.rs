@@ -207,6 +207,25 @@ fn describe_registry_error(e: &KmsRegistry::KmsRegistryErrors) -> String {
             "FmcNotSupported({}): only Turin has an fmc TCB component; set it to 0",
             x.product
         ),
+        E::BadThreshold(x) => format!(
+            "BadThreshold({}, {}): a threshold must be 1 to the number of nodes",
+            x.threshold, x.nodes
+        ),
+        E::BadPointEncoding(x) => format!(
+            "BadPointEncoding({}): keys and verifying shares are 33-byte compressed secp256k1 points",
+            x.length
+        ),
+        E::NodeIndicesNotIncreasing(x) => format!(
+            "NodeIndicesNotIncreasing({}): node indices must increase strictly from 1",
+            x.index
+        ),
+        E::BadNodeSigner(x) => format!(
+            "BadNodeSigner({}): node signers must be non-zero and distinct",
+            x.signer
+        ),
+        E::GroupKeyChanged(_) => {
+            "GroupKeyChanged(): a re-share must keep the group key (app keys depend on it)".into()
+        }
         E::UpgradesAreDisabled(_) => {
             "UpgradesAreDisabled(): upgrades of this registry were disabled for good".into()
         }
@@ -255,6 +274,14 @@ mod tests {
         assert!(decode_revert(&KmsRegistry::AlreadyPresent {}.abi_encode())
             .starts_with("AlreadyPresent()"));
         assert!(decode_revert(&AppAuth::ZeroRegistry {}.abi_encode()).starts_with("ZeroRegistry()"));
+        let data = KmsRegistry::BadThreshold {
+            threshold: U256::from(6),
+            nodes: U256::from(5),
+        }
+        .abi_encode();
+        assert!(decode_revert(&data).starts_with("BadThreshold(6, 5)"));
+        assert!(decode_revert(&KmsRegistry::GroupKeyChanged {}.abi_encode())
+            .starts_with("GroupKeyChanged()"));
     }
 
     #[test]

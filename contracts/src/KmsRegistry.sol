@@ -28,6 +28,11 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     error UnknownProduct(uint8 product);
     /// @dev fmc is Turin-only: the minimum's fmc must be 0 for Milan (0) and Genoa (1).
     error FmcNotSupported(uint8 product);
+    error BadThreshold(uint256 threshold, uint256 nodes);
+    error BadPointEncoding(uint256 length);
+    error NodeIndicesNotIncreasing(uint16 index);
+    error BadNodeSigner(address signer);
+    error GroupKeyChanged();
 
     // ---------------------------------------------------------------- events
     event UpgradesDisabled();
@@ -49,6 +54,24 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     event KmsConfigAdded(bytes32 indexed digest);
     event KmsConfigRemoved(bytes32 indexed digest);
     event AppRegistered(address indexed app, address indexed owner, bytes32 salt);
+    /// @notice A threshold share set (issue 18): share epoch, t, the group key `s·G`. Followed
+    ///         by one {ThresholdNodeSet} per node of the set.
+    event ThresholdGroupSet(uint32 indexed shareEpoch, uint16 threshold, bytes groupKey);
+    /// @notice Node `index` of share set `shareEpoch`: its verifying share `s_i·G` and the
+    ///         address whose signatures count for it in {verifyAppKeyThreshold}.
+    event ThresholdNodeSet(
+        uint32 indexed shareEpoch, uint16 indexed index, bytes verifyingShare, address signer
+    );
+
+    /// @notice One node of a threshold share set.
+    struct ThresholdNode {
+        /// @dev Its index in the key generation (1..=n): the x of its share.
+        uint16 index;
+        /// @dev `s_i·G`, compressed (33 bytes, SEC1).
+        bytes verifyingShare;
+        /// @dev The node's own signing address (not derived from its share).
+        address signer;
+    }
 
     // --------------------------------------------------------------- storage
 
@@ -71,6 +94,11 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         // list or an unset minimum.
         bool anyKmsChipAllowed;
         mapping(uint8 product => bool) minTcbSet;
+        // Threshold mode (issue 18): 0 until a share set is recorded, then +1 per re-share.
+        uint32 shareEpoch;
+        uint16 threshold;
+        bytes groupKey;
+        ThresholdNode[] thresholdNodes;
     }
 
     // keccak256(abi.encode(uint256(keccak256("snpkms.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -397,7 +425,103 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         return err == ECDSA.RecoverError.NoError && recovered == root;
     }
 
+    // ============================================================ threshold mode
+
+    /// @notice Records a threshold share set (made by the nodes' distributed key generation) and
+    ///         with it the threshold mode. A later call is a re-share: a new node set and new
+    ///         shares of the same secret, so the group key must stay the same (app keys do not
+    ///         change); the share epoch goes up by one and the old set stops counting. Whether
+    ///         the verifying shares are consistent with the group key is not checked here (no
+    ///         secp256k1 arithmetic on-chain): every guest checks it before it uses them.
+    function setThresholdGroup(uint16 threshold_, bytes calldata groupKey, ThresholdNode[] calldata nodes)
+        external
+        onlyOwner
+    {
+        if (threshold_ == 0 || threshold_ > nodes.length) revert BadThreshold(threshold_, nodes.length);
+        _checkPoint(groupKey);
+        KmsRegistryStorage storage $ = _s();
+        if ($.shareEpoch != 0 && keccak256($.groupKey) != keccak256(groupKey)) revert GroupKeyChanged();
+        uint32 shareEpoch_ = $.shareEpoch + 1;
+        $.shareEpoch = shareEpoch_;
+        $.threshold = threshold_;
+        $.groupKey = groupKey;
+        delete $.thresholdNodes;
+        emit ThresholdGroupSet(shareEpoch_, threshold_, groupKey);
+        uint16 previous = 0;
+        for (uint256 i = 0; i < nodes.length; i++) {
+            ThresholdNode calldata node = nodes[i];
+            // Strictly increasing indices from 1: distinct, and never the secret's x = 0.
+            if (node.index <= previous) revert NodeIndicesNotIncreasing(node.index);
+            previous = node.index;
+            _checkPoint(node.verifyingShare);
+            if (node.signer == address(0)) revert BadNodeSigner(node.signer);
+            for (uint256 j = 0; j < i; j++) {
+                if (nodes[j].signer == node.signer) revert BadNodeSigner(node.signer);
+            }
+            $.thresholdNodes.push(node);
+            emit ThresholdNodeSet(shareEpoch_, node.index, node.verifyingShare, node.signer);
+        }
+    }
+
+    /// @notice The current threshold share set; share epoch 0 (and nothing else) in the
+    ///         replicated-root mode.
+    function thresholdGroup()
+        external
+        view
+        returns (uint32 shareEpoch, uint16 threshold_, bytes memory groupKey, ThresholdNode[] memory nodes)
+    {
+        KmsRegistryStorage storage $ = _s();
+        return ($.shareEpoch, $.threshold, $.groupKey, $.thresholdNodes);
+    }
+
+    /// @notice Whether this deployment runs the threshold mode (a share set is recorded).
+    function thresholdMode() external view returns (bool) {
+        return _s().shareEpoch != 0;
+    }
+
+    /// @notice Checks that at least t distinct nodes of the current share set signed
+    ///         `appSigningAddress` as the signing key of `appId` at key epoch `epoch` (each a
+    ///         65-byte r||s||v over {AppKeyLib.appKeyDigest}, as {verifyAppKey}). Signatures
+    ///         that do not recover to a node of the set, or repeat one, do not count. Never
+    ///         reverts on malformed signatures; false in the replicated-root mode.
+    function verifyAppKeyThreshold(
+        address appId,
+        address appSigningAddress,
+        uint32 epoch,
+        bytes[] calldata signatures
+    ) external view returns (bool) {
+        KmsRegistryStorage storage $ = _s();
+        if ($.shareEpoch == 0) return false;
+        bytes32 digest = AppKeyLib.appKeyDigest(appId, appSigningAddress, epoch);
+        ThresholdNode[] storage nodes = $.thresholdNodes;
+        uint256 n = nodes.length;
+        address[] memory signers = new address[](n);
+        for (uint256 j = 0; j < n; j++) {
+            signers[j] = nodes[j].signer;
+        }
+        bool[] memory counted = new bool[](n);
+        uint256 count = 0;
+        for (uint256 i = 0; i < signatures.length; i++) {
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
+            if (err != ECDSA.RecoverError.NoError) continue;
+            for (uint256 j = 0; j < n; j++) {
+                if (signers[j] == recovered && !counted[j]) {
+                    counted[j] = true;
+                    count++;
+                    break;
+                }
+            }
+        }
+        return count >= $.threshold;
+    }
+
     // ============================================================ internals
+
+    function _checkPoint(bytes calldata point) private pure {
+        if (point.length != 33 || (point[0] != 0x02 && point[0] != 0x03)) {
+            revert BadPointEncoding(point.length);
+        }
+    }
 
     function _checkCommon(BootInfo calldata info) private pure returns (bool, string memory) {
         if (info.product > SnpLib.MAX_PRODUCT) return (false, "unknown product");

@@ -167,6 +167,27 @@ pub enum AuditKind {
         /// The new epoch.
         epoch: u32,
     },
+    /// Registry: a threshold share set was recorded (the first: the threshold mode begins; a
+    /// later one: a re-share with the same group key). Its nodes follow as `ThresholdNodeSet`.
+    ThresholdGroupSet {
+        /// The share set's epoch (1, 2, ...).
+        share_epoch: u32,
+        /// How many nodes' answers make an app's keys.
+        threshold: u16,
+        /// The group key `s·G`, 33-byte compressed secp256k1.
+        group_key: Bytes,
+    },
+    /// Registry: one node of a threshold share set.
+    ThresholdNodeSet {
+        /// The share set's epoch.
+        share_epoch: u32,
+        /// The node's index in the key generation.
+        index: u16,
+        /// Its verifying share `s_i·G`, 33-byte compressed secp256k1.
+        verifying_share: Bytes,
+        /// The address whose app key signatures count for it.
+        signer: Address,
+    },
     /// Registry: upgrades were turned off for good.
     UpgradesDisabled,
     /// Registry (ERC-1967 proxy): the implementation was set, at deployment or by an upgrade.
@@ -226,6 +247,8 @@ impl AuditKind {
             AuditKind::MinTcbSet { .. } => "MinTcbSet",
             AuditKind::KmsInfoSet { .. } => "KmsInfoSet",
             AuditKind::KeyEpochBumped { .. } => "KeyEpochBumped",
+            AuditKind::ThresholdGroupSet { .. } => "ThresholdGroupSet",
+            AuditKind::ThresholdNodeSet { .. } => "ThresholdNodeSet",
             AuditKind::UpgradesDisabled => "UpgradesDisabled",
             AuditKind::Upgraded { .. } => "Upgraded",
             AuditKind::OwnershipTransferStarted { .. } => "OwnershipTransferStarted",
@@ -279,6 +302,19 @@ impl AuditKind {
                 tls_public_key.len()
             ),
             AuditKind::KeyEpochBumped { epoch } => format!("epoch {epoch}"),
+            AuditKind::ThresholdGroupSet {
+                share_epoch,
+                threshold,
+                group_key,
+            } => format!("share epoch {share_epoch} threshold {threshold} group key {group_key}"),
+            AuditKind::ThresholdNodeSet {
+                share_epoch,
+                index,
+                verifying_share,
+                signer,
+            } => format!(
+                "share epoch {share_epoch} node {index} verifying share {verifying_share} signer {signer}"
+            ),
             AuditKind::UpgradesDisabled => String::new(),
             AuditKind::Upgraded { implementation } => format!("implementation {implementation}"),
             AuditKind::OwnershipTransferStarted {
@@ -349,6 +385,17 @@ fn from_registry(e: KmsRegistry::KmsRegistryEvents) -> AuditKind {
             new_owner: e.newOwner,
         },
         E::Initialized(e) => AuditKind::Initialized { version: e.version },
+        E::ThresholdGroupSet(e) => AuditKind::ThresholdGroupSet {
+            share_epoch: e.shareEpoch,
+            threshold: e.threshold,
+            group_key: e.groupKey,
+        },
+        E::ThresholdNodeSet(e) => AuditKind::ThresholdNodeSet {
+            share_epoch: e.shareEpoch,
+            index: e.index,
+            verifying_share: e.verifyingShare,
+            signer: e.signer,
+        },
     }
 }
 
@@ -619,5 +666,62 @@ impl AuditReader {
             contract: log.address(),
             kind,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Log as PrimitiveLog;
+    use alloy::sol_types::SolEvent;
+
+    /// The threshold mode's events decode from their log data with every argument, as the
+    /// reader decodes a registry log.
+    #[test]
+    fn threshold_events_decode_with_their_arguments() {
+        let registry = Address::repeat_byte(0x11);
+        let signer = Address::repeat_byte(0x22);
+        let share = Bytes::from(vec![3u8; 33]);
+        let node = KmsRegistry::ThresholdNodeSet {
+            shareEpoch: 2,
+            index: 5,
+            verifyingShare: share.clone(),
+            signer,
+        };
+        let group = KmsRegistry::ThresholdGroupSet {
+            shareEpoch: 2,
+            threshold: 3,
+            groupKey: share.clone(),
+        };
+        let decode = |data| {
+            let log = PrimitiveLog {
+                address: registry,
+                data,
+            };
+            from_registry(
+                KmsRegistry::KmsRegistryEvents::decode_log(&log)
+                    .expect("decodes")
+                    .data,
+            )
+        };
+        let kind = decode(node.encode_log_data());
+        assert_eq!(
+            kind,
+            AuditKind::ThresholdNodeSet {
+                share_epoch: 2,
+                index: 5,
+                verifying_share: share.clone(),
+                signer,
+            }
+        );
+        assert_eq!(kind.name(), "ThresholdNodeSet");
+        assert!(
+            kind.details().contains("share epoch 2 node 5"),
+            "{}",
+            kind.details()
+        );
+        let kind = decode(group.encode_log_data());
+        assert_eq!(kind.name(), "ThresholdGroupSet");
+        assert!(kind.details().contains("threshold 3"), "{}", kind.details());
     }
 }

@@ -287,6 +287,22 @@ async fn every_contract_event_is_produced_and_decoded_with_cast_alone() {
     cast.send(g, &[r, "setAnyKmsChipAllowed(bool)", "true"]);
     cast.send(g, &[r, "addKmsConfig(bytes32)", &config_digest]);
     cast.send(g, &[r, "removeKmsConfig(bytes32)", &config_digest]);
+    // A threshold share set of two nodes (the contract checks encodings, the guest the math).
+    let group_key = format!("0x02{}", "66".repeat(32));
+    let share1 = format!("0x03{}", "77".repeat(32));
+    let share2 = format!("0x02{}", "88".repeat(32));
+    let signer1 = "0x1111111111111111111111111111111111111111";
+    let signer2 = "0x2222222222222222222222222222222222222222";
+    cast.send(
+        g,
+        &[
+            r,
+            "setThresholdGroup(uint16,bytes,(uint16,bytes,address)[])",
+            "2",
+            &group_key,
+            &format!("[(1,{share1},{signer1}),(2,{share2},{signer2})]"),
+        ],
+    );
     // An app, registered and configured by its owner.
     let o = app_owner_key.as_str();
     let app = cast.call(
@@ -357,6 +373,28 @@ async fn every_contract_event_is_produced_and_decoded_with_cast_alone() {
         ("AnyKmsChipAllowedSet", vec![json!(true)]),
         ("KmsConfigAdded", vec![json!(config_digest)]),
         ("KmsConfigRemoved", vec![json!(config_digest)]),
+        (
+            "ThresholdGroupSet",
+            vec![json!(1), json!(2), json!(group_key)],
+        ),
+        (
+            "ThresholdNodeSet",
+            vec![
+                json!(1),
+                json!(1),
+                json!(share1),
+                checksummed(&cast, signer1),
+            ],
+        ),
+        (
+            "ThresholdNodeSet",
+            vec![
+                json!(1),
+                json!(2),
+                json!(share2),
+                checksummed(&cast, signer2),
+            ],
+        ),
         (
             "AppRegistered",
             vec![checksummed(&cast, &app), app_owner.clone(), json!(salt)],

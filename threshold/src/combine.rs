@@ -10,8 +10,10 @@ use std::collections::BTreeSet;
 use zeroize::Zeroizing;
 
 /// The Lagrange coefficient of node `i` among `indices`, evaluated at `x`:
-/// the product over j != i of (x - j) / (i - j). Indices are distinct and non-zero.
-pub(crate) fn lagrange_at(indices: &[u16], i: u16, x: Scalar) -> Scalar {
+/// the product over j != i of (x - j) / (i - j). Indices must be distinct (callers check).
+/// The denominator cannot be zero for u16 indices (all far below the group order); if it
+/// were, this is an error rather than a coefficient of zero.
+pub(crate) fn lagrange_at(indices: &[u16], i: u16, x: Scalar) -> Result<Scalar, ThresholdError> {
     let xi = Scalar::from(u64::from(i));
     let (num, den) =
         indices
@@ -22,7 +24,9 @@ pub(crate) fn lagrange_at(indices: &[u16], i: u16, x: Scalar) -> Scalar {
                 (num * (x - xj), den * (xi - xj))
             });
     // den is a product of non-zero differences of distinct indices below the group order.
-    num * Option::<Scalar>::from(den.invert()).unwrap_or(Scalar::ZERO)
+    Option::<Scalar>::from(den.invert())
+        .map(|inv| num * inv)
+        .ok_or(ThresholdError::DuplicateNode(i))
 }
 
 /// The secret an app's keys come from at one epoch: `s·X`, compressed. Wiped on drop.
@@ -58,6 +62,9 @@ pub fn combine(
 ) -> Result<AppSecret, ThresholdError> {
     let mut seen = BTreeSet::new();
     for p in partials {
+        if p.group != group.id() {
+            return Err(ThresholdError::OtherGroup(p.index));
+        }
         group.verifying_share(p.index)?;
         if !seen.insert(p.index) {
             return Err(ThresholdError::DuplicateNode(p.index));
@@ -83,10 +90,10 @@ pub fn combine(
     used.sort_by_key(|p| p.index);
     used.truncate(need.into());
     let indices: Vec<u16> = used.iter().map(|p| p.index).collect();
-    let point: ProjectivePoint = used
+    let point = used
         .iter()
-        .map(|p| p.value * lagrange_at(&indices, p.index, Scalar::ZERO))
-        .sum();
+        .map(|p| Ok(p.value * lagrange_at(&indices, p.index, Scalar::ZERO)?))
+        .sum::<Result<ProjectivePoint, ThresholdError>>()?;
     Ok(AppSecret {
         app_id: first.app_id,
         epoch: first.epoch,
@@ -97,11 +104,13 @@ pub fn combine(
 /// Interpolates raw points at 0 without checking anything: what someone holding fewer than t
 /// shares could try. Only for the tests that show it fails.
 #[doc(hidden)]
-pub fn interpolate_unchecked(points: &[(u16, ProjectivePoint)]) -> ProjectivePoint {
+pub fn interpolate_unchecked(
+    points: &[(u16, ProjectivePoint)],
+) -> Result<ProjectivePoint, ThresholdError> {
     let indices: Vec<u16> = points.iter().map(|(i, _)| *i).collect();
     points
         .iter()
-        .map(|(i, p)| *p * lagrange_at(&indices, *i, Scalar::ZERO))
+        .map(|(i, p)| Ok(*p * lagrange_at(&indices, *i, Scalar::ZERO)?))
         .sum()
 }
 
@@ -121,7 +130,7 @@ mod tests {
             let x = Scalar::from(x);
             let got: Scalar = basis
                 .iter()
-                .map(|i| f(Scalar::from(u64::from(*i))) * lagrange_at(&basis, *i, x))
+                .map(|i| f(Scalar::from(u64::from(*i))) * lagrange_at(&basis, *i, x).unwrap())
                 .sum();
             assert_eq!(got, f(x));
         }

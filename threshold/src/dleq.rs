@@ -6,18 +6,22 @@
 //! `A = z·G + c·Y`, `B = z·X + c·Z` and checks `c = H(Y, X, Z, A, B)`. H is RFC 9380's
 //! hash_to_field into the scalars, under its own domain separation tag. Sound because a
 //! prover who can answer two challenges for the same (A, B) knows one logarithm of both.
+//! `k` is hedged: hashed from the share, the statement and fresh randomness, so a failing RNG
+//! alone does not repeat it (a repeated `k` with two challenges reveals the share).
 
 use crate::group::{decode_scalar, encode_point};
 use crate::ThresholdError;
 use k256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest};
 use k256::elliptic_curve::ops::LinearCombination;
-use k256::elliptic_curve::{Field, PrimeField};
+use k256::elliptic_curve::PrimeField;
 use k256::{ProjectivePoint, Scalar, Secp256k1};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// The domain separation tag of the challenge hash.
 pub const DLEQ_DST: &[u8] = b"snpkms/v2/dleq/secp256k1_XMD:SHA-256";
+/// The domain separation tag of the hedged nonce.
+const NONCE_DST: &[u8] = b"snpkms/v2/dleq-nonce/secp256k1_XMD:SHA-256";
 
 /// The proof, as it travels: c || z, each 32 bytes big-endian.
 pub type ProofBytes = [u8; 64];
@@ -28,11 +32,13 @@ fn challenge(
     z: &ProjectivePoint,
     a: &ProjectivePoint,
     b: &ProjectivePoint,
-) -> Scalar {
+) -> Result<Scalar, ThresholdError> {
     let parts = [y, x, z, a, b].map(encode_point);
     let msg: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    // Only fails for a DST or output length RFC 9380 refuses; neither is ours.
-    Secp256k1::hash_to_scalar::<ExpandMsgXmd<Sha256>>(&msg, &[DLEQ_DST]).unwrap_or(Scalar::ZERO)
+    // Only fails for a DST or output length RFC 9380 refuses; neither is ours. Never a zero
+    // stand-in: c = 0 would accept any Z.
+    Secp256k1::hash_to_scalar::<ExpandMsgXmd<Sha256>>(&msg, &[DLEQ_DST])
+        .map_err(|_| ThresholdError::HashToCurve)
 }
 
 /// Proves that `y = secret·G` and `z = secret·x`.
@@ -41,14 +47,30 @@ pub fn prove(
     y: &ProjectivePoint,
     x: &ProjectivePoint,
     z: &ProjectivePoint,
-) -> ProofBytes {
-    let k = Zeroizing::new(Scalar::random(&mut rand::rngs::OsRng));
-    let c = challenge(y, x, z, &(ProjectivePoint::GENERATOR * *k), &(*x * *k));
-    let response = *k - c * secret;
+) -> Result<ProofBytes, ThresholdError> {
+    let mut fresh = Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut());
+    let secret_bytes = Zeroizing::new(secret.to_repr());
+    let statement = [y, x, z].map(encode_point);
+    let k = Zeroizing::new(
+        Secp256k1::hash_to_scalar::<ExpandMsgXmd<Sha256>>(
+            &[
+                &secret_bytes[..],
+                &statement[0],
+                &statement[1],
+                &statement[2],
+                fresh.as_slice(),
+            ],
+            &[NONCE_DST],
+        )
+        .map_err(|_| ThresholdError::HashToCurve)?,
+    );
+    let c = challenge(y, x, z, &(ProjectivePoint::GENERATOR * *k), &(*x * *k))?;
+    let response = Zeroizing::new(*k - c * secret);
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(&c.to_repr());
     out[32..].copy_from_slice(&response.to_repr());
-    out
+    Ok(out)
 }
 
 /// Checks `proof` that `y` (over G) and `z` (over `x`) share their logarithm; `node` names the
@@ -74,7 +96,7 @@ pub fn verify(
     // Two double-scalar multiplications (Shamir's trick) instead of four single ones.
     let a = ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &response, y, &c);
     let b = ProjectivePoint::lincomb(x, &response, z, &c);
-    if challenge(y, x, z, &a, &b) == c {
+    if challenge(y, x, z, &a, &b)? == c {
         Ok(())
     } else {
         Err(ThresholdError::ProofFails(node))
@@ -84,6 +106,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k256::elliptic_curve::Field;
 
     fn pair() -> (Scalar, ProjectivePoint, ProjectivePoint, ProjectivePoint) {
         let s = Scalar::random(&mut rand::rngs::OsRng);
@@ -94,7 +117,7 @@ mod tests {
     #[test]
     fn an_honest_proof_verifies_and_every_change_fails() {
         let (s, y, x, z) = pair();
-        let proof = prove(&s, &y, &x, &z);
+        let proof = prove(&s, &y, &x, &z).unwrap();
         verify(&proof, &y, &x, &z, 1).unwrap();
         // Another answer, another share, another input: each fails.
         let other = ProjectivePoint::GENERATOR * Scalar::random(&mut rand::rngs::OsRng);
@@ -118,14 +141,14 @@ mod tests {
         let (s, y, x, _) = pair();
         let s2 = s + Scalar::ONE;
         let z2 = x * s2;
-        let proof = prove(&s2, &(ProjectivePoint::GENERATOR * s2), &x, &z2);
+        let proof = prove(&s2, &(ProjectivePoint::GENERATOR * s2), &x, &z2).unwrap();
         assert!(verify(&proof, &y, &x, &z2, 4).is_err());
     }
 
     #[test]
     fn out_of_range_scalars_are_refused() {
         let (s, y, x, z) = pair();
-        let mut proof = prove(&s, &y, &x, &z);
+        let mut proof = prove(&s, &y, &x, &z).unwrap();
         proof[..32].copy_from_slice(&[0xff; 32]);
         assert!(matches!(
             verify(&proof, &y, &x, &z, 5),

@@ -35,6 +35,12 @@ pub enum ThresholdError {
     /// Partials for different apps or epochs were given to one combination.
     #[error("nodes {0} and {1} answered for different apps or epochs")]
     MixedInputs(u16, u16),
+    /// A partial verified under another group than the one it is combined under.
+    #[error("node {0}: its partial was verified under another group")]
+    OtherGroup(u16),
+    /// More nodes than [`crate::group::MAX_NODES`].
+    #[error("{0} nodes, at most 255")]
+    TooManyNodes(usize),
     /// Fewer good partials than the threshold.
     #[error("{got} valid partial(s), {need} needed")]
     NotEnough {

@@ -6,7 +6,12 @@ use crate::ThresholdError;
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::PrimeField;
 use k256::{AffinePoint, ProjectivePoint, Scalar};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+
+/// The most nodes a group may have: the consistency check costs O(n·t) point multiplications,
+/// and a registry must not be able to make a guest spend minutes on it.
+pub const MAX_NODES: usize = 255;
 
 /// A compressed secp256k1 point (SEC1, 33 bytes).
 pub type CompressedPoint = [u8; 33];
@@ -19,6 +24,9 @@ pub struct GroupKeys {
     threshold: u16,
     group_key: ProjectivePoint,
     verifying_shares: BTreeMap<u16, ProjectivePoint>,
+    /// SHA-256 of the threshold, the group key and every (index, share): what a verified
+    /// partial remembers, so that it is only ever combined under the group that checked it.
+    id: [u8; 32],
 }
 
 impl GroupKeys {
@@ -29,6 +37,9 @@ impl GroupKeys {
         group_key: &CompressedPoint,
         verifying_shares: &[(u16, CompressedPoint)],
     ) -> Result<GroupKeys, ThresholdError> {
+        if verifying_shares.len() > MAX_NODES {
+            return Err(ThresholdError::TooManyNodes(verifying_shares.len()));
+        }
         if threshold == 0 || usize::from(threshold) > verifying_shares.len() {
             return Err(ThresholdError::BadThreshold {
                 threshold,
@@ -46,10 +57,18 @@ impl GroupKeys {
                 return Err(ThresholdError::DuplicateNode(*index));
             }
         }
+        let mut id = Sha256::new_with_prefix(b"snpkms/v2/group");
+        id.update(threshold.to_be_bytes());
+        id.update(encode_point(&group_key));
+        for (index, point) in &shares {
+            id.update(index.to_be_bytes());
+            id.update(encode_point(point));
+        }
         let group = GroupKeys {
             threshold,
             group_key,
             verifying_shares: shares,
+            id: id.finalize().into(),
         };
         group.check_one_polynomial()?;
         Ok(group)
@@ -65,17 +84,17 @@ impl GroupKeys {
             .take(self.threshold.into())
             .copied()
             .collect();
-        let at = |x: Scalar| -> ProjectivePoint {
+        let at = |x: Scalar| -> Result<ProjectivePoint, ThresholdError> {
             basis
                 .iter()
-                .map(|i| self.verifying_shares[i] * lagrange_at(&basis, *i, x))
+                .map(|i| Ok(self.verifying_shares[i] * lagrange_at(&basis, *i, x)?))
                 .sum()
         };
-        if at(Scalar::ZERO) != self.group_key {
+        if at(Scalar::ZERO)? != self.group_key {
             return Err(ThresholdError::InconsistentGroup(basis));
         }
         for (index, share) in self.verifying_shares.iter().skip(basis.len()) {
-            if at(Scalar::from(u64::from(*index))) != *share {
+            if at(Scalar::from(u64::from(*index)))? != *share {
                 let mut named = basis.clone();
                 named.push(*index);
                 return Err(ThresholdError::InconsistentGroup(named));
@@ -87,6 +106,11 @@ impl GroupKeys {
     /// How many nodes' partials make the secret.
     pub fn threshold(&self) -> u16 {
         self.threshold
+    }
+
+    /// What identifies this group (its threshold and every public key).
+    pub fn id(&self) -> [u8; 32] {
+        self.id
     }
 
     /// The group key `s·G`, compressed.

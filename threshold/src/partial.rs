@@ -5,8 +5,9 @@ use crate::input::app_key_input;
 use crate::{dleq, KeyShare, ThresholdError};
 use k256::ProjectivePoint;
 
-/// A node's partial evaluation as it travels (sealed to the guest's ephemeral key).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node's partial evaluation as it travels (sealed to the guest's ephemeral key). Its
+/// `Debug` leaves the value out: t of them make the app's secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Partial {
     /// The node's index in the group.
     pub index: u16,
@@ -16,13 +17,32 @@ pub struct Partial {
     pub proof: dleq::ProofBytes,
 }
 
-/// A partial whose proof verified against its node's verifying share, for one app and epoch.
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partial")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A partial whose proof verified against its node's verifying share in one group, for one
+/// app and epoch.
+#[derive(Clone)]
 pub struct VerifiedPartial {
+    pub(crate) group: [u8; 32],
     pub(crate) index: u16,
     pub(crate) app_id: [u8; 20],
     pub(crate) epoch: u32,
     pub(crate) value: ProjectivePoint,
+}
+
+impl std::fmt::Debug for VerifiedPartial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedPartial")
+            .field("index", &self.index)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifiedPartial {
@@ -40,7 +60,7 @@ pub fn evaluate(
 ) -> Result<Partial, ThresholdError> {
     let x = app_key_input(app_id, epoch)?;
     let z = x * share.secret();
-    let proof = dleq::prove(share.secret(), &share.verifying_share(), &x, &z);
+    let proof = dleq::prove(share.secret(), &share.verifying_share(), &x, &z)?;
     Ok(Partial {
         index: share.index(),
         value: encode_point(&z),
@@ -60,6 +80,7 @@ pub fn verify(
     let x = app_key_input(app_id, epoch)?;
     dleq::verify(&partial.proof, y, &x, &z, partial.index)?;
     Ok(VerifiedPartial {
+        group: group.id(),
         index: partial.index,
         app_id: *app_id,
         epoch,

@@ -189,7 +189,11 @@ fn two_shares_cannot_compute_any_app_key() {
         for b in (a + 1)..=5 {
             let za = x * scalar(&g.shares[usize::from(a) - 1].to_bytes()[2..]);
             let zb = x * scalar(&g.shares[usize::from(b) - 1].to_bytes()[2..]);
-            assert_ne!(interpolate_unchecked(&[(a, za), (b, zb)]), truth, "{a},{b}");
+            assert_ne!(
+                interpolate_unchecked(&[(a, za), (b, zb)]).unwrap(),
+                truth,
+                "{a},{b}"
+            );
             assert_ne!(za, truth);
             assert_ne!(zb, truth);
         }
@@ -224,6 +228,43 @@ fn combination_refuses_duplicates_mixed_inputs_and_strangers() {
         verify(&g.group, &APP, 0, &stranger),
         Err(ThresholdError::UnknownNode(6))
     ));
+}
+
+#[test]
+fn partials_are_combined_only_under_the_group_that_verified_them() {
+    // Two deployments (or a group before and after a change) with the same node indices: a
+    // partial checked against one must not be interpolated under the other's threshold.
+    let a = group_3_of_5();
+    let (keys, public) = dkg(3, 2);
+    let b = group_of(&public, 2).unwrap();
+    let mut from_a = verified(&a, &[1, 2], 0);
+    let err = combine(&b, &from_a).err().unwrap();
+    assert!(matches!(err, ThresholdError::OtherGroup(1)), "{err}");
+    // Mixed with one of b's own: still refused.
+    let own = KeyShare::from_key_package(&keys[2]).unwrap();
+    from_a.push(verify(&b, &APP, 0, &evaluate(&own, &APP, 0).unwrap()).unwrap());
+    assert!(matches!(
+        combine(&b, &from_a),
+        Err(ThresholdError::OtherGroup(1))
+    ));
+    assert_ne!(a.group.id(), b.id());
+}
+
+#[test]
+fn a_registry_cannot_make_the_check_unbounded() {
+    let shares: Vec<(u16, CompressedPoint)> = (1..=256).map(|i| (i, [2; 33])).collect();
+    let err = GroupKeys::new(3, &[2; 33], &shares).unwrap_err();
+    assert!(matches!(err, ThresholdError::TooManyNodes(256)), "{err}");
+}
+
+#[test]
+fn debug_output_names_nodes_not_values() {
+    let g = group_3_of_5();
+    let p = evaluate(&g.shares[0], &APP, 0).unwrap();
+    let shown = format!("{p:?} {:?}", verify(&g.group, &APP, 0, &p).unwrap());
+    assert!(!shown.contains(&format!("{:?}", p.value)), "{shown}");
+    assert!(!shown.contains(&hex::encode(p.value)), "{shown}");
+    assert!(shown.contains("index: 1"), "{shown}");
 }
 
 #[test]
