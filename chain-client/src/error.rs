@@ -223,6 +223,10 @@ fn describe_registry_error(e: &KmsRegistry::KmsRegistryErrors) -> String {
             "BadNodeSigner({}): node signers must be non-zero and distinct",
             x.signer
         ),
+        E::TooManyNodes(x) => format!(
+            "TooManyNodes({}): a share set has at most 255 nodes",
+            x.nodes
+        ),
         E::GroupKeyChanged(_) => {
             "GroupKeyChanged(): a re-share must keep the group key (app keys depend on it)".into()
         }

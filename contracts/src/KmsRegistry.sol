@@ -33,6 +33,7 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     error NodeIndicesNotIncreasing(uint16 index);
     error BadNodeSigner(address signer);
     error GroupKeyChanged();
+    error TooManyNodes(uint256 nodes);
 
     // ---------------------------------------------------------------- events
     event UpgradesDisabled();
@@ -418,7 +419,10 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         view
         returns (bool)
     {
-        address root = _s().rootSigningAddress;
+        KmsRegistryStorage storage $ = _s();
+        // In the threshold mode no node holds a root: a root signature vouches for nothing.
+        if ($.shareEpoch != 0) return false;
+        address root = $.rootSigningAddress;
         if (root == address(0)) return false;
         (address recovered, ECDSA.RecoverError err,) =
             ECDSA.tryRecoverCalldata(AppKeyLib.appKeyDigest(appId, appSigningAddress, epoch), signature);
@@ -426,6 +430,9 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
     }
 
     // ============================================================ threshold mode
+
+    /// @notice The most nodes a share set may have (`snpkms_threshold::group::MAX_NODES`).
+    uint256 public constant MAX_THRESHOLD_NODES = 255;
 
     /// @notice Records a threshold share set (made by the nodes' distributed key generation) and
     ///         with it the threshold mode. A later call is a re-share: a new node set and new
@@ -437,6 +444,8 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
         external
         onlyOwner
     {
+        // The guests' consistency check is O(n·t): a set they would all refuse is refused here.
+        if (nodes.length > MAX_THRESHOLD_NODES) revert TooManyNodes(nodes.length);
         if (threshold_ == 0 || threshold_ > nodes.length) revert BadThreshold(threshold_, nodes.length);
         _checkPoint(groupKey);
         KmsRegistryStorage storage $ = _s();
@@ -511,8 +520,9 @@ contract KmsRegistry is Initializable, UUPSUpgradeable, Ownable2StepUpgradeable 
                     break;
                 }
             }
+            if (count >= $.threshold) return true;
         }
-        return count >= $.threshold;
+        return false;
     }
 
     // ============================================================ internals

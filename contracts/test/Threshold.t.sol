@@ -174,11 +174,10 @@ contract ThresholdTest is Fixture {
         assertFalse(registry.verifyAppKeyThreshold(APP, APP_SIGNER, 0, _sigs(two, 0)), "two");
         // One node's signature three times counts once.
         assertFalse(registry.verifyAppKeyThreshold(APP, APP_SIGNER, 0, _sigs(_list(2, 2, 2), 0)), "repeated");
-        // The same node signing twice (another valid signature of the same key) still counts once.
-        bytes[] memory twice = _sigs(_list(1, 2, 2), 0);
+        // Nodes 1 and 3, and as the third the high-S twin of node 2's signature: OpenZeppelin's
+        // ECDSA refuses it, so it does not make the threshold.
+        bytes[] memory twice = _sigs(_list(1, 3, 2), 0);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(_key(2), AppKeyLib.appKeyDigest(APP, APP_SIGNER, 0));
-        // The high-S twin of node 2's signature: refused by OpenZeppelin's ECDSA, and would be
-        // node 2 again.
         twice[2] = abi.encodePacked(
             r,
             bytes32(0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 - uint256(s)),
@@ -198,6 +197,22 @@ contract ThresholdTest is Fixture {
         bytes[] memory good = _sigs(_list(3, 4, 5), 0);
         (extra[0], extra[1], extra[2], extra[3], extra[4]) = (hex"00", good[0], outsider[2], good[1], good[2]);
         assertTrue(registry.verifyAppKeyThreshold(APP, APP_SIGNER, 0, extra), "extra");
+    }
+
+    function test_theRootSignatureStopsCountingInTheThresholdMode() public {
+        uint256 rootKey = 0xA11CE5EC12E7;
+        vm.prank(OWNER);
+        registry.setKmsInfo(vm.addr(rootKey), hex"04");
+        bytes memory rootSig = _sign(rootKey, 0);
+        assertTrue(registry.verifyAppKey(APP, APP_SIGNER, 0, rootSig), "replicated-root mode");
+        _set3of5();
+        assertFalse(registry.verifyAppKey(APP, APP_SIGNER, 0, rootSig), "threshold mode");
+    }
+
+    function test_aSetGuestsWouldRefuseIsRefused() public {
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(KmsRegistry.TooManyNodes.selector, 256));
+        registry.setThresholdGroup(3, GROUP_KEY, _nodes(1, 256));
     }
 
     function test_reshareKeepsTheGroupKeyAndRetiresTheOldSet() public {

@@ -49,7 +49,8 @@ pub fn prove(
     z: &ProjectivePoint,
 ) -> Result<ProofBytes, ThresholdError> {
     let mut fresh = Zeroizing::new([0u8; 32]);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut());
+    rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, fresh.as_mut())
+        .map_err(|_| ThresholdError::Randomness)?;
     let secret_bytes = Zeroizing::new(secret.to_repr());
     let statement = [y, x, z].map(encode_point);
     let k = Zeroizing::new(

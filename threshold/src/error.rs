@@ -35,6 +35,9 @@ pub enum ThresholdError {
     /// Partials for different apps or epochs were given to one combination.
     #[error("nodes {0} and {1} answered for different apps or epochs")]
     MixedInputs(u16, u16),
+    /// The operating system's random number generator failed: no proof is made without it.
+    #[error("the random number generator failed")]
+    Randomness,
     /// A partial verified under another group than the one it is combined under.
     #[error("node {0}: its partial was verified under another group")]
     OtherGroup(u16),
