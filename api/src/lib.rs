@@ -1,7 +1,8 @@
 //! The snpkms wire API, shared by nodes and guests so both sides compute the same bytes:
 //! the gRPC types ([`pb`]), what a report must bind ([`binding`]), how keys travel
-//! ([`seal`]), how an app's keys come out of a secret ([`app_keys`]), and how the KMS root key vouches for an app key ([`app_key_signature`]) and for
-//! a node's key-release log ([`audit_head`]).
+//! ([`seal`]), how an app's keys come out of a secret ([`app_keys`]), and how the KMS root
+//! key vouches for an app key ([`app_key_signature`]) and for a node's key-release log
+//! ([`audit_head`]).
 
 #![warn(missing_docs)]
 
