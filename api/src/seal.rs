@@ -14,6 +14,8 @@ type SenderKem = crate::x25519_kem::X25519HkdfSha256AwsLc;
 /// HPKE `info` for GetAppKey responses (the sealed `AppKeys`): binds the ciphertext to its
 /// purpose.
 pub const APP_KEYS_INFO: &[u8] = b"snpkms/get-app-key/v1/response";
+/// HPKE `info` for GetAppKeyShare responses (a threshold node's sealed partial).
+pub const APP_KEY_SHARE_INFO: &[u8] = b"snpkms/get-app-key-share/v2/response";
 /// HPKE `info` for Onboard responses (the sealed 32-byte root secret), so a sealed root never
 /// opens as app keys or the other way round.
 pub const ROOT_SECRET_INFO: &[u8] = b"snpkms/onboard/v1/response";
@@ -130,6 +132,24 @@ pub fn app_keys_aad(app_id: &[u8], compose_hash: &[u8], epoch: u32, nonce: &[u8]
     aad.extend_from_slice(compose_hash);
     aad.extend_from_slice(&epoch.to_be_bytes());
     aad.extend_from_slice(nonce);
+    aad
+}
+
+/// The associated data of a GetAppKeyShare response: as [`app_keys_aad`], and the share epoch
+/// and node index the answer claims, so that the answer opens only for this request and what
+/// it claims. (Not sender authentication: HPKE's base mode has none. What makes a partial
+/// trustworthy is its proof against the verifying share the chain lists.)
+pub fn app_key_share_aad(
+    app_id: &[u8],
+    compose_hash: &[u8],
+    epoch: u32,
+    nonce: &[u8],
+    share_epoch: u32,
+    node_index: u16,
+) -> Vec<u8> {
+    let mut aad = app_keys_aad(app_id, compose_hash, epoch, nonce);
+    aad.extend_from_slice(&share_epoch.to_be_bytes());
+    aad.extend_from_slice(&node_index.to_be_bytes());
     aad
 }
 

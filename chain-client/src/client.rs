@@ -51,6 +51,35 @@ pub struct KmsInfo {
     pub block: BlockRef,
 }
 
+/// The registry's threshold share set (`thresholdGroup()`); share epoch 0 and nothing else in
+/// the replicated-root mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThresholdGroupInfo {
+    /// 0 until a share set is recorded, then 1, 2, … (one per re-share).
+    pub share_epoch: u32,
+    /// Partials needed.
+    pub threshold: u16,
+    /// The group key `s·G` (33 bytes, compressed).
+    #[serde(serialize_with = "hex_bytes")]
+    pub group_key: Vec<u8>,
+    /// The nodes, by increasing index.
+    pub nodes: Vec<ThresholdNodeInfo>,
+    /// The pinned block it was read at.
+    pub block: BlockRef,
+}
+
+/// One node of a threshold share set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThresholdNodeInfo {
+    /// Its index in the key generation.
+    pub index: u16,
+    /// Its verifying share `s_i·G` (33 bytes, compressed).
+    #[serde(serialize_with = "hex_bytes")]
+    pub verifying_share: Vec<u8>,
+    /// The address whose signatures count for it.
+    pub signer: Address,
+}
+
 fn hex_bytes<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("0x{}", hex::encode(v)))
 }
@@ -236,6 +265,26 @@ impl ChainClient {
             root_signing_address: r.rootSigningAddress,
             tls_public_key: r.tlsPublicKey.to_vec(),
             key_epoch: r.keyEpoch_,
+            block,
+        })
+    }
+
+    /// The threshold share set at the pinned block.
+    pub async fn threshold_group(&self) -> Result<ThresholdGroupInfo, ChainError> {
+        let (r, block) = self.inner.read(KmsRegistry::thresholdGroupCall {}).await?;
+        Ok(ThresholdGroupInfo {
+            share_epoch: r.shareEpoch,
+            threshold: r.threshold_,
+            group_key: r.groupKey.to_vec(),
+            nodes: r
+                .nodes
+                .into_iter()
+                .map(|n| ThresholdNodeInfo {
+                    index: n.index,
+                    verifying_share: n.verifyingShare.to_vec(),
+                    signer: n.signer,
+                })
+                .collect(),
             block,
         })
     }

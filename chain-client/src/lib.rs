@@ -24,7 +24,9 @@ mod rpc;
 mod transport;
 mod view;
 
-pub use client::{CacheStats, ChainClient, Decision, KmsInfo};
+pub use client::{
+    CacheStats, ChainClient, Decision, KmsInfo, ThresholdGroupInfo, ThresholdNodeInfo,
+};
 pub use config::{ChainConfig, ReadAt};
 pub use error::{decode_revert, ChainError};
 pub use rpc::{map_transport_error, BlockSummary, Connection};

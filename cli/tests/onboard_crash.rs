@@ -72,8 +72,8 @@ async fn sigkill_during_onboarding_then_onboard_again() {
     assert!(!cfg.data_dir.join("store.staging").exists());
     let node = snpkms_kms_node::start(cfg).await.unwrap();
     assert_eq!(
-        node.node.root_address(),
-        stack.node.as_ref().unwrap().node.root_address()
+        node.node.signing_address(),
+        stack.node.as_ref().unwrap().node.signing_address()
     );
     node.stop().await.unwrap();
 

@@ -107,6 +107,20 @@ pub enum ReleaseError {
     /// The key-release log did not take the record: nothing is released without it.
     #[error("the key-release log could not record this decision: {0}")]
     Log(#[from] LogError),
+    /// The request belongs to the other mode: GetAppKey or Onboard to a threshold node (it holds
+    /// no root), GetAppKeyShare to a replicated-root node (it holds no share).
+    #[error("this node runs the {node} mode and holds no {missing}: {hint}")]
+    WrongMode {
+        /// This node's mode.
+        node: &'static str,
+        /// What the request needs.
+        missing: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// Evaluating this node's partial failed (its random number generator; never expected).
+    #[error("evaluating the partial failed: {0}")]
+    Partial(#[from] snpkms_threshold::ThresholdError),
     /// Signing the app key failed (never expected).
     #[error("signing the app key failed: {0}")]
     Signature(#[from] snpkms_api::app_key_signature::SignatureError),
@@ -152,7 +166,10 @@ impl ReleaseError {
             ReleaseError::Denied { .. } => Refusal::PermissionDenied,
             ReleaseError::Registry(e) if e.internal => Refusal::Internal,
             ReleaseError::Registry(_) | ReleaseError::NotServing(_) => Refusal::Unavailable,
-            ReleaseError::Log(_) | ReleaseError::Signature(_) => Refusal::Internal,
+            ReleaseError::WrongMode { .. } => Refusal::FailedPrecondition,
+            ReleaseError::Log(_) | ReleaseError::Signature(_) | ReleaseError::Partial(_) => {
+                Refusal::Internal
+            }
         }
     }
 
@@ -173,7 +190,10 @@ impl ReleaseError {
             ReleaseError::Registry(_) => "registry",
             ReleaseError::NotServing(_) => "not_serving",
             ReleaseError::RateLimited { .. } => "rate_limited",
-            ReleaseError::Log(_) | ReleaseError::Signature(_) => "internal",
+            ReleaseError::WrongMode { .. } => "mode",
+            ReleaseError::Log(_) | ReleaseError::Signature(_) | ReleaseError::Partial(_) => {
+                "internal"
+            }
         }
     }
 }

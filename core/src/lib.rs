@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod custody;
 mod error;
 mod evidence;
 mod grants;
@@ -25,6 +26,7 @@ mod ratelimit;
 mod record;
 mod request;
 
+pub use custody::{Custody, NodeShare, NODE_SIGNING_SALT};
 pub use error::{RateLimitScope, Refusal, ReleaseError, RequestError};
 pub use evidence::{EvidenceError, EvidenceVerifier};
 pub use grants::{AppGrant, GrantCache};
@@ -33,7 +35,7 @@ pub use nonces::{NonceError, NONCE_LEN};
 pub use ports::{
     Attestor, Authorizer, AuthorizerError, BlockRef, CertSourceError, CertificateSource, Clock,
     Decision, KmsInfo, LogError, NoCertificateSource, Observer, Ports, ReleaseLog, Reservation,
-    VcekCheck, VcekRefusal,
+    ThresholdGroup, ThresholdMember, VcekCheck, VcekRefusal,
 };
 pub use ratelimit::RateLimiter;
 pub use record::{NewRecord, RecordKind};

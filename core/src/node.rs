@@ -3,13 +3,14 @@
 //! verify evidence -> BootInfo (host_data binding) -> registry decision -> the node's own
 //! standing -> derive -> sign -> seal -> durable record -> respond.
 
+use crate::custody::Custody;
 use crate::error::{RateLimitScope, ReleaseError, RequestError};
 use crate::evidence::EvidenceVerifier;
 use crate::grants::GrantCache;
-use crate::keys::RootSecret;
 use crate::nonces::NonceStore;
 use crate::ports::{
     Attestor, Authorizer, BlockRef, Clock, Decision, Observer, Ports, ReleaseLog, Reservation,
+    ThresholdGroup,
 };
 use crate::ratelimit::RateLimiter;
 use crate::record::{NewRecord, RecordKind};
@@ -30,6 +31,8 @@ pub struct KmsState {
     pub serving: Result<(), String>,
     /// The registry's key epoch.
     pub key_epoch: u32,
+    /// The registry's share epoch (0: the replicated-root mode).
+    pub share_epoch: u32,
     /// The pinned block the verdict was read at.
     pub checked_at: Option<BlockRef>,
 }
@@ -56,9 +59,9 @@ pub struct CoreLimits {
 
 /// What a node is made of.
 pub struct NodeParts<P: Ports> {
-    /// The root secret, unsealed.
-    pub root: RootSecret,
-    /// The digest of the security configuration the root is sealed under.
+    /// The root secret or this node's threshold share, unsealed: the node's mode.
+    pub custody: Custody,
+    /// The digest of the security configuration the secret is sealed under.
     pub config_digest: [u8; 32],
     /// The verifier of the node's trust roots and policy.
     pub verifier: Verifier,
@@ -78,6 +81,19 @@ pub struct NodeParts<P: Ports> {
     pub observer: P::Observer,
 }
 
+/// An app-key request the registry allows, from an instance of the app, at a chain view this
+/// node serves at: what the release needs.
+struct Admitted<R> {
+    request: ValidatedRequest,
+    boot: BootInfo,
+    epoch: u32,
+    decision: Decision,
+    /// The place of the release's record in the log.
+    reservation: R,
+    /// The node's standing as of the admission (its share epoch).
+    state: KmsState,
+}
+
 /// A serving node's state and its request paths.
 pub struct Node<P: Ports> {
     evidence: EvidenceVerifier,
@@ -87,9 +103,10 @@ pub struct Node<P: Ports> {
     certificates: P::Certificates,
     observer: P::Observer,
     nonces: NonceStore,
-    root: RootSecret,
-    root_signing_key: SigningKey,
-    root_address: [u8; 20],
+    custody: Custody,
+    /// The root signing key, or the threshold node's own signing key.
+    signing_key: SigningKey,
+    signing_address: [u8; 20],
     config_digest: [u8; 32],
     tls_public_key: Vec<u8>,
     grants: GrantCache,
@@ -111,13 +128,14 @@ impl<P: Ports> Node<P> {
     /// verifier at the first standing check) whose BootInfo it asks the registry about before
     /// it serves. It does not serve until [`Node::refresh_kms_state`] finds it allowed.
     pub fn new(parts: NodeParts<P>, attestor: &dyn Attestor) -> Node<P> {
-        let root_signing_key = parts.root.root_signing_key();
-        let root_address = parts.root.root_signing_address();
+        let signing_key = parts.custody.signing_key();
+        let signing_address =
+            snpkms_api::app_key_signature::address_of(signing_key.verifying_key());
         let evidence =
             EvidenceVerifier::new(parts.verifier, parts.limits.verified_cert_chain_cache);
         let report_data = snpkms_api::binding::report_data(
             b"snpkms/self-check/v2",
-            &root_address,
+            &signing_address,
             &parts.config_digest,
         );
         let self_evidence = attestor.attest(report_data).map_err(|e| e.to_string());
@@ -135,9 +153,9 @@ impl<P: Ports> Node<P> {
                 parts.limits.nonce_ttl_secs,
                 parts.limits.max_outstanding_nonces,
             ),
-            root: parts.root,
-            root_signing_key,
-            root_address,
+            custody: parts.custody,
+            signing_key,
+            signing_address,
             config_digest: parts.config_digest,
             tls_public_key: parts.tls_public_key,
             grants: GrantCache::new(parts.limits.grant_cache.max(1)),
@@ -145,6 +163,7 @@ impl<P: Ports> Node<P> {
             state: RwLock::new(KmsState {
                 serving: Err("the on-chain KMS info has not been checked yet".into()),
                 key_epoch: 0,
+                share_epoch: 0,
                 checked_at: None,
             }),
             standing_check: tokio::sync::Mutex::new(()),
@@ -153,9 +172,20 @@ impl<P: Ports> Node<P> {
         }
     }
 
-    /// The KMS root signing address this node's root derives.
-    pub fn root_address(&self) -> [u8; 20] {
-        self.root_address
+    /// The address this node signs with: the KMS root signing address its root derives, or in
+    /// the threshold mode its own node signing address (which the share set lists).
+    pub fn signing_address(&self) -> [u8; 20] {
+        self.signing_address
+    }
+
+    /// The key behind [`Node::signing_address`] (the audit heads are signed with it).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+
+    /// The secret this node serves from, which is its mode.
+    pub fn custody(&self) -> &Custody {
+        &self.custody
     }
 
     /// The security configuration this node runs with (its root is sealed under it).
@@ -204,14 +234,21 @@ impl<P: Ports> Node<P> {
 
     /// GetKmsInfo: what the node says of itself (guests never trust the root from here).
     pub fn kms_info(&self, chain_id: u64, registry: [u8; 20]) -> pb::GetKmsInfoResponse {
+        let (root_signing_address, node_index, node_signing_address) = match &self.custody {
+            Custody::Root(_) => (self.signing_address.to_vec(), 0, vec![]),
+            Custody::Share(share) => (vec![], share.index().into(), self.signing_address.to_vec()),
+        };
         pb::GetKmsInfoResponse {
-            root_signing_address: self.root_address.to_vec(),
+            root_signing_address,
             tls_public_key: self.tls_public_key.clone(),
             key_epoch: self.state().key_epoch,
             chain_id,
             registry_address: registry.to_vec(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             config_digest: self.config_digest.to_vec(),
+            mode: self.custody.mode().to_string(),
+            node_index,
+            node_signing_address,
         }
     }
 
@@ -256,68 +293,35 @@ impl<P: Ports> Node<P> {
         Ok(decision?)
     }
 
-    /// GetAppKey.
+    /// GetAppKey (the replicated-root mode).
     pub async fn get_app_key(
         &self,
         req: pb::GetAppKeyRequest,
     ) -> Result<pb::GetAppKeyResponse, ReleaseError> {
-        let state = self.serving_state().await?;
-        let request = validate_request(&req)?;
+        let Custody::Root(root) = &self.custody else {
+            return Err(ReleaseError::WrongMode {
+                node: self.custody.mode(),
+                missing: "root secret",
+                hint: "the deployment runs the threshold mode: ask t nodes with GetAppKeyShare",
+            });
+        };
+        let Admitted {
+            request,
+            boot,
+            epoch,
+            decision,
+            reservation,
+            ..
+        } = self.admit_app(&req, RecordKind::AppKey).await?;
         let ValidatedRequest {
             app_id,
             compose_hash,
             ephemeral_public_key: ephemeral,
             nonce,
         } = request;
-        if let Some(requested) = req.epoch {
-            if requested > state.key_epoch {
-                return Err(ReleaseError::EpochAhead {
-                    requested,
-                    current: state.key_epoch,
-                });
-            }
-        }
-        let epoch = req.epoch.unwrap_or(state.key_epoch);
-
-        // Consumed before the expensive checks: a nonce buys at most one verification.
-        self.nonces.consume(&nonce, self.clock.now_unix())?;
-        // From here on this request may end in a record: the log can wait for it to share a sync.
-        let reservation = self.log.reserve();
-
-        let report = self.verify_evidence(req.evidence.as_ref()).await?;
-        let boot = request.boot_info(&report)?;
-
-        let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
-        if !decision.allowed {
-            reservation
-                .append(self.record(RecordKind::AppKey, &boot, epoch, &decision))
-                .await?;
-            return Err(ReleaseError::Denied {
-                reason: decision.reason,
-                block: decision.block,
-            });
-        }
-        // Only now is the request known to come from an instance of this app: its evidence
-        // binds app and compose (host_data), and the registry allows its image, TCB and
-        // device. Counted any earlier, requests that merely name a victim app, or come from a
-        // VM anyone can launch with the victim's host_data on another image, would spend its
-        // budget. (Registry reads of refused requests are bounded by the per-client limit and
-        // the decision cache.)
-        self.per_app
-            .check(&app_id, Instant::now())
-            .map_err(|retry_after| ReleaseError::RateLimited {
-                scope: RateLimitScope::App(app_id),
-                retry_after,
-            })?;
-        // The node's own standing must be known as of the current chain view, which is at or
-        // after the app's decision: a registry that dropped this node at a block stops every
-        // release decided at that block or later, not only those after the watcher's next turn.
-        let view = self.authorizer.pinned_block().unwrap_or(decision.block);
-        self.standing_at(view).await?;
-
-        let grant =
-            self.grants
-                .get_or_derive(&self.root, &self.root_signing_key, &app_id, epoch)?;
+        let grant = self
+            .grants
+            .get_or_derive(root, &self.signing_key, &app_id, epoch)?;
         // The record goes to the log now, and its write and sync run while the keys are
         // sealed: a lone request waits for the longer of the two, not for both. A seal that
         // then fails (an ephemeral key of small order) leaves an "allowed" record for keys that
@@ -340,9 +344,134 @@ impl<P: Ports> Node<P> {
             key_epoch: epoch,
             app_signing_address: grant.signing_address.to_vec(),
             kms_signature: grant.kms_signature.to_vec(),
-            kms_root_signing_address: self.root_address.to_vec(),
+            kms_root_signing_address: self.signing_address.to_vec(),
             block_number: decision.block.number,
             block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    /// GetAppKeyShare (the threshold mode): the same checks as GetAppKey, made by this node
+    /// alone against its own chain view, then its partial for the app, sealed to the guest.
+    /// One lying or broken node cannot authorize a guest: t nodes must each admit it.
+    pub async fn get_app_key_share(
+        &self,
+        req: pb::GetAppKeyRequest,
+    ) -> Result<pb::GetAppKeyShareResponse, ReleaseError> {
+        let Custody::Share(share) = &self.custody else {
+            return Err(ReleaseError::WrongMode {
+                node: self.custody.mode(),
+                missing: "threshold share",
+                hint: "the registry runs the replicated-root mode: ask one node with GetAppKey",
+            });
+        };
+        let Admitted {
+            request,
+            boot,
+            epoch,
+            decision,
+            reservation,
+            state,
+        } = self.admit_app(&req, RecordKind::AppKeyShare).await?;
+        let ValidatedRequest {
+            app_id,
+            compose_hash,
+            ephemeral_public_key: ephemeral,
+            nonce,
+        } = request;
+        let partial = snpkms_threshold::evaluate(share.share(), &app_id, epoch)?;
+        let durable =
+            reservation.append(self.record(RecordKind::AppKeyShare, &boot, epoch, &decision));
+        let sealed = seal::seal(
+            &ephemeral,
+            seal::APP_KEY_SHARE_INFO,
+            &seal::app_key_share_aad(
+                &app_id,
+                &compose_hash,
+                epoch,
+                &nonce,
+                state.share_epoch,
+                share.index(),
+            ),
+            &partial.to_bytes(),
+        )
+        .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
+        // No partial leaves before its record is on disk.
+        durable.await?;
+        self.observer.released(&app_id);
+        Ok(pb::GetAppKeyShareResponse {
+            encapsulated_key: sealed.encapsulated_key,
+            sealed_partial: sealed.ciphertext,
+            key_epoch: epoch,
+            share_epoch: state.share_epoch,
+            node_index: share.index().into(),
+            node_signing_address: self.signing_address.to_vec(),
+            block_number: decision.block.number,
+            block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    /// The checks GetAppKey and GetAppKeyShare share, up to the release: lengths, the nonce,
+    /// the evidence and its binding, the registry's decision (a refusal is recorded as `kind`),
+    /// the per-app limit and this node's own standing at the decision's chain view.
+    async fn admit_app(
+        &self,
+        req: &pb::GetAppKeyRequest,
+        kind: RecordKind,
+    ) -> Result<Admitted<<P::Log as ReleaseLog>::Reservation<'_>>, ReleaseError> {
+        let state = self.serving_state().await?;
+        let request = validate_request(req)?;
+        if let Some(requested) = req.epoch {
+            if requested > state.key_epoch {
+                return Err(ReleaseError::EpochAhead {
+                    requested,
+                    current: state.key_epoch,
+                });
+            }
+        }
+        let epoch = req.epoch.unwrap_or(state.key_epoch);
+
+        // Consumed before the expensive checks: a nonce buys at most one verification.
+        self.nonces.consume(&request.nonce, self.clock.now_unix())?;
+        // From here on this request may end in a record: the log can wait for it to share a sync.
+        let reservation = self.log.reserve();
+
+        let report = self.verify_evidence(req.evidence.as_ref()).await?;
+        let boot = request.boot_info(&report)?;
+
+        let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
+        if !decision.allowed {
+            reservation
+                .append(self.record(kind, &boot, epoch, &decision))
+                .await?;
+            return Err(ReleaseError::Denied {
+                reason: decision.reason,
+                block: decision.block,
+            });
+        }
+        // Only now is the request known to come from an instance of this app: its evidence
+        // binds app and compose (host_data), and the registry allows its image, TCB and
+        // device. Counted any earlier, requests that merely name a victim app, or come from a
+        // VM anyone can launch with the victim's host_data on another image, would spend its
+        // budget. (Registry reads of refused requests are bounded by the per-client limit and
+        // the decision cache.)
+        self.per_app
+            .check(&request.app_id, Instant::now())
+            .map_err(|retry_after| ReleaseError::RateLimited {
+                scope: RateLimitScope::App(request.app_id),
+                retry_after,
+            })?;
+        // The node's own standing must be known as of the current chain view, which is at or
+        // after the app's decision: a registry that dropped this node at a block stops every
+        // release decided at that block or later, not only those after the watcher's next turn.
+        let view = self.authorizer.pinned_block().unwrap_or(decision.block);
+        let state = self.standing_at(view).await?;
+        Ok(Admitted {
+            request,
+            boot,
+            epoch,
+            decision,
+            reservation,
+            state,
         })
     }
 
@@ -352,6 +481,13 @@ impl<P: Ports> Node<P> {
         &self,
         req: pb::OnboardRequest,
     ) -> Result<pb::OnboardResponse, ReleaseError> {
+        let Custody::Root(root) = &self.custody else {
+            return Err(ReleaseError::WrongMode {
+                node: self.custody.mode(),
+                missing: "root secret",
+                hint: "threshold nodes join by a key generation or a re-share, not by onboarding",
+            });
+        };
         let state = self.serving_state().await?;
         let ephemeral: [u8; 32] = fixed(&req.ephemeral_public_key, "ephemeral_public_key")?;
         let nonce: [u8; 32] = fixed(&req.nonce, "nonce")?;
@@ -387,8 +523,8 @@ impl<P: Ports> Node<P> {
         let sealed = seal::seal(
             &ephemeral,
             seal::ROOT_SECRET_INFO,
-            &seal::root_secret_aad(&nonce, &self.root_address),
-            self.root.expose(),
+            &seal::root_secret_aad(&nonce, &self.signing_address),
+            root.expose(),
         )
         .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
         self.log
@@ -402,7 +538,7 @@ impl<P: Ports> Node<P> {
         Ok(pb::OnboardResponse {
             encapsulated_key: sealed.encapsulated_key,
             sealed_root_secret: sealed.ciphertext,
-            root_signing_address: self.root_address.to_vec(),
+            root_signing_address: self.signing_address.to_vec(),
             block_number: decision.block.number,
             block_hash: decision.block.hash.to_vec(),
         })
@@ -436,12 +572,16 @@ impl<P: Ports> Node<P> {
     /// The node's verdict on itself as of the pinned block `at`: read again unless the last
     /// verdict was read at exactly that block (a verdict from a later block, or from a fork the
     /// chain has left, is not taken for it).
-    async fn standing_at(&self, at: BlockRef) -> Result<(), ReleaseError> {
+    /// The snapshot it checked is returned: what the caller releases under (its share epoch)
+    /// is what was found serving, not a later read.
+    async fn standing_at(&self, at: BlockRef) -> Result<KmsState, ReleaseError> {
         if self.state().checked_at != Some(at) {
             self.refresh_standing_if(|checked| checked != Some(at))
                 .await;
         }
-        self.state().serving.map_err(ReleaseError::NotServing)
+        let state = self.state();
+        state.serving.clone().map_err(ReleaseError::NotServing)?;
+        Ok(state)
     }
 
     /// Decides whether this node may serve: the registry names its root, and allows it (its
@@ -461,31 +601,55 @@ impl<P: Ports> Node<P> {
         }
         let (read, verdict) = self.standing().await;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if let Some((epoch, _)) = read {
-            state.key_epoch = epoch;
+        if let Some(read) = &read {
+            state.key_epoch = read.key_epoch;
+            state.share_epoch = read.share_epoch;
         }
-        state.checked_at = read.map(|(_, block)| block);
+        state.checked_at = read.map(|read| read.block);
         state.serving = verdict;
         state.clone()
     }
 
-    /// What the registry said (key epoch, at which block), and whether this node may serve.
-    async fn standing(&self) -> (Option<(u32, BlockRef)>, Result<(), String>) {
+    /// What the registry said (key epoch, share epoch, at which block), and whether this node
+    /// may serve.
+    async fn standing(&self) -> (Option<Standing>, Result<(), String>) {
+        let unreadable =
+            |e: crate::ports::AuthorizerError| Err(format!("the registry could not be read: {e}"));
         let info = match self.authorizer.kms_info().await {
             Ok(info) => info,
-            Err(e) => return (None, Err(format!("the registry could not be read: {e}"))),
+            Err(e) => return (None, unreadable(e)),
         };
-        let read = Some((info.key_epoch, info.block));
-        if info.root_signing_address != self.root_address {
-            return (
-                read,
-                Err(format!(
-                    "the registry's KMS root signing address is 0x{} but this node's is 0x{}; \
-                     register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
-                    hex::encode(info.root_signing_address),
-                    hex::encode(self.root_address)
-                )),
-            );
+        let group = match self.authorizer.threshold_group().await {
+            Ok(group) => group,
+            Err(e) => return (None, unreadable(e)),
+        };
+        let read = Some(Standing {
+            key_epoch: info.key_epoch,
+            share_epoch: group.share_epoch,
+            // The later of the two reads: the verdict holds from there.
+            block: if group.block.number >= info.block.number {
+                group.block
+            } else {
+                info.block
+            },
+        });
+        let named = match &self.custody {
+            Custody::Root(_) if group.is_threshold_mode() => Err(format!(
+                "the registry runs the threshold mode (share epoch {}): a replicated root \
+                 vouches for nothing there, so this node does not serve",
+                group.share_epoch
+            )),
+            Custody::Root(_) if info.root_signing_address != self.signing_address => Err(format!(
+                "the registry's KMS root signing address is 0x{} but this node's is 0x{}; \
+                 register this node's KMS info (snpkms gov set-kms-info) or onboard it from a peer",
+                hex::encode(info.root_signing_address),
+                hex::encode(self.signing_address)
+            )),
+            Custody::Root(_) => Ok(()),
+            Custody::Share(share) => share_is_listed(share, &group),
+        };
+        if let Err(why) = named {
+            return (read, Err(why));
         }
         let me = match self.self_boot().await {
             Ok(me) => me,
@@ -508,6 +672,56 @@ impl<P: Ports> Node<P> {
         };
         (read, verdict)
     }
+}
+
+/// One standing read: the epochs and the block they were read at.
+struct Standing {
+    key_epoch: u32,
+    share_epoch: u32,
+    block: BlockRef,
+}
+
+/// A threshold node serves only while the registry's current share set lists its index with
+/// its own verifying share and signing address: a node left out at a re-share (its share is
+/// then of an old polynomial), or one whose share the set does not match, answers nothing.
+fn share_is_listed(
+    share: &crate::custody::NodeShare,
+    group: &ThresholdGroup,
+) -> Result<(), String> {
+    if !group.is_threshold_mode() {
+        return Err(
+            "the registry runs the replicated-root mode (no threshold share set is \
+                    recorded): a threshold share serves nothing there"
+                .into(),
+        );
+    }
+    let Some(me) = group.nodes.iter().find(|n| n.index == share.index()) else {
+        return Err(format!(
+            "the registry's share set (share epoch {}) has no node {}: this node's share is \
+             not part of it",
+            group.share_epoch,
+            share.index()
+        ));
+    };
+    if me.verifying_share != share.verifying_share() {
+        return Err(format!(
+            "the registry's share set (share epoch {}) records another verifying share for \
+             node {} than this node's: its share is of another key generation or share epoch",
+            group.share_epoch,
+            share.index()
+        ));
+    }
+    if me.signer != share.signing_address() {
+        return Err(format!(
+            "the registry's share set (share epoch {}) lists 0x{} as node {}'s signer, but this \
+             node signs as 0x{}",
+            group.share_epoch,
+            hex::encode(me.signer),
+            share.index(),
+            hex::encode(share.signing_address())
+        ));
+    }
+    Ok(())
 }
 
 impl<P: Ports> Node<P> {

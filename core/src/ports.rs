@@ -48,6 +48,40 @@ pub struct KmsInfo {
     pub block: BlockRef,
 }
 
+/// One node of the registry's threshold share set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdMember {
+    /// Its index in the key generation (1..=n).
+    pub index: u16,
+    /// Its verifying share `s_i·G` as recorded (33 bytes, compressed).
+    pub verifying_share: Vec<u8>,
+    /// The address whose signatures count for it.
+    pub signer: [u8; 20],
+}
+
+/// The registry's threshold share set (`thresholdGroup()`), share epoch 0 in the
+/// replicated-root mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdGroup {
+    /// The share epoch: 0 until the owner records a share set, +1 at each re-share.
+    pub share_epoch: u32,
+    /// How many partials make an app's secret.
+    pub threshold: u16,
+    /// The group key `s·G` (33 bytes, compressed).
+    pub group_key: Vec<u8>,
+    /// The nodes, by increasing index.
+    pub nodes: Vec<ThresholdMember>,
+    /// The block it was read at.
+    pub block: BlockRef,
+}
+
+impl ThresholdGroup {
+    /// Whether the deployment runs the threshold mode.
+    pub fn is_threshold_mode(&self) -> bool {
+        self.share_epoch != 0
+    }
+}
+
 /// Why the registry gave no answer. Never a decision: the core refuses on it.
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
@@ -76,6 +110,10 @@ pub trait Authorizer: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Decision, AuthorizerError>> + Send;
     /// The KMS info at the pinned block.
     fn kms_info(&self) -> impl Future<Output = Result<KmsInfo, AuthorizerError>> + Send;
+    /// The threshold share set at the pinned block.
+    fn threshold_group(
+        &self,
+    ) -> impl Future<Output = Result<ThresholdGroup, AuthorizerError>> + Send;
     /// The block reads are pinned to now, if the view is healthy.
     fn pinned_block(&self) -> Option<BlockRef>;
 }

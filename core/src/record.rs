@@ -9,14 +9,18 @@ pub enum RecordKind {
     AppKey,
     /// An onboarding answer (the root handed over, or refused).
     Onboard,
+    /// A GetAppKeyShare answer in the threshold mode (this node's partial released, or
+    /// refused by the registry).
+    AppKeyShare,
 }
 
 impl RecordKind {
-    /// The name the log writes: `app_key` or `onboard`.
+    /// The name the log writes: `app_key`, `onboard` or `app_key_share`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::AppKey => "app_key",
             RecordKind::Onboard => "onboard",
+            RecordKind::AppKeyShare => "app_key_share",
         }
     }
 }

@@ -67,7 +67,7 @@ fn node_with_app_limit(rate: f64, burst: u32) -> (Node<FakePorts>, FakeRegistry)
     ));
     let node = Node::new(
         NodeParts {
-            root,
+            custody: snpkms_core::Custody::Root(root),
             config_digest: [0x66; 32],
             verifier: verifier(),
             tls_public_key: vec![],

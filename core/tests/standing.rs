@@ -36,7 +36,7 @@ fn node() -> (Node<FakePorts>, FakeRegistry, Arc<SimulatedPlatform>) {
     ));
     let node = Node::new(
         NodeParts {
-            root,
+            custody: snpkms_core::Custody::Root(root),
             config_digest: [0x66; 32],
             verifier: Verifier::new(roots, Policy::default()),
             tls_public_key: vec![],

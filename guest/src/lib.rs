@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod threshold;
 
 pub use client::{open_grant, AppKeyGrant, GuestClient, GuestClientError};

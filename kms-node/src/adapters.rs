@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use snpkms_chain_client::{ChainClient, ChainError};
 use snpkms_core::{
     Authorizer, AuthorizerError, BlockRef, Clock, Decision, KmsInfo, LogError, NewRecord, Observer,
-    Ports, ReleaseLog, Reservation,
+    Ports, ReleaseLog, Reservation, ThresholdGroup, ThresholdMember,
 };
 use snpkms_verifier::{BootInfo, VerifyError};
 use std::sync::Arc;
@@ -102,6 +102,25 @@ impl Authorizer for Registry {
             root_signing_address: info.root_signing_address.0 .0,
             key_epoch: info.key_epoch,
             block: block(info.block),
+        })
+    }
+
+    async fn threshold_group(&self) -> Result<ThresholdGroup, AuthorizerError> {
+        let group = self.0.threshold_group().await.map_err(authorizer_error)?;
+        Ok(ThresholdGroup {
+            share_epoch: group.share_epoch,
+            threshold: group.threshold,
+            group_key: group.group_key,
+            nodes: group
+                .nodes
+                .into_iter()
+                .map(|n| ThresholdMember {
+                    index: n.index,
+                    verifying_share: n.verifying_share,
+                    signer: n.signer.0 .0,
+                })
+                .collect(),
+            block: block(group.block),
         })
     }
 

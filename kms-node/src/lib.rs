@@ -47,7 +47,7 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::store::Store;
 use crate::tls::TlsIdentity;
 use snpkms_chain_client::{ChainClient, ChainError};
-use snpkms_core::{CoreLimits, NodeParts};
+use snpkms_core::{CoreLimits, Custody, NodeParts};
 use snpkms_verifier::TrustRoots;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -189,7 +189,7 @@ impl RunningNode {
             grpc: self.addr,
             metrics: self.metrics_addr,
             tls,
-            root_signing_address: format!("0x{}", hex::encode(self.node.root_address())),
+            root_signing_address: format!("0x{}", hex::encode(self.node.signing_address())),
             config_digest: self.config_digest().to_string(),
             serving: self.node.state().serving.is_ok(),
         }
@@ -240,7 +240,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let log_signer = root.root_signing_key();
     let node = Arc::new(Node::new(
         NodeParts {
-            root,
+            custody: Custody::Root(root),
             config_digest: settings.digest().0,
             verifier: settings.verifier(),
             tls_public_key: TlsIdentity::public_key_of(&tls),
@@ -267,7 +267,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let connections = server::connections(&cfg);
     metrics.set_snapshot(snapshot_of(&node, &connections));
     tracing::info!(
-        root_signing_address = %format!("0x{}", hex::encode(node.root_address())),
+        root_signing_address = %format!("0x{}", hex::encode(node.signing_address())),
         chain_id = node.authorizer().0.chain_id(),
         registry = %node.authorizer().0.registry(),
         config_digest = %settings.digest(),

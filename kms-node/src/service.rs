@@ -13,9 +13,10 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 /// The methods of `snpkms.v1.Kms`, as metrics label them.
-pub const METHODS: [&str; 5] = [
+pub const METHODS: [&str; 6] = [
     "GetChallenge",
     "GetAppKey",
+    "GetAppKeyShare",
     "Onboard",
     "GetKmsInfo",
     "GetAuditHead",
@@ -147,6 +148,26 @@ impl pb::kms_server::Kms for KmsService {
             );
         }
         self.finish("GetAppKey", call, result)
+    }
+
+    async fn get_app_key_share(
+        &self,
+        request: Request<pb::GetAppKeyRequest>,
+    ) -> Result<Response<pb::GetAppKeyShareResponse>, Status> {
+        let call = enter(&request);
+        let result = match self.limit_client(&request) {
+            Err(e) => Err(e),
+            Ok(()) => self.node.get_app_key_share(request.into_inner()).await,
+        };
+        if let Ok(r) = &result {
+            tracing::info!(
+                epoch = r.key_epoch,
+                share_epoch = r.share_epoch,
+                block = r.block_number,
+                "app key partial released"
+            );
+        }
+        self.finish("GetAppKeyShare", call, result)
     }
 
     async fn onboard(

@@ -3,7 +3,7 @@
 
 use snpkms_core::{
     Authorizer, AuthorizerError, BlockRef, Clock, Decision, KmsInfo, LogError, NewRecord, Observer,
-    Ports, ReleaseLog, Reservation,
+    Ports, ReleaseLog, Reservation, ThresholdGroup, ThresholdMember,
 };
 use snpkms_verifier::BootInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,8 @@ struct Registry {
     pinned: BlockRef,
     app: Verdict,
     kms: Verdict,
+    /// (share epoch, threshold, group key, nodes); share epoch 0: the replicated-root mode.
+    group: (u32, u16, Vec<u8>, Vec<ThresholdMember>),
 }
 
 /// A registry in memory. `Err` from a verdict is an unreachable chain.
@@ -61,6 +63,7 @@ impl FakeRegistry {
                 },
                 app: Box::new(|_| Ok((true, String::new()))),
                 kms: Box::new(|_| Ok((true, String::new()))),
+                group: (0, 0, Vec::new(), Vec::new()),
             })),
             app_reads: Arc::default(),
             kms_reads: Arc::default(),
@@ -106,6 +109,18 @@ impl FakeRegistry {
         self.lock().root = root;
     }
 
+    /// Records a threshold share set (the next share epoch): the threshold mode.
+    pub fn set_threshold_group(
+        &self,
+        threshold: u16,
+        group_key: Vec<u8>,
+        nodes: Vec<ThresholdMember>,
+    ) {
+        let mut r = self.lock();
+        let share_epoch = r.group.0 + 1;
+        r.group = (share_epoch, threshold, group_key, nodes);
+    }
+
     /// Sets the key epoch.
     pub fn set_epoch(&self, epoch: u32) {
         self.lock().key_epoch = epoch;
@@ -146,6 +161,18 @@ impl Authorizer for FakeRegistry {
         Ok(KmsInfo {
             root_signing_address: r.root,
             key_epoch: r.key_epoch,
+            block: r.pinned,
+        })
+    }
+
+    async fn threshold_group(&self) -> Result<ThresholdGroup, AuthorizerError> {
+        let r = self.lock();
+        let (share_epoch, threshold, group_key, nodes) = r.group.clone();
+        Ok(ThresholdGroup {
+            share_epoch,
+            threshold,
+            group_key,
+            nodes,
             block: r.pinned,
         })
     }

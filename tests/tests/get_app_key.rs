@@ -24,7 +24,7 @@ async fn allowed_app_gets_stable_keys_signed_for_the_chain() {
     let app = stack.app();
     let guest = guest(app, stack.compose_hash);
     let mut client = stack.client().await;
-    let root = stack.node.as_ref().unwrap().node.root_address();
+    let root = stack.node.as_ref().unwrap().node.signing_address();
 
     let a = client
         .get_app_key(&guest, app.0 .0, stack.compose_hash, None, root)
@@ -356,11 +356,11 @@ async fn restart_keeps_the_root_and_the_audit_chain() {
         .get_app_key(&g, app.0 .0, stack.compose_hash, None, stack.root)
         .await
         .expect("keys");
-    let root_before = stack.node.as_ref().unwrap().node.root_address();
+    let root_before = stack.node.as_ref().unwrap().node.signing_address();
     stack.stop_node().await;
     stack.start_node().await;
     assert_eq!(
-        stack.node.as_ref().unwrap().node.root_address(),
+        stack.node.as_ref().unwrap().node.signing_address(),
         root_before
     );
     let after = stack

@@ -33,10 +33,10 @@ async fn onboarded_nodes_serve_identical_keys_and_follow_epochs() {
         .expect("node 3 onboarded");
     let url3 = format!("http://{}", node3.addr);
     assert_eq!(
-        node2.node.root_address(),
-        stack.node.as_ref().unwrap().node.root_address()
+        node2.node.signing_address(),
+        stack.node.as_ref().unwrap().node.signing_address()
     );
-    assert_eq!(node3.node.root_address(), node2.node.root_address());
+    assert_eq!(node3.node.signing_address(), node2.node.signing_address());
 
     let mut grants = Vec::new();
     for url in [&url1, &url2, &url3] {
@@ -139,6 +139,12 @@ impl pb::kms_server::Kms for LyingPeer {
     ) -> Result<tonic::Response<pb::GetAppKeyResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("lying peer"))
     }
+    async fn get_app_key_share(
+        &self,
+        _: tonic::Request<pb::GetAppKeyRequest>,
+    ) -> Result<tonic::Response<pb::GetAppKeyShareResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("lying peer"))
+    }
     async fn get_kms_info(
         &self,
         _: tonic::Request<pb::GetKmsInfoRequest>,
@@ -201,8 +207,8 @@ async fn a_peer_handing_out_another_secret_is_refused() {
         .await
         .expect("honest peer used");
     assert_eq!(
-        node.node.root_address(),
-        stack.node.as_ref().unwrap().node.root_address()
+        node.node.signing_address(),
+        stack.node.as_ref().unwrap().node.signing_address()
     );
     node.stop().await.unwrap();
     assert!(cfg.data_dir.join("store").exists());

@@ -257,7 +257,10 @@ async fn a_node_refuses_to_start_with_another_security_configuration() {
     }
     // Nothing made a new root, and the sealed configuration still opens.
     stack.start_node().await;
-    assert_eq!(stack.node.as_ref().unwrap().node.root_address(), stack.root);
+    assert_eq!(
+        stack.node.as_ref().unwrap().node.signing_address(),
+        stack.root
+    );
     stack.stop_node().await;
 
     // What cannot change a release may change freely.

@@ -64,6 +64,9 @@ pub enum ThresholdError {
         /// The nodes.
         nodes: usize,
     },
+    /// A partial on the wire that is not [`crate::partial::PARTIAL_LEN`] bytes long.
+    #[error("a partial is {0} bytes, 99 expected")]
+    BadLength(usize),
     /// The key generation (FROST's DKG) refused a package.
     #[error("key generation: {0}")]
     Dkg(#[source] frost_secp256k1::Error),

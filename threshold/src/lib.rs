@@ -23,6 +23,8 @@ pub mod group;
 pub mod input;
 pub mod partial;
 pub mod shares;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use combine::{combine, AppSecret};
 pub use error::ThresholdError;

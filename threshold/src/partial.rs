@@ -17,6 +17,37 @@ pub struct Partial {
     pub proof: dleq::ProofBytes,
 }
 
+/// Length of a partial on the wire: index (u16 big-endian) || value (33) || proof (64).
+pub const PARTIAL_LEN: usize = 2 + 33 + 64;
+
+impl Partial {
+    /// The wire form a node seals to the guest.
+    pub fn to_bytes(&self) -> [u8; PARTIAL_LEN] {
+        let mut out = [0u8; PARTIAL_LEN];
+        out[..2].copy_from_slice(&self.index.to_be_bytes());
+        out[2..35].copy_from_slice(&self.value);
+        out[35..].copy_from_slice(&self.proof);
+        out
+    }
+
+    /// A partial from its wire form. Only the length is checked here; the point and the proof
+    /// are checked by [`verify`], which names the node.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Partial, ThresholdError> {
+        let bytes: &[u8; PARTIAL_LEN] = bytes
+            .try_into()
+            .map_err(|_| ThresholdError::BadLength(bytes.len()))?;
+        let mut value = [0u8; 33];
+        value.copy_from_slice(&bytes[2..35]);
+        let mut proof = [0u8; 64];
+        proof.copy_from_slice(&bytes[35..]);
+        Ok(Partial {
+            index: u16::from_be_bytes([bytes[0], bytes[1]]),
+            value,
+            proof,
+        })
+    }
+}
+
 impl std::fmt::Debug for Partial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Partial")

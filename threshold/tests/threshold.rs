@@ -2,61 +2,16 @@
 //! participant's packages handed to the others as the nodes will send them), and the
 //! threshold derivation over it.
 
-use frost_secp256k1::keys::{dkg, KeyPackage, PublicKeyPackage};
-use frost_secp256k1::Identifier;
 use k256::elliptic_curve::PrimeField;
 use k256::{ProjectivePoint, Scalar};
 use snpkms_threshold::combine::interpolate_unchecked;
 use snpkms_threshold::group::CompressedPoint;
 use snpkms_threshold::input::app_key_input;
 use snpkms_threshold::shares::{group_of, identifier, index_of, verifying_share_bytes};
+use snpkms_threshold::testing::dkg;
 use snpkms_threshold::*;
-use std::collections::BTreeMap;
 
 const APP: [u8; 20] = [0x42; 20];
-
-/// Runs the three DKG parts for `n` participants with threshold `t`.
-fn dkg(n: u16, t: u16) -> (Vec<KeyPackage>, PublicKeyPackage) {
-    let rng = rand::rngs::OsRng;
-    let ids: Vec<Identifier> = (1..=n).map(|i| identifier(i).unwrap()).collect();
-    let mut secrets1 = BTreeMap::new();
-    let mut round1 = BTreeMap::new();
-    for id in &ids {
-        let (secret, package) = dkg::part1(*id, n, t, rng).unwrap();
-        secrets1.insert(*id, secret);
-        round1.insert(*id, package);
-    }
-    let others = |me: &Identifier, all: &BTreeMap<Identifier, dkg::round1::Package>| {
-        all.iter()
-            .filter(|(id, _)| *id != me)
-            .map(|(id, p)| (*id, p.clone()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let mut secrets2 = BTreeMap::new();
-    let mut round2: BTreeMap<Identifier, BTreeMap<Identifier, dkg::round2::Package>> =
-        BTreeMap::new();
-    for id in &ids {
-        let (secret, out) = dkg::part2(secrets1.remove(id).unwrap(), &others(id, &round1)).unwrap();
-        secrets2.insert(*id, secret);
-        for (to, package) in out {
-            round2.entry(to).or_default().insert(*id, package);
-        }
-    }
-    let mut keys = Vec::new();
-    let mut public = None;
-    for id in &ids {
-        let (key, pk) = dkg::part3(&secrets2[id], &others(id, &round1), &round2[id]).unwrap();
-        keys.push(key);
-        if let Some(first) = &public {
-            assert_eq!(
-                first, &pk,
-                "every participant ends with the same public keys"
-            );
-        }
-        public = Some(pk);
-    }
-    (keys, public.unwrap())
-}
 
 fn scalar(bytes: &[u8]) -> Scalar {
     Option::from(Scalar::from_repr(
@@ -354,4 +309,28 @@ fn threshold_keys_differ_from_the_replicated_roots() {
         root_mode.signing_address(),
         secret.app_keys().signing_address()
     );
+}
+
+#[test]
+fn partials_round_trip_their_wire_form_and_refuse_other_lengths() {
+    let g = group_3_of_5();
+    let partial = evaluate(&g.shares[2], &APP, 4).unwrap();
+    let bytes = partial.to_bytes();
+    assert_eq!(bytes.len(), snpkms_threshold::partial::PARTIAL_LEN);
+    let back = Partial::from_bytes(&bytes).unwrap();
+    assert_eq!(back, partial);
+    verify(&g.group, &APP, 4, &back).unwrap();
+    for len in [0, 98, 100] {
+        let mut other = bytes.to_vec();
+        other.resize(len, 0);
+        assert!(matches!(
+            Partial::from_bytes(&other),
+            Err(ThresholdError::BadLength(l)) if l == len
+        ));
+    }
+    // A changed index on the wire names another node, whose share the proof does not match.
+    let mut moved = bytes;
+    moved[1] ^= 1;
+    let moved = Partial::from_bytes(&moved).unwrap();
+    assert!(verify(&g.group, &APP, 4, &moved).is_err());
 }

@@ -406,7 +406,7 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<ExitCode> {
     eprintln!("  config:       digest {}", node.config_digest());
     eprintln!(
         "  root signer:  0x{}  epoch {}  {}",
-        hex::encode(node.node.root_address()),
+        hex::encode(node.node.signing_address()),
         state.key_epoch,
         match &state.serving {
             Ok(()) => "serving".to_string(),
