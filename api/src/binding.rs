@@ -44,8 +44,111 @@ pub fn onboard_report_data(
         .into()
 }
 
+/// Domain separator of a key-generation round-1 report: see [`keygen_round1_report_data`].
+pub const KEYGEN_DOMAIN: &[u8] = b"snpkms/keygen/v1";
+/// Domain separator of a key-generation result report: see [`keygen_result_report_data`].
+pub const KEYGEN_RESULT_DOMAIN: &[u8] = b"snpkms/keygen-result/v1";
+
+/// What a key-generation participant's round-1 message is bound to (`KeyGenRound1`):
+/// `SHA-512("snpkms/keygen/v1" || session || index || threshold || participants (u16 BE
+/// each) || config_digest || ephemeral_public_key || SHA-256(package))`.
+pub fn keygen_round1_report_data(
+    session: &[u8; 32],
+    index: u16,
+    threshold: u16,
+    participants: u16,
+    config_digest: &[u8; 32],
+    ephemeral_public_key: &[u8; 32],
+    package: &[u8],
+) -> [u8; 64] {
+    Sha512::new()
+        .chain_update(KEYGEN_DOMAIN)
+        .chain_update(session)
+        .chain_update(index.to_be_bytes())
+        .chain_update(threshold.to_be_bytes())
+        .chain_update(participants.to_be_bytes())
+        .chain_update(config_digest)
+        .chain_update(ephemeral_public_key)
+        .chain_update(sha2::Sha256::digest(package))
+        .finalize()
+        .into()
+}
+
+/// What a participant's key-generation result is bound to (what governance checks before it
+/// records the share set): `SHA-512("snpkms/keygen-result/v1" || session || transcript ||
+/// index || threshold (u16 BE) || signing_address || config_digest || group_key || for each
+/// node in index order: index (u16 BE) || verifying_share)`.
+pub struct KeygenResult<'a> {
+    /// The session id.
+    pub session: &'a [u8; 32],
+    /// The hash of every round-1 package the participant used.
+    pub transcript: &'a [u8; 32],
+    /// The participant's index.
+    pub index: u16,
+    /// The threshold.
+    pub threshold: u16,
+    /// The participant's node signing address (from its share).
+    pub signing_address: &'a [u8; 20],
+    /// The participant's security-configuration digest.
+    pub config_digest: &'a [u8; 32],
+    /// The group key, compressed.
+    pub group_key: &'a [u8; 33],
+    /// Every node's verifying share, compressed, in index order.
+    pub verifying_shares: &'a [(u16, [u8; 33])],
+}
+
+/// See [`KeygenResult`].
+pub fn keygen_result_report_data(result: &KeygenResult<'_>) -> [u8; 64] {
+    let mut hash = Sha512::new()
+        .chain_update(KEYGEN_RESULT_DOMAIN)
+        .chain_update(result.session)
+        .chain_update(result.transcript)
+        .chain_update(result.index.to_be_bytes())
+        .chain_update(result.threshold.to_be_bytes())
+        .chain_update(result.signing_address)
+        .chain_update(result.config_digest)
+        .chain_update(result.group_key);
+    for (index, share) in result.verifying_shares {
+        hash.update(index.to_be_bytes());
+        hash.update(share);
+    }
+    hash.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keygen_bindings_name_every_field() {
+        let base = super::keygen_round1_report_data(&[1; 32], 1, 2, 3, &[4; 32], &[5; 32], b"p");
+        assert_ne!(
+            base,
+            super::keygen_round1_report_data(&[1; 32], 2, 2, 3, &[4; 32], &[5; 32], b"p")
+        );
+        assert_ne!(
+            base,
+            super::keygen_round1_report_data(&[1; 32], 1, 2, 3, &[4; 32], &[5; 32], b"q")
+        );
+        let shares = [(1u16, [2u8; 33]), (2, [3; 33])];
+        let result = super::KeygenResult {
+            session: &[1; 32],
+            transcript: &[2; 32],
+            index: 1,
+            threshold: 2,
+            signing_address: &[3; 20],
+            config_digest: &[4; 32],
+            group_key: &[5; 33],
+            verifying_shares: &shares,
+        };
+        let other_shares = [(1u16, [2u8; 33]), (2, [4; 33])];
+        assert_ne!(
+            super::keygen_result_report_data(&result),
+            super::keygen_result_report_data(&super::KeygenResult {
+                verifying_shares: &other_shares,
+                ..result
+            })
+        );
+    }
+
     #[test]
     fn domains_separate_the_two_uses() {
         let (n, k) = ([1u8; 32], [2u8; 32]);

@@ -16,6 +16,12 @@ type SenderKem = crate::x25519_kem::X25519HkdfSha256AwsLc;
 pub const APP_KEYS_INFO: &[u8] = b"snpkms/get-app-key/v1/response";
 /// HPKE `info` for GetAppKeyShare responses (a threshold node's sealed partial).
 pub const APP_KEY_SHARE_INFO: &[u8] = b"snpkms/get-app-key-share/v2/response";
+/// HPKE `info` of a key-generation round-2 package (`KeyGenRound2`).
+pub const KEYGEN_ROUND2_INFO: &[u8] = b"snpkms/keygen/v1/round2";
+/// The associated data of a key-generation round-2 package: its session, sender and recipient.
+pub fn keygen_round2_aad(session: &[u8], from: u16, to: u16) -> Vec<u8> {
+    [session, &from.to_be_bytes(), &to.to_be_bytes()].concat()
+}
 /// HPKE `info` for Onboard responses (the sealed 32-byte root secret), so a sealed root never
 /// opens as app keys or the other way round.
 pub const ROOT_SECRET_INFO: &[u8] = b"snpkms/onboard/v1/response";

@@ -128,7 +128,14 @@ impl Sender {
         let endpoint = snpkms_chain_client::RpcEndpoint::new(rpc_url)?;
         let from = signer.address();
         let request_timeout = Duration::from_secs(30);
+        // The nonce is read from the chain for every transaction: a cached count would also
+        // count a call refused at gas estimation (never sent), and the gap would keep every
+        // later transaction of this owner from being mined.
         let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(EthereumWallet::from(signer))
             .connect_client(endpoint.rpc_client()?)
             .erased();
@@ -358,6 +365,31 @@ impl Owner {
         self.registry_tx(KmsRegistry::setKmsInfoCall {
             rootSigningAddress: root_signing_address,
             tlsPublicKey: Bytes::copy_from_slice(tls_public_key),
+        })
+        .await
+    }
+
+    /// Records a threshold share set (what the nodes' key generation made, checked with
+    /// `snpkms_kms_node::check_keygen` first): the threshold, the group key and every node's
+    /// index, verifying share and signing address. The first call switches the deployment to
+    /// the threshold mode; a later one is a re-share and must keep the group key.
+    pub async fn set_threshold_group(
+        &self,
+        threshold: u16,
+        group_key: &[u8],
+        nodes: &[(u16, Vec<u8>, Address)],
+    ) -> Result<TxOutcome, ChainError> {
+        self.registry_tx(KmsRegistry::setThresholdGroupCall {
+            threshold_: threshold,
+            groupKey: Bytes::copy_from_slice(group_key),
+            nodes: nodes
+                .iter()
+                .map(|(index, share, signer)| KmsRegistry::ThresholdNode {
+                    index: *index,
+                    verifyingShare: Bytes::copy_from_slice(share),
+                    signer: *signer,
+                })
+                .collect(),
         })
         .await
     }

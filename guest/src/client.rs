@@ -239,6 +239,57 @@ impl GuestClient {
             expected_root,
         )
     }
+
+    /// Asks this node for its partial (the threshold mode's GetAppKeyShare), with a request
+    /// bound to this node's challenge and to `ephemeral` (one key for every node of one
+    /// combination). Never fails: a node that is down or refuses is an answer whose result
+    /// says why, for [`crate::threshold::combine_answers`] to skip and name.
+    pub async fn get_app_key_share(
+        &mut self,
+        source: &dyn Attestor,
+        app_id: [u8; 20],
+        compose_hash: [u8; 32],
+        epoch: Option<u32>,
+        ephemeral: &EphemeralKeyPair,
+    ) -> crate::threshold::NodeAnswer {
+        let mut nonce = Vec::new();
+        let result = async {
+            let challenge = self
+                .inner
+                .get_challenge(pb::GetChallengeRequest {})
+                .await
+                .map_err(|s| format!("challenge refused: {:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            nonce = challenge.nonce.clone();
+            let evidence = source
+                .attest(binding::get_app_key_report_data(
+                    &challenge.nonce,
+                    &ephemeral.public_key(),
+                ))
+                .map_err(|e| format!("this guest's evidence: {e}"))?;
+            self.inner
+                .get_app_key_share(pb::GetAppKeyRequest {
+                    evidence: Some(pb::Evidence {
+                        report: evidence.report,
+                        cert_table: evidence.cert_table,
+                    }),
+                    nonce: challenge.nonce,
+                    app_id: app_id.to_vec(),
+                    compose_hash: compose_hash.to_vec(),
+                    ephemeral_public_key: ephemeral.public_key().to_vec(),
+                    epoch,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+        }
+        .await;
+        crate::threshold::NodeAnswer {
+            node: self.url.clone(),
+            nonce,
+            result,
+        }
+    }
 }
 
 /// Opens and checks a GetAppKey response against the KMS root the caller trusts, and against

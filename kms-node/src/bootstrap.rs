@@ -1,13 +1,14 @@
 //! `snpkms node bootstrap`: the birth of a deployment's root secret, inside the first node's TEE.
 
 use crate::config::NodeConfig;
-use crate::sealed_root::SealedUnder;
+use crate::sealed_secret::SealedUnder;
 use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
-use crate::{platform, sealed_root, NodeError};
+use crate::{platform, sealed_secret, NodeError};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 use snpkms_core::keys::RootSecret;
+use snpkms_core::Custody;
 
 /// Domain of the bootstrap evidence: report_data = SHA-512(domain || root signing address ||
 /// config digest || TLS public key), so the registry owner can check, before `gov
@@ -68,7 +69,7 @@ pub fn bootstrap(cfg: &NodeConfig) -> Result<BootstrapOutput, NodeError> {
         .sealing_key(under.tcb_version)
         .map_err(platform::PlatformError::from)?;
     Store::create_with(&cfg.data_dir, |store| {
-        sealed_root::store_root(store, &sealing_key, under, &root)
+        sealed_secret::store_custody(store, &sealing_key, under, &Custody::Root(root))
     })?;
     Ok(BootstrapOutput {
         root_signing_address: format!("0x{}", hex::encode(address)),

@@ -6,16 +6,17 @@
 //! configuration. The secret never leaves a TEE in the clear.
 
 use crate::config::NodeConfig;
-use crate::sealed_root::SealedUnder;
+use crate::sealed_secret::SealedUnder;
 use crate::security::{ConfigDigest, SecuritySettings};
 use crate::store::Store;
-use crate::{platform, sealed_root, NodeError};
+use crate::{platform, sealed_secret, NodeError};
 use snpkms_api::binding;
 use snpkms_api::pb;
 use snpkms_api::pb::kms_client::KmsClient;
 use snpkms_api::seal::{self, EphemeralKeyPair, Sealed};
 use snpkms_chain_client::ChainClient;
 use snpkms_core::keys::{RootSecret, ROOT_SECRET_LEN};
+use snpkms_core::Custody;
 use snpkms_platform::Attestor;
 use zeroize::Zeroizing;
 
@@ -99,7 +100,7 @@ pub async fn join(cfg: &NodeConfig, peers: &[String]) -> Result<JoinOutcome, Nod
                     .sealing_key(under.tcb_version)
                     .map_err(platform::PlatformError::from)?;
                 Store::create_with(&cfg.data_dir, |store| {
-                    sealed_root::store_root(store, &sealing_key, under, &root)
+                    sealed_secret::store_custody(store, &sealing_key, under, &Custody::Root(root))
                 })?;
                 return Ok(JoinOutcome {
                     peer: peer.clone(),

@@ -14,9 +14,10 @@ pub mod config;
 mod connections;
 mod join;
 pub mod kds;
+mod keygen;
 mod metrics;
 mod platform;
-mod sealed_root;
+mod sealed_secret;
 mod security;
 mod server;
 mod service;
@@ -33,6 +34,10 @@ pub use bootstrap::{
     bootstrap, check_bootstrap, BootstrapCheckError, BootstrapOutput, CheckedBootstrap,
 };
 pub use join::{join, JoinOutcome, PeerError};
+pub use keygen::{
+    check_keygen, keygen, CheckedGroup, CheckedMember, KeyGenCheckError, KeyGenError, KeyGenOutput,
+    KeyGenPlan, VerifyingShare,
+};
 pub use platform::PlatformError;
 pub use security::{ConfigDigest, SecuritySettings};
 pub use status::ERROR_DOMAIN;
@@ -95,6 +100,9 @@ pub enum NodeError {
     /// A task of the node panicked or was cancelled.
     #[error("server task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The threshold key generation failed (naming the participant where one is at fault).
+    #[error("key generation: {0}")]
+    KeyGen(#[from] keygen::KeyGenError),
     /// No peer onboarded this node (each peer's reason).
     #[error("onboarding failed: {}", onboard_failures(.0))]
     Onboard(Vec<join::PeerError>),
@@ -222,7 +230,7 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let settings = SecuritySettings::resolve(&cfg)?;
     let attestor = platform::open(&cfg.platform)?;
     let store = Store::open(&cfg.data_dir)?;
-    let root = sealed_root::unseal(&store, attestor.as_ref(), settings.digest())?;
+    let custody = sealed_secret::unseal(&store, attestor.as_ref(), settings.digest())?;
     let tls = TlsIdentity::load(&cfg)?;
     log_roots(&settings.roots);
     let chain = ChainClient::connect(settings.chain.clone()).await?;
@@ -236,11 +244,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         store = %kds::store_dir(&cfg.data_dir).display(),
         "VCEKs that guests' hosts do not supply come from these KDS URLs and the store"
     );
-    // The root key signs the log's heads: a host that rewrites the file cannot re-sign them.
-    let log_signer = root.root_signing_key();
+    // The node's key (the root's, or its share's) signs the log's heads: a host that rewrites
+    // the file cannot re-sign them.
+    let log_signer = custody.signing_key();
     let node = Arc::new(Node::new(
         NodeParts {
-            custody: Custody::Root(root),
+            custody,
             config_digest: settings.digest().0,
             verifier: settings.verifier(),
             tls_public_key: TlsIdentity::public_key_of(&tls),
@@ -267,11 +276,12 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let connections = server::connections(&cfg);
     metrics.set_snapshot(snapshot_of(&node, &connections));
     tracing::info!(
-        root_signing_address = %format!("0x{}", hex::encode(node.signing_address())),
+        mode = node.custody().mode(),
+        signing_address = %format!("0x{}", hex::encode(node.signing_address())),
         chain_id = node.authorizer().0.chain_id(),
         registry = %node.authorizer().0.registry(),
         config_digest = %settings.digest(),
-        "node unsealed its root secret"
+        "node unsealed its secret"
     );
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -297,6 +307,16 @@ pub async fn start(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         tasks,
         server: grpc.task,
     })
+}
+
+/// Opens the store in `cfg.data_dir` and unseals its secret on the configured platform, as
+/// [`start`] does first (only under the security configuration it was sealed under). For what
+/// runs inside the node's TEE with the node stopped: a re-share reads its share this way.
+pub fn unseal_secret(cfg: &NodeConfig) -> Result<Custody, NodeError> {
+    let settings = SecuritySettings::resolve(cfg)?;
+    let attestor = platform::open(&cfg.platform)?;
+    let store = Store::open(&cfg.data_dir)?;
+    sealed_secret::unseal(&store, attestor.as_ref(), settings.digest())
 }
 
 /// What the metrics sample from the node at scrape time.

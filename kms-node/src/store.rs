@@ -137,7 +137,33 @@ impl Store {
     }
 
     fn open_at(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        // A store this process has just closed (made by a key generation, a bootstrap or an
+        // onboarding, then opened to serve) stays locked until sled's background thread lets
+        // go of it: a held lock is only reported once it has outlasted that.
+        let mut attempts = 0;
+        let db = loop {
+            match Self::open_sled(path) {
+                Err(StoreError::Locked(_)) if attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Store {
+            root: tree("root")?,
+            db,
+        })
+    }
+
+    fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+        sled::Config::new()
             .path(path)
             // It holds one small record; sled's default cache is 1 GiB.
             .cache_capacity(1024 * 1024)
@@ -152,16 +178,6 @@ impl Store {
                         source,
                     }
                 }
-            })?;
-        let tree = |name: &str| {
-            db.open_tree(name).map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
             })
-        };
-        Ok(Store {
-            root: tree("root")?,
-            db,
-        })
     }
 }

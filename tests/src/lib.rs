@@ -279,3 +279,5 @@ impl Stack {
 pub async fn metrics_text(addr: &str) -> String {
     snpkms_local::scrape(addr).await.expect("GET /metrics")
 }
+
+pub mod threshold;

@@ -67,7 +67,20 @@ pub enum ThresholdError {
     /// A partial on the wire that is not [`crate::partial::PARTIAL_LEN`] bytes long.
     #[error("a partial is {0} bytes, 99 expected")]
     BadLength(usize),
-    /// The key generation (FROST's DKG) refused a package.
+    /// The key generation (FROST's DKG) failed.
     #[error("key generation: {0}")]
     Dkg(#[source] frost_secp256k1::Error),
+    /// A node's key-generation package is malformed or fails its check (a proof of knowledge,
+    /// a share that does not match its sender's commitments).
+    #[error("key generation: node {node}'s package is refused: {source}")]
+    KeyGenPackage {
+        /// The node that sent it.
+        node: u16,
+        /// FROST's reason.
+        #[source]
+        source: frost_secp256k1::Error,
+    },
+    /// A key-generation step was given no package from this node.
+    #[error("key generation: no package from node {0}")]
+    MissingNode(u16),
 }

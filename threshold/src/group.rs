@@ -118,6 +118,14 @@ impl GroupKeys {
         encode_point(&self.group_key)
     }
 
+    /// Every node's verifying share, compressed, in index order (as the registry records them).
+    pub fn encoded_shares(&self) -> Vec<(u16, CompressedPoint)> {
+        self.verifying_shares
+            .iter()
+            .map(|(index, point)| (*index, encode_point(point)))
+            .collect()
+    }
+
     /// The nodes' indices, in order.
     pub fn nodes(&self) -> impl Iterator<Item = u16> + '_ {
         self.verifying_shares.keys().copied()

@@ -21,6 +21,7 @@ pub mod dleq;
 mod error;
 pub mod group;
 pub mod input;
+pub mod keygen;
 pub mod partial;
 pub mod shares;
 #[cfg(feature = "testing")]

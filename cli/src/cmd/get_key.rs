@@ -3,18 +3,28 @@
 use super::compose_arg::ComposeArg;
 use super::guest_source::{parse_hex, SourceArgs};
 use anyhow::Context;
+use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_chain_client::{ChainClient, ChainConfig, RpcEndpoint};
-use snpkms_guest::{AppKeyGrant, GuestClient};
+use snpkms_guest::threshold::{combine_answers, NodeAnswer, ShareSet};
+use snpkms_guest::{AppKeyGrant, GuestClient, GuestClientError};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// KMS node URL, e.g. http://10.0.0.2:50051.
-    #[arg(long, env = "SNPKMS_KMS_URL")]
-    kms: String,
+    /// KMS node URL, e.g. http://10.0.0.2:50051; repeat (or separate with commas) for several.
+    /// In the replicated-root mode they are tried in order until one grants; in the threshold
+    /// mode (the registry records a share set) every one is asked at once, and t good partials
+    /// make the keys.
+    #[arg(long, env = "SNPKMS_KMS_URL", value_delimiter = ',', required = true)]
+    kms: Vec<String>,
+    /// How long each node may take to answer in the threshold mode.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    kms_timeout_secs: u64,
     /// CA (or self-signed certificate) of the node's TLS listener, for https:// URLs.
     #[arg(long, value_name = "PEM")]
     kms_ca: Option<PathBuf>,
@@ -67,11 +77,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(get_key(args))
 }
 
-/// The KMS root the grant must be signed by: given, or read from the registry with the same
-/// rules as a node's reads (https or loopback, distinct hosts, quorum, a pinned block).
-async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
+/// What the guest trusts, from the registry or its own arguments, never from a KMS.
+enum Trust {
+    /// The replicated-root mode: the KMS root the grant must be signed by.
+    Root([u8; 20]),
+    /// The threshold mode: the share set each node's partial is checked against.
+    Shares(Box<ShareSet>),
+}
+
+/// The KMS root the grant must be signed by (given), or what the registry says, read with the
+/// same rules as a node's reads (https or loopback, distinct hosts, quorum, a pinned block): the
+/// share set if it records one, else its KMS root.
+async fn trust(args: &Args) -> anyhow::Result<Option<Trust>> {
     if let Some(root) = &args.expected_root {
-        return Ok(Some(parse_hex::<20>(root).context("--expected-root")?));
+        return Ok(Some(Trust::Root(
+            parse_hex::<20>(root).context("--expected-root")?,
+        )));
     }
     let Some(registry) = &args.registry else {
         return Ok(None);
@@ -99,14 +120,25 @@ async fn expected_root(args: &Args) -> anyhow::Result<Option<[u8; 20]>> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--read-at: {e}"))?;
     let chain = ChainClient::connect(cfg).await?;
+    let group = chain.threshold_group().await?;
+    if group.share_epoch != 0 {
+        let nodes: Vec<(u16, Vec<u8>, [u8; 20])> = group
+            .nodes
+            .iter()
+            .map(|n| (n.index, n.verifying_share.clone(), n.signer.0 .0))
+            .collect();
+        let set = ShareSet::new(group.share_epoch, group.threshold, &group.group_key, &nodes)
+            .context("the registry's share set is refused")?;
+        return Ok(Some(Trust::Shares(Box::new(set))));
+    }
     let info = chain.kms_info().await?;
-    Ok(Some(info.root_signing_address.0 .0))
+    Ok(Some(Trust::Root(info.root_signing_address.0 .0)))
 }
 
 async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
     let app_id = parse_hex::<20>(&args.app_id).context("--app-id")?;
     let compose_hash = args.compose.hash()?;
-    let Some(expected) = expected_root(&args).await? else {
+    let Some(trust) = trust(&args).await? else {
         eprintln!(
             "error: get-key needs the KMS root it may trust: pass --expected-root 0x<address>, or \
              --rpc-url URL --registry 0x<registry> to read it from the chain \
@@ -117,34 +149,152 @@ async fn get_key(args: Args) -> anyhow::Result<ExitCode> {
     let source = args
         .source
         .open(snpkms_verifier::app_host_data(&app_id, &compose_hash))?;
-    let mut client = match &args.kms_ca {
-        Some(ca) => GuestClient::connect_tls(&args.kms, &super::read_file(ca)?).await?,
-        None => GuestClient::connect(&args.kms).await?,
+    let ca = args.kms_ca.as_deref().map(super::read_file).transpose()?;
+    let expected = match trust {
+        Trust::Root(root) => root,
+        Trust::Shares(set) => {
+            return threshold_keys(&args, source, ca, app_id, compose_hash, *set).await;
+        }
     };
-    let grant = match client
-        .get_app_key(source.as_ref(), app_id, compose_hash, args.epoch, expected)
-        .await
-    {
-        Ok(g) => g,
+    let mut failures = Vec::new();
+    for url in &args.kms {
+        let granted = async {
+            let mut client = connect(url, ca.as_deref()).await?;
+            client
+                .get_app_key(source.as_ref(), app_id, compose_hash, args.epoch, expected)
+                .await
+        }
+        .await;
+        match granted {
+            Ok(grant) => {
+                if let Some(dir) = &args.out_dir {
+                    write_keys(dir, &keys_of(&grant))?;
+                }
+                print_grant(&grant, args.print_secrets, args.json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                eprintln!("{url}: {e}");
+                failures.push(e);
+            }
+        }
+    }
+    match failures.last() {
+        Some(e) => eprintln!("error: no KMS node granted the keys; the last said: {e}"),
+        None => eprintln!("error: no KMS node given"),
+    }
+    Ok(ExitCode::from(super::EXIT_REJECTED))
+}
+
+async fn connect(url: &str, ca: Option<&[u8]>) -> Result<GuestClient, GuestClientError> {
+    match ca {
+        Some(ca) => GuestClient::connect_tls(url, ca).await,
+        None => GuestClient::connect(url).await,
+    }
+}
+
+/// The threshold mode: every node asked at once (each within `--kms-timeout-secs`), each answer
+/// checked against the share set, and the newest epoch's t good partials combined. Every node
+/// that did not help is named.
+async fn threshold_keys(
+    args: &Args,
+    source: Arc<dyn snpkms_platform::Attestor>,
+    ca: Option<Vec<u8>>,
+    app_id: [u8; 20],
+    compose_hash: [u8; 32],
+    set: ShareSet,
+) -> anyhow::Result<ExitCode> {
+    let ephemeral = Arc::new(EphemeralKeyPair::generate());
+    let ca = Arc::new(ca);
+    let timeout = Duration::from_secs(args.kms_timeout_secs.max(1));
+    let mut asked = tokio::task::JoinSet::new();
+    for url in args.kms.clone() {
+        let (source, ephemeral, ca, epoch) =
+            (source.clone(), ephemeral.clone(), ca.clone(), args.epoch);
+        asked.spawn(async move {
+            let ask = async {
+                match connect(&url, ca.as_deref()).await {
+                    Ok(mut client) => {
+                        client
+                            .get_app_key_share(
+                                source.as_ref(),
+                                app_id,
+                                compose_hash,
+                                epoch,
+                                &ephemeral,
+                            )
+                            .await
+                    }
+                    Err(e) => NodeAnswer {
+                        node: url.clone(),
+                        nonce: Vec::new(),
+                        result: Err(e.to_string()),
+                    },
+                }
+            };
+            tokio::time::timeout(timeout, ask)
+                .await
+                .unwrap_or_else(|_| NodeAnswer {
+                    node: url.clone(),
+                    nonce: Vec::new(),
+                    result: Err(format!("no answer within {} s", timeout.as_secs())),
+                })
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = asked.join_next().await {
+        answers.push(answer.context("a node's request task")?);
+    }
+    let grant = match combine_answers(&set, &ephemeral, app_id, compose_hash, args.epoch, answers) {
+        Ok(grant) => grant,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(super::EXIT_REJECTED));
         }
     };
-    if let Some(dir) = &args.out_dir {
-        write_keys(dir, &grant)?;
+    for skipped in &grant.skipped {
+        eprintln!("skipped {skipped}");
     }
-    print_grant(&grant, args.print_secrets, args.json)?;
+    if let Some(dir) = &args.out_dir {
+        write_keys(
+            dir,
+            &[
+                &*grant.disk_key,
+                &*grant.env_secret_key,
+                &*grant.signing_key,
+            ],
+        )?;
+    }
+    let mut out = serde_json::json!({
+        "mode": "threshold",
+        "key_epoch": grant.key_epoch,
+        "share_epoch": grant.share_epoch,
+        "app_signing_address": format!("0x{}", hex::encode(grant.app_signing_address)),
+        "env_public_key": hex::encode(x25519_public(&grant.env_secret_key)),
+        "nodes_used": grant.used,
+        "nodes_skipped": grant.skipped.iter().map(|s| serde_json::json!({"node": s.node, "why": s.why})).collect::<Vec<_>>(),
+    });
+    if args.print_secrets {
+        out["disk_key"] = hex::encode(grant.disk_key.as_slice()).into();
+        out["env_secret_key"] = hex::encode(grant.env_secret_key.as_slice()).into();
+        out["signing_key"] = hex::encode(grant.signing_key.as_slice()).into();
+    }
+    print_json_or_lines(&out, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_keys(dir: &Path, grant: &AppKeyGrant) -> anyhow::Result<()> {
+fn keys_of(grant: &AppKeyGrant) -> [&[u8; 32]; 3] {
+    [
+        &*grant.disk_key,
+        &*grant.env_secret_key,
+        &*grant.signing_key,
+    ]
+}
+
+/// Writes the disk, env and signing keys (in that order) to `dir`, mode 0600.
+fn write_keys(dir: &Path, keys: &[&[u8; 32]; 3]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, key) in [
-        ("disk.key", grant.disk_key.as_slice()),
-        ("env.key", grant.env_secret_key.as_slice()),
-        ("signing.key", grant.signing_key.as_slice()),
-    ] {
+    for (name, key) in ["disk.key", "env.key", "signing.key"].into_iter().zip(keys) {
         let path = dir.join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -153,7 +303,7 @@ fn write_keys(dir: &Path, grant: &AppKeyGrant) -> anyhow::Result<()> {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(key)
+        file.write_all(key.as_slice())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!("keys written to {} (mode 0600)", dir.display());
@@ -176,8 +326,12 @@ fn print_grant(grant: &AppKeyGrant, secrets: bool, json: bool) -> anyhow::Result
         out["env_secret_key"] = hex::encode(grant.env_secret_key.as_slice()).into();
         out["signing_key"] = hex::encode(grant.signing_key.as_slice()).into();
     }
+    print_json_or_lines(&out, json)
+}
+
+fn print_json_or_lines(out: &serde_json::Value, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(out)?);
     } else if let Some(map) = out.as_object() {
         for (k, v) in map {
             println!(

@@ -93,6 +93,20 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         tls_public_key_file: Option<PathBuf>,
     },
+    /// Record the threshold share set a key generation made (and with it the threshold mode),
+    /// after checking every participant's output: genuine evidence binding it, all one group,
+    /// one chip per share. Prints each member's measurement and chip for the record.
+    SetThresholdGroup {
+        #[command(flatten)]
+        tx: TxArgs,
+        /// A participant's `snpkms node keygen` output (JSON); one per participant.
+        #[arg(long = "keygen", value_name = "FILE", required = true)]
+        outputs: Vec<PathBuf>,
+        /// Extra trust root (PEM), for the product its ARK names, e.g. the simulator's for
+        /// development nodes.
+        #[arg(long = "extra-root", value_name = "PEM")]
+        extra_roots: Vec<PathBuf>,
+    },
     /// Add 1 to the key epoch (rotates every app key derived for the epoch).
     BumpEpoch {
         #[command(flatten)]
@@ -282,6 +296,45 @@ async fn exec(cmd: Command) -> anyhow::Result<()> {
             };
             let out = tx.owner()?.set_min_tcb(product, tcb).await?;
             done(&tx, "setMinTcb", out)
+        }
+        Command::SetThresholdGroup {
+            tx,
+            outputs,
+            extra_roots,
+        } => {
+            let outputs = outputs
+                .iter()
+                .map(|path| {
+                    serde_json::from_slice::<snpkms_kms_node::KeyGenOutput>(&super::read_file(
+                        path,
+                    )?)
+                    .with_context(|| format!("{} is not key-generation output", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let verifier = super::node::verifier_with(&extra_roots)?;
+            let group =
+                snpkms_kms_node::check_keygen(&outputs, &verifier, super::node::unix_now()?)
+                    .context("the key-generation outputs are refused")?;
+            for m in &group.members {
+                eprintln!(
+                    "node {}: signer 0x{}, measurement {}, chip {}…, config 0x{}",
+                    m.index,
+                    hex::encode(m.signer),
+                    hex::encode(m.report.measurement),
+                    hex::encode(&m.report.chip_id[..8]),
+                    hex::encode(m.config_digest)
+                );
+            }
+            let nodes: Vec<(u16, Vec<u8>, Address)> = group
+                .members
+                .iter()
+                .map(|m| (m.index, m.verifying_share.to_vec(), Address::from(m.signer)))
+                .collect();
+            let out = tx
+                .owner()?
+                .set_threshold_group(group.threshold, &group.group_key, &nodes)
+                .await?;
+            done(&tx, "setThresholdGroup", out)
         }
         Command::SetKmsInfo {
             tx,

@@ -1,4 +1,4 @@
-//! `snpkms node run|bootstrap|audit-log|audit-archive`: for operators.
+//! `snpkms node run|bootstrap|onboard|keygen|audit-log|audit-archive|…`: for operators.
 
 use anyhow::Context;
 use snpkms_kms_node::config::NodeConfig;
@@ -34,6 +34,33 @@ enum NodeCommand {
         /// A serving node's URL; repeat to give fallbacks.
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
+    },
+    /// The threshold mode's key generation (no dealer): run on each of the n nodes at once,
+    /// into an empty data dir, with the same session, threshold and participants. Each checks
+    /// the others' SNP evidence against the registry, seals its share here, and prints its
+    /// result with evidence binding it: give all n outputs to `snpkms gov set-threshold-group`.
+    /// The exchange runs on the configuration's `listen` address (no TLS needed: what is not
+    /// public is sealed to attested keys).
+    Keygen {
+        #[arg(long)]
+        config: PathBuf,
+        /// The key generation's id, the same for every participant: 32 random bytes, hex
+        /// (e.g. `openssl rand -hex 32`).
+        #[arg(long, value_name = "HEX")]
+        session: String,
+        /// This node's index, 1..=n.
+        #[arg(long)]
+        index: u16,
+        /// The threshold t: any t nodes serve an app's keys, fewer learn nothing (2..=n).
+        #[arg(long)]
+        threshold: u16,
+        /// Another participant's index and KeyGen URL (its `listen` address), e.g.
+        /// `2=http://10.0.0.2:50051`; one for each other participant.
+        #[arg(long = "peer", value_name = "INDEX=URL", required = true)]
+        peers: Vec<String>,
+        /// How long the whole exchange may take.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout_secs: u64,
     },
     /// Check a bootstrap's output before registering its KMS info: the evidence verifies and
     /// binds exactly this root signing address and TLS key. Prints the KMS measurement to
@@ -126,6 +153,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        NodeCommand::Keygen {
+            config,
+            session,
+            index,
+            threshold,
+            peers,
+            timeout_secs,
+        } => {
+            let cfg = NodeConfig::load(&config)?;
+            let plan = snpkms_kms_node::KeyGenPlan {
+                session: super::chain_args::hex_bytes(&session, 32, "--session")?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("--session is not 32 bytes"))?,
+                index,
+                threshold,
+                peers: parse_peers(&peers)?,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            match runtime.block_on(snpkms_kms_node::keygen(&cfg, &plan)) {
+                Ok(out) => {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                    eprintln!(
+                        "share {index} of a {threshold}-of-{} group sealed in {}; give every participant's output to `snpkms gov set-threshold-group`",
+                        plan.peers.len() + 1,
+                        cfg.data_dir.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(super::EXIT_REJECTED))
+                }
+            }
+        }
         NodeCommand::Onboard { config, peers } => {
             let cfg = NodeConfig::load(&config)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -155,22 +217,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut out: snpkms_kms_node::BootstrapOutput =
                 serde_json::from_slice(&super::read_file(&bootstrap)?)
                     .with_context(|| format!("{} is not bootstrap output", bootstrap.display()))?;
-            let mut roots = snpkms_verifier::TrustRoots::amd();
-            for path in &extra_roots {
-                roots
-                    .add_pem_for_named_product(
-                        &path.display().to_string(),
-                        &super::read_file(path)?,
-                    )
-                    .with_context(|| format!("{}", path.display()))?;
-            }
-            let verifier =
-                snpkms_verifier::Verifier::new(roots, snpkms_verifier::Policy::default());
-            let now = snpkms_verifier::UnixTime(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs(),
-            );
+            let verifier = verifier_with(&extra_roots)?;
+            let now = unix_now()?;
             if let Some(url) = kds {
                 with_fetched_vcek(&mut out, &verifier, now, url)?;
             }
@@ -348,6 +396,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// `INDEX=URL` arguments, by index.
+fn parse_peers(peers: &[String]) -> anyhow::Result<std::collections::BTreeMap<u16, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for peer in peers {
+        let (index, url) = peer
+            .split_once('=')
+            .with_context(|| format!("--peer {peer}: expected INDEX=URL"))?;
+        let index: u16 = index
+            .parse()
+            .with_context(|| format!("--peer {peer}: {index} is not an index"))?;
+        if out.insert(index, url.to_string()).is_some() {
+            anyhow::bail!("--peer: participant {index} given twice");
+        }
+    }
+    Ok(out)
+}
+
+/// A verifier with AMD's roots, the `extra` ones (PEM files) and the default policy: what
+/// checks evidence a node produced for governance.
+pub fn verifier_with(extra: &[PathBuf]) -> anyhow::Result<snpkms_verifier::Verifier> {
+    let mut roots = snpkms_verifier::TrustRoots::amd();
+    for path in extra {
+        roots
+            .add_pem_for_named_product(&path.display().to_string(), &super::read_file(path)?)
+            .with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(snpkms_verifier::Verifier::new(
+        roots,
+        snpkms_verifier::Policy::default(),
+    ))
+}
+
+/// The current time, for the verifier.
+pub fn unix_now() -> anyhow::Result<snpkms_verifier::UnixTime> {
+    Ok(snpkms_verifier::UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    ))
 }
 
 fn archive(config: &Path, into: &Path) -> anyhow::Result<ExitCode> {

@@ -175,3 +175,19 @@ async fn app_status_replays_the_lists() {
         .unwrap();
     assert!(!none.registered);
 }
+
+#[tokio::test]
+async fn a_refused_call_does_not_stall_the_owners_next_transaction() {
+    // A call refused at gas estimation is never sent; a nonce counted for it anyway would
+    // leave a gap that keeps every later transaction of this owner from being mined.
+    let f = deploy_fixture().await;
+    let governor = f
+        .governor
+        .with_receipt_timeout(std::time::Duration::from_secs(5));
+    let msg = reason(governor.add_os_image(&OS_IMAGE).await);
+    assert!(msg.contains("AlreadyPresent()"), "{msg}");
+    governor
+        .add_os_image(&[0x77; 48])
+        .await
+        .expect("the next transaction is mined");
+}
