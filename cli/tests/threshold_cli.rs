@@ -8,7 +8,7 @@ mod common;
 
 use common::{s, snpkms_async};
 use snpkms_e2e::threshold::Participants;
-use snpkms_e2e::{guest_chip_id, GUEST_CHIP, GUEST_IMAGE};
+use snpkms_e2e::{GUEST_CHIP, GUEST_IMAGE};
 use snpkms_testkit::deploy_fixture;
 use std::process::{Child, Command, Stdio};
 
@@ -28,16 +28,7 @@ fn text(out: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_node_processes_generate_shares_and_get_key_combines_any_two() {
     let fixture = deploy_fixture().await;
-    fixture
-        .governor
-        .add_os_image(&GUEST_IMAGE)
-        .await
-        .expect("addOsImage");
-    fixture
-        .app_owner
-        .add_device(fixture.app, snpkms_governance::device_id(&guest_chip_id()))
-        .await
-        .expect("addDevice");
+    snpkms_e2e::allow_simulated_guests(&fixture).await;
     let participants = Participants::new(&fixture, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let session = hex::encode([0x5e; 32]);

@@ -78,6 +78,21 @@ pub fn node_config(
     snpkms_local::simulated_node(rpc_url, registry, data_dir, chip_seed, KMS_MEASUREMENT)
 }
 
+/// Allows the simulated guests of [`guest`] on `fixture`: their OS image, and their machine as
+/// a device of the fixture's app.
+pub async fn allow_simulated_guests(fixture: &Fixture) {
+    fixture
+        .governor
+        .add_os_image(&GUEST_IMAGE)
+        .await
+        .expect("addOsImage");
+    fixture
+        .app_owner
+        .add_device(fixture.app, snpkms_governance::device_id(&guest_chip_id()))
+        .await
+        .expect("addDevice");
+}
+
 /// The chain, the registry configured for simulated guests, and one bootstrapped node.
 pub struct Stack {
     pub fixture: Fixture,
@@ -97,16 +112,7 @@ impl Stack {
     pub async fn start() -> Stack {
         let fixture = deploy_fixture().await;
         let compose_hash = snpkms_testkit::COMPOSE_HASH;
-        fixture
-            .governor
-            .add_os_image(&GUEST_IMAGE)
-            .await
-            .expect("addOsImage");
-        fixture
-            .app_owner
-            .add_device(fixture.app, snpkms_governance::device_id(&guest_chip_id()))
-            .await
-            .expect("addDevice");
+        allow_simulated_guests(&fixture).await;
         let proxy = RpcProxy::start(&fixture.chain.url).await;
         let data_dir = tempfile::tempdir().expect("tempdir");
         let config = node_config(

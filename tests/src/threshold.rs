@@ -2,7 +2,7 @@
 //! key generation against each other over gRPC, governance checks their outputs and records the
 //! share set, and the nodes start serving GetAppKeyShare.
 
-use crate::{guest_chip_id, node_config, GUEST_IMAGE};
+use crate::node_config;
 use snpkms_chain_client::{Address, B256};
 use snpkms_guest::threshold::{NodeAnswer, ShareSet};
 use snpkms_guest::GuestClient;
@@ -88,11 +88,22 @@ impl Participants {
         t: u16,
         change: impl Fn(u16, &mut NodeConfig),
     ) -> Vec<Result<KeyGenOutput, String>> {
+        let all: Vec<u16> = (1..=self.configs.len() as u16).collect();
+        self.keygen_of(&all, t, change).await
+    }
+
+    /// The key generation of the participants `running` only (the others never start, so
+    /// their ports stay closed); the results in the order of `running`.
+    pub async fn keygen_of(
+        &self,
+        running: &[u16],
+        t: u16,
+        change: impl Fn(u16, &mut NodeConfig),
+    ) -> Vec<Result<KeyGenOutput, String>> {
         let session: [u8; 32] = rand_session();
         let mut tasks = Vec::new();
-        for (k, cfg) in self.configs.iter().enumerate() {
-            let i = k as u16 + 1;
-            let mut cfg = cfg.clone();
+        for &i in running {
+            let mut cfg = self.configs[usize::from(i) - 1].clone();
             change(i, &mut cfg);
             let plan = self.plan(session, i, t);
             tasks.push(tokio::spawn(async move {
@@ -129,16 +140,7 @@ impl ThresholdStack {
     /// the outputs checked and recorded, every node started and serving.
     pub async fn start(n: u16, t: u16) -> ThresholdStack {
         let fixture = deploy_fixture().await;
-        fixture
-            .governor
-            .add_os_image(&GUEST_IMAGE)
-            .await
-            .expect("addOsImage");
-        fixture
-            .app_owner
-            .add_device(fixture.app, snpkms_governance::device_id(&guest_chip_id()))
-            .await
-            .expect("addDevice");
+        crate::allow_simulated_guests(&fixture).await;
         let participants = Participants::new(&fixture, n).await;
         let outputs: Vec<KeyGenOutput> = participants
             .keygen_with(t, |_, _| {})

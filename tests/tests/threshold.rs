@@ -168,23 +168,25 @@ async fn five_attested_nodes_generate_one_share_set_and_any_three_serve_the_same
     }
 }
 
+/// Participant 3 runs an image the registry does not list as a KMS.
+fn third_runs_an_unlisted_image(i: u16, cfg: &mut snpkms_kms_node::config::NodeConfig) {
+    if i == 3 {
+        cfg.platform = snpkms_kms_node::config::PlatformConfig::Simulator {
+            product: snpkms_verifier::Product::Milan,
+            chip_seed: "e2e-threshold-chip-3".into(),
+            measurement: hex::encode([0x99u8; 48]),
+        };
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_participant_the_registry_does_not_allow_ends_the_key_generation_and_stores_nothing() {
     let fixture = deploy_fixture().await;
     let mut participants = Participants::new(&fixture, 3).await;
     // Participant 3 waits for the others' round-2 packages, which never come.
     participants.timeout = std::time::Duration::from_secs(5);
-    // Participant 3 runs an image the registry does not list as a KMS.
     let results = participants
-        .keygen_with(2, |i, cfg| {
-            if i == 3 {
-                cfg.platform = snpkms_kms_node::config::PlatformConfig::Simulator {
-                    product: snpkms_verifier::Product::Milan,
-                    chip_seed: "e2e-threshold-chip-3".into(),
-                    measurement: hex::encode([0x99u8; 48]),
-                };
-            }
-        })
+        .keygen_with(2, third_runs_an_unlisted_image)
         .await;
     for (k, r) in results.iter().take(2).enumerate() {
         let why = r
@@ -209,6 +211,19 @@ async fn a_participant_the_registry_does_not_allow_ends_the_key_generation_and_s
             "a refused key generation stores no share"
         );
     }
+
+    // A peer that cannot be reached (never started, or one that refused participant 3 first
+    // and stopped serving) does not keep the others from refusing 3: each message is checked
+    // as it arrives, so participant 2 ends on 3's refusal, not on a timeout waiting for 1.
+    participants.timeout = std::time::Duration::from_secs(4);
+    let results = participants
+        .keygen_of(&[2, 3], 2, third_runs_an_unlisted_image)
+        .await;
+    let why = results[0].as_ref().expect_err("participant 2 finished");
+    assert!(
+        why.contains("participant 3: the registry does not allow it as a KMS"),
+        "{why}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,10 +5,10 @@
 //! 1. It makes its round-1 package and an ephemeral X25519 key, and binds both (with the
 //!    session, its index, the threshold, the number of participants and its configuration
 //!    digest) into its own SNP evidence; it serves that message ([`service`]).
-//! 2. It fetches every peer's round-1 message and checks it ([`peer`]): genuine evidence under
-//!    its trust roots and policy, bound to the message, from a KMS the registry allows with the
-//!    digest it names. One peer that fails ends the key generation: there is no share set
-//!    without every participant.
+//! 2. It fetches every peer's round-1 message and checks each as it arrives ([`peer`]): genuine
+//!    evidence under its trust roots and policy, bound to the message, from a KMS the registry
+//!    allows with the digest it names. One peer that fails ends the key generation: there is no
+//!    share set without every participant.
 //! 3. It publishes its round-2 package for each peer, sealed to that peer's attested key, and
 //!    fetches each peer's package for itself (checked against its sender's commitments).
 //! 4. It seals its share (like a root: platform key and configuration digest) into a new store,
@@ -202,39 +202,38 @@ pub async fn keygen(cfg: &NodeConfig, plan: &KeyGenPlan) -> Result<KeyGenOutput,
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         );
-        let mut checked: BTreeMap<u16, CheckedRound1> = BTreeMap::new();
-        let messages = fetch_all(&clients, deadline, "their round-1 messages", |mut c| {
-            let session = plan.session.to_vec();
-            async move {
-                c.get_key_gen_round1(pb::GetKeyGenRound1Request { session })
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-        })
-        .await?;
-        for (node, message) in messages {
-            let expected = Expected {
-                session: &plan.session,
-                index: node,
-                threshold: plan.threshold,
-                participants,
-            };
-            let round1 = peer::check_round1(
-                &message,
-                &expected,
-                &evidence,
-                &certificates,
-                &registry,
-                now,
-            )
+        // Each message is checked as it arrives, so one participant the registry refuses ends
+        // the key generation at every peer that reaches it, even after a peer that refused it
+        // first has stopped serving.
+        let checked: BTreeMap<u16, CheckedRound1> =
+            fetch_all(&clients, deadline, "their round-1 messages", |node, mut c| {
+                let session = plan.session.to_vec();
+                let (evidence, certificates, registry) = (&evidence, &certificates, &registry);
+                async move {
+                    let message = c
+                        .get_key_gen_round1(pb::GetKeyGenRound1Request { session })
+                        .await
+                        .map_err(|status| Fetch::from_status(node, status))?
+                        .into_inner();
+                    let expected = Expected {
+                        session: &plan.session,
+                        index: node,
+                        threshold: plan.threshold,
+                        participants,
+                    };
+                    let round1 =
+                        peer::check_round1(&message, &expected, evidence, certificates, registry, now)
+                            .await
+                            .map_err(Fetch::Fatal)?;
+                    tracing::info!(
+                        participant = node,
+                        chip_id = %hex::encode(&round1.chip_id[..8]),
+                        "key generation: participant's round-1 message checked (evidence, isKmsAllowed)"
+                    );
+                    Ok(round1)
+                }
+            })
             .await?;
-            tracing::info!(
-                participant = node,
-                chip_id = %hex::encode(&round1.chip_id[..8]),
-                "key generation: participant's round-1 message checked (evidence, isKmsAllowed)"
-            );
-            checked.insert(node, round1);
-        }
 
         // Round 2: a sealed package for each peer; each peer's package for this participant.
         let theirs: BTreeMap<u16, Vec<u8>> = checked
@@ -251,7 +250,7 @@ pub async fn keygen(cfg: &NodeConfig, plan: &KeyGenPlan) -> Result<KeyGenOutput,
             );
         }
         published.publish_round2(sealed);
-        let incoming = fetch_all(&clients, deadline, "their round-2 packages", |mut c| {
+        let incoming = fetch_all(&clients, deadline, "their round-2 packages", |node, mut c| {
             let session = plan.session.to_vec();
             async move {
                 c.get_key_gen_round2(pb::GetKeyGenRound2Request {
@@ -260,6 +259,7 @@ pub async fn keygen(cfg: &NodeConfig, plan: &KeyGenPlan) -> Result<KeyGenOutput,
                 })
                 .await
                 .map(tonic::Response::into_inner)
+                .map_err(|status| Fetch::from_status(node, status))
             }
         })
         .await?;
@@ -366,8 +366,32 @@ fn check_plan(plan: &KeyGenPlan) -> Result<u16, KeyGenError> {
     Ok(n)
 }
 
+/// Why one ask of a peer did not give an answer.
+enum Fetch {
+    /// The peer is not up yet or not ready: ask again until the deadline.
+    Retry(String),
+    /// The peer refused or its answer failed its check: the key generation ends.
+    Fatal(KeyGenError),
+}
+
+impl Fetch {
+    /// UNAVAILABLE (no connection yet, not ready) and UNKNOWN (a connection cut) are retried;
+    /// any other status is the peer's refusal.
+    fn from_status(node: u16, status: tonic::Status) -> Self {
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown => {
+                Fetch::Retry(format!("participant {node}: {}", status.message()))
+            }
+            code => Fetch::Fatal(KeyGenError::Malformed {
+                node,
+                message: format!("refused: {code:?}: {}", status.message()),
+            }),
+        }
+    }
+}
+
 /// Asks every peer with `ask` until each has answered, retrying the ones that are not up yet
-/// or not ready (UNAVAILABLE, no connection) until `deadline`. Any other refusal ends it.
+/// or not ready until `deadline`. Any other refusal, or an answer that fails its check, ends it.
 async fn fetch_all<T, F, Fut>(
     clients: &BTreeMap<u16, KeyGenClient<Channel>>,
     deadline: Instant,
@@ -375,8 +399,8 @@ async fn fetch_all<T, F, Fut>(
     ask: F,
 ) -> Result<BTreeMap<u16, T>, KeyGenError>
 where
-    F: Fn(KeyGenClient<Channel>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    F: Fn(u16, KeyGenClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Fetch>>,
 {
     let mut got = BTreeMap::new();
     let mut last = String::from("none");
@@ -386,24 +410,12 @@ where
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, ask(client.clone())).await {
+            match tokio::time::timeout(left, ask(*node, client.clone())).await {
                 Ok(Ok(answer)) => {
                     got.insert(*node, answer);
                 }
-                Ok(Err(status))
-                    if matches!(
-                        status.code(),
-                        tonic::Code::Unavailable | tonic::Code::Unknown
-                    ) =>
-                {
-                    last = format!("participant {node}: {}", status.message());
-                }
-                Ok(Err(status)) => {
-                    return Err(KeyGenError::Malformed {
-                        node: *node,
-                        message: format!("refused: {:?}: {}", status.code(), status.message()),
-                    })
-                }
+                Ok(Err(Fetch::Retry(why))) => last = why,
+                Ok(Err(Fetch::Fatal(e))) => return Err(e),
                 Err(_) => {}
             }
         }
