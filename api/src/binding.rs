@@ -28,6 +28,27 @@ pub fn get_app_key_report_data(nonce: &[u8], ephemeral_public_key: &[u8]) -> [u8
     report_data(GET_APP_KEY_DOMAIN, nonce, ephemeral_public_key)
 }
 
+/// Domain separator of a SignAppKey report: see [`sign_app_key_report_data`].
+pub const SIGN_APP_KEY_DOMAIN: &[u8] = b"snpkms/sign-app-key/v2";
+
+/// What a guest's report must carry for SignAppKey (the threshold mode's KMS signature):
+/// `SHA-512("snpkms/sign-app-key/v2" || nonce || app_signing_address || key_epoch (u32 BE))`.
+/// The epoch is bound too: whoever relays the request must not get the address vouched for at
+/// an epoch the guest did not derive it for.
+pub fn sign_app_key_report_data(
+    nonce: &[u8],
+    app_signing_address: &[u8; 20],
+    key_epoch: u32,
+) -> [u8; 64] {
+    Sha512::new()
+        .chain_update(SIGN_APP_KEY_DOMAIN)
+        .chain_update(nonce)
+        .chain_update(app_signing_address)
+        .chain_update(key_epoch.to_be_bytes())
+        .finalize()
+        .into()
+}
+
 /// `SHA-512("snpkms/onboard/v2" || nonce || ephemeral_public_key || config_digest)`: the
 /// joiner also commits to the security configuration it will seal the root under.
 pub fn onboard_report_data(

@@ -320,6 +320,24 @@ impl ChainClient {
         Ok(self.inner.read(call).await?.0)
     }
 
+    /// `KmsRegistry.verifyAppKeyThreshold`: do `sigs` hold signatures of t distinct nodes of
+    /// the recorded share set over this app signing key and epoch?
+    pub async fn verify_app_key_threshold(
+        &self,
+        app: Address,
+        app_signer: Address,
+        epoch: u32,
+        sigs: &[Vec<u8>],
+    ) -> Result<bool, ChainError> {
+        let call = KmsRegistry::verifyAppKeyThresholdCall {
+            appId: app,
+            appSigningAddress: app_signer,
+            epoch,
+            signatures: sigs.iter().map(|s| Bytes::copy_from_slice(s)).collect(),
+        };
+        Ok(self.inner.read(call).await?.0)
+    }
+
     /// Decision cache counters since `connect`.
     pub fn cache_stats(&self) -> CacheStats {
         CacheStats {

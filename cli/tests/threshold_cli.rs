@@ -182,6 +182,54 @@ async fn three_node_processes_generate_shares_and_get_key_combines_any_two() {
     assert_eq!(all["mode"], "threshold");
     assert_eq!(all["nodes_used"], serde_json::json!([1, 2]));
 
+    // The threshold KMS signature: t signatures of distinct nodes, which the registry accepts
+    // on-chain for this address and epoch, and not with fewer or for another address.
+    // (Read at the latest block: the share set was recorded a block ago.)
+    let mut cfg = snpkms_chain_client::ChainConfig::new(
+        snpkms_chain_client::RpcEndpoint::new(&fixture.chain.url).unwrap(),
+        registry.parse().unwrap(),
+    );
+    cfg.read_at = "0".parse().unwrap();
+    let chain = snpkms_chain_client::ChainClient::connect(cfg)
+        .await
+        .unwrap();
+    let sigs: Vec<Vec<u8>> = all["kms_signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| hex::decode(s["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap())
+        .collect();
+    assert_eq!(sigs.len(), 2);
+    let address: snpkms_chain_client::Address = all["app_signing_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let epoch = u32::try_from(all["key_epoch"].as_u64().unwrap()).unwrap();
+    let app = fixture.app;
+    assert!(chain
+        .verify_app_key_threshold(app, address, epoch, &sigs)
+        .await
+        .unwrap());
+    assert!(!chain
+        .verify_app_key_threshold(app, address, epoch, &sigs[..1])
+        .await
+        .unwrap());
+    let twice = vec![sigs[0].clone(), sigs[0].clone()];
+    assert!(!chain
+        .verify_app_key_threshold(app, address, epoch, &twice)
+        .await
+        .unwrap());
+    assert!(!chain
+        .verify_app_key_threshold(
+            app,
+            snpkms_chain_client::Address::repeat_byte(7),
+            epoch,
+            &sigs
+        )
+        .await
+        .unwrap());
+
     // Node 1 down: nodes 2 and 3 give the same keys, and node 1 is named.
     nodes[0] = None;
     let two = get_key(urls.clone()).await;

@@ -39,4 +39,7 @@ pub use ports::{
 };
 pub use ratelimit::RateLimiter;
 pub use record::{NewRecord, RecordKind};
-pub use request::{validate_request, ValidatedRequest, GET_APP_KEY_BINDING, ONBOARD_BINDING};
+pub use request::{
+    validate_request, validate_sign_request, ValidatedRequest, ValidatedSignRequest,
+    GET_APP_KEY_BINDING, ONBOARD_BINDING, SIGN_APP_KEY_BINDING,
+};

@@ -14,7 +14,9 @@ use crate::ports::{
 };
 use crate::ratelimit::RateLimiter;
 use crate::record::{NewRecord, RecordKind};
-use crate::request::{fixed, validate_request, ValidatedRequest, ONBOARD_BINDING};
+use crate::request::{
+    fixed, validate_request, validate_sign_request, AppRequest, ValidatedRequest, ONBOARD_BINDING,
+};
 use k256::ecdsa::SigningKey;
 use snpkms_api::pb;
 use snpkms_api::{binding, seal};
@@ -83,8 +85,8 @@ pub struct NodeParts<P: Ports> {
 
 /// An app-key request the registry allows, from an instance of the app, at a chain view this
 /// node serves at: what the release needs.
-struct Admitted<R> {
-    request: ValidatedRequest,
+struct Admitted<R, Q> {
+    request: Q,
     boot: BootInfo,
     epoch: u32,
     decision: Decision,
@@ -312,7 +314,14 @@ impl<P: Ports> Node<P> {
             decision,
             reservation,
             ..
-        } = self.admit_app(&req, RecordKind::AppKey).await?;
+        } = self
+            .admit_app(
+                || validate_request(&req),
+                req.evidence.as_ref(),
+                req.epoch,
+                RecordKind::AppKey,
+            )
+            .await?;
         let ValidatedRequest {
             app_id,
             compose_hash,
@@ -371,7 +380,14 @@ impl<P: Ports> Node<P> {
             decision,
             reservation,
             state,
-        } = self.admit_app(&req, RecordKind::AppKeyShare).await?;
+        } = self
+            .admit_app(
+                || validate_request(&req),
+                req.evidence.as_ref(),
+                req.epoch,
+                RecordKind::AppKeyShare,
+            )
+            .await?;
         let ValidatedRequest {
             app_id,
             compose_hash,
@@ -410,17 +426,73 @@ impl<P: Ports> Node<P> {
         })
     }
 
-    /// The checks GetAppKey and GetAppKeyShare share, up to the release: lengths, the nonce,
-    /// the evidence and its binding, the registry's decision (a refusal is recorded as `kind`),
-    /// the per-app limit and this node's own standing at the decision's chain view.
-    async fn admit_app(
+    /// SignAppKey (the threshold mode's KMS signature): the same checks as GetAppKeyShare, on
+    /// fresh evidence bound to the address and epoch, then this node's signature over the app
+    /// key digest with its registered node key. The node cannot check that the address is the
+    /// one t partials derive (that would take the combined secret): it vouches that an instance
+    /// of the app the chain allows, whose evidence it verified, derived it. t nodes must each
+    /// say so for `verifyAppKeyThreshold`.
+    pub async fn sign_app_key(
         &self,
-        req: &pb::GetAppKeyRequest,
+        req: pb::SignAppKeyRequest,
+    ) -> Result<pb::SignAppKeyResponse, ReleaseError> {
+        let Custody::Share(share) = &self.custody else {
+            return Err(ReleaseError::WrongMode {
+                node: self.custody.mode(),
+                missing: "threshold share",
+                hint: "the registry runs the replicated-root mode: GetAppKey's answer carries the root's signature",
+            });
+        };
+        let Admitted {
+            request,
+            boot,
+            epoch,
+            decision,
+            reservation,
+            state,
+        } = self
+            .admit_app(
+                || validate_sign_request(&req),
+                req.evidence.as_ref(),
+                Some(req.key_epoch),
+                RecordKind::AppKeySignature,
+            )
+            .await?;
+        let signature = snpkms_api::app_key_signature::sign(
+            &self.signing_key,
+            &request.app_id,
+            &request.app_signing_address,
+            epoch,
+        )?;
+        // No signature leaves before its record is on disk.
+        reservation
+            .append(self.record(RecordKind::AppKeySignature, &boot, epoch, &decision))
+            .await?;
+        Ok(pb::SignAppKeyResponse {
+            kms_signature: signature.to_vec(),
+            key_epoch: epoch,
+            share_epoch: state.share_epoch,
+            node_index: share.index().into(),
+            node_signing_address: self.signing_address.to_vec(),
+            block_number: decision.block.number,
+            block_hash: decision.block.hash.to_vec(),
+        })
+    }
+
+    /// The checks GetAppKey, GetAppKeyShare and SignAppKey share, up to the release: lengths
+    /// (`validate`), the nonce, the evidence and its binding, the registry's decision (a
+    /// refusal is recorded as `kind`), the per-app limit and this node's own standing at the
+    /// decision's chain view.
+    async fn admit_app<Q: AppRequest>(
+        &self,
+        validate: impl FnOnce() -> Result<Q, ReleaseError>,
+        evidence: Option<&pb::Evidence>,
+        requested_epoch: Option<u32>,
         kind: RecordKind,
-    ) -> Result<Admitted<<P::Log as ReleaseLog>::Reservation<'_>>, ReleaseError> {
+    ) -> Result<Admitted<<P::Log as ReleaseLog>::Reservation<'_>, Q>, ReleaseError> {
         let state = self.serving_state().await?;
-        let request = validate_request(req)?;
-        if let Some(requested) = req.epoch {
+        let request = validate()?;
+        if let Some(requested) = requested_epoch {
             if requested > state.key_epoch {
                 return Err(ReleaseError::EpochAhead {
                     requested,
@@ -428,15 +500,16 @@ impl<P: Ports> Node<P> {
                 });
             }
         }
-        let epoch = req.epoch.unwrap_or(state.key_epoch);
+        let epoch = requested_epoch.unwrap_or(state.key_epoch);
 
         // Consumed before the expensive checks: a nonce buys at most one verification.
-        self.nonces.consume(&request.nonce, self.clock.now_unix())?;
+        self.nonces
+            .consume(request.nonce(), self.clock.now_unix())?;
         // From here on this request may end in a record: the log can wait for it to share a sync.
         let reservation = self.log.reserve();
 
-        let report = self.verify_evidence(req.evidence.as_ref()).await?;
-        let boot = request.boot_info(&report)?;
+        let report = self.verify_evidence(evidence).await?;
+        let boot = request.bound_boot_info(&report)?;
 
         let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
         if !decision.allowed {
@@ -455,9 +528,9 @@ impl<P: Ports> Node<P> {
         // budget. (Registry reads of refused requests are bounded by the per-client limit and
         // the decision cache.)
         self.per_app
-            .check(&request.app_id, Instant::now())
+            .check(&request.app_id(), Instant::now())
             .map_err(|retry_after| ReleaseError::RateLimited {
-                scope: RateLimitScope::App(request.app_id),
+                scope: RateLimitScope::App(request.app_id()),
                 retry_after,
             })?;
         // The node's own standing must be known as of the current chain view, which is at or

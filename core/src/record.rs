@@ -12,15 +12,19 @@ pub enum RecordKind {
     /// A GetAppKeyShare answer in the threshold mode (this node's partial released, or
     /// refused by the registry).
     AppKeyShare,
+    /// A SignAppKey answer in the threshold mode (this node's signature over an app signing
+    /// address given, or refused by the registry).
+    AppKeySignature,
 }
 
 impl RecordKind {
-    /// The name the log writes: `app_key`, `onboard` or `app_key_share`.
+    /// The name the log writes: `app_key`, `onboard`, `app_key_share` or `app_key_signature`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::AppKey => "app_key",
             RecordKind::Onboard => "onboard",
             RecordKind::AppKeyShare => "app_key_share",
+            RecordKind::AppKeySignature => "app_key_signature",
         }
     }
 }

@@ -13,7 +13,8 @@ use snpkms_core::{
     ThresholdMember,
 };
 use snpkms_guest::threshold::{
-    combine_answers, open_partial, NodeAnswer, ShareSet, ThresholdClientError, ThresholdGrant,
+    collect_signatures, combine_answers, open_partial, NodeAnswer, ShareSet, SignatureAnswer,
+    ThresholdClientError, ThresholdGrant,
 };
 use snpkms_platform::SimulatedAttestor;
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
@@ -662,4 +663,150 @@ async fn the_newest_epoch_with_t_partials_wins_and_an_old_answer_pushes_out_noth
     }
     let old = combine_answers(&set, &ephemeral, APP, COMPOSE, Some(0), old).unwrap();
     assert_ne!(*old.disk_key, *grant.disk_key);
+}
+
+/// A SignAppKey request of the app's guest to `node`: evidence bound to `bound_address` and
+/// `bound_epoch` (what the report says), the request naming `address` and `epoch`.
+fn sign_request(
+    node: &Node<FakePorts>,
+    authority: &Arc<SimAuthority>,
+    address: [u8; 20],
+    epoch: u32,
+    report_data: impl FnOnce(&[u8]) -> [u8; 64],
+) -> pb::SignAppKeyRequest {
+    let platform = SimulatedPlatform::new(authority.clone(), Product::Milan, b"guest");
+    let nonce = node.challenge().unwrap().nonce;
+    let mut fields = platform.default_fields();
+    fields.measurement = [0x6a; 48];
+    fields.host_data = app_host_data(&APP, &COMPOSE);
+    fields.report_data = report_data(&nonce);
+    pb::SignAppKeyRequest {
+        evidence: Some(pb::Evidence {
+            report: platform.sign(&fields),
+            cert_table: platform.certificates(fields.reported_tcb).to_cert_table(),
+        }),
+        nonce,
+        app_id: APP.to_vec(),
+        compose_hash: COMPOSE.to_vec(),
+        app_signing_address: address.to_vec(),
+        key_epoch: epoch,
+    }
+}
+
+impl Deployment {
+    /// Node `i`'s (0-based) answer to a well-bound SignAppKey request.
+    async fn signature(&self, i: usize, address: [u8; 20], epoch: u32) -> SignatureAnswer {
+        let req = sign_request(&self.nodes[i], &self.authority, address, epoch, |nonce| {
+            binding::sign_app_key_report_data(nonce, &address, epoch)
+        });
+        SignatureAnswer {
+            node: format!("node-{}", i + 1),
+            result: self.nodes[i]
+                .sign_app_key(req)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn t_nodes_vouch_for_the_combined_address_and_each_signs_only_what_its_evidence_binds() {
+    let d = deployment();
+    let set = d.share_set();
+    let grant = d.keys_from(&[0, 1, 2]).await;
+    let (address, epoch) = (grant.app_signing_address, grant.key_epoch);
+
+    let mut answers = Vec::new();
+    for i in [0, 2, 4] {
+        answers.push(d.signature(i, address, epoch).await);
+    }
+    let signed = collect_signatures(&set, APP, address, epoch, answers).unwrap();
+    assert!(signed.skipped.is_empty());
+    let signers: Vec<_> = signed
+        .signatures
+        .iter()
+        .map(|s| {
+            assert_eq!(
+                snpkms_api::app_key_signature::recover(&APP, &address, epoch, &s.signature)
+                    .unwrap(),
+                d.members[usize::from(s.node_index) - 1].signer,
+                "each signature is by the node the share set lists"
+            );
+            s.node_index
+        })
+        .collect();
+    assert_eq!(signers, vec![1, 3, 5]);
+    // The signature is recorded like a release.
+    let records = d.nodes[0].log().records();
+    let last = records.last().unwrap();
+    assert_eq!(last.kind.as_str(), "app_key_signature");
+    assert!(last.allowed);
+
+    // The evidence must bind the very address and epoch the request names (whoever relays the
+    // request cannot swap either), and a GetAppKey report does not pass for a SignAppKey one.
+    let other = [0x77; 20];
+    let swapped_address = sign_request(&d.nodes[1], &d.authority, other, epoch, |nonce| {
+        binding::sign_app_key_report_data(nonce, &address, epoch)
+    });
+    let swapped_epoch = sign_request(&d.nodes[1], &d.authority, address, epoch, |nonce| {
+        binding::sign_app_key_report_data(nonce, &address, epoch + 1)
+    });
+    let key_request = sign_request(&d.nodes[1], &d.authority, address, epoch, |nonce| {
+        binding::get_app_key_report_data(nonce, &address)
+    });
+    for req in [swapped_address, swapped_epoch, key_request] {
+        let err = d.nodes[1].sign_app_key(req).await.unwrap_err();
+        assert!(
+            matches!(err, ReleaseError::ReportDataMismatch { binding } if binding == snpkms_core::SIGN_APP_KEY_BINDING),
+            "{err}"
+        );
+    }
+    // A node whose own chain view refuses the guest signs nothing (and records the refusal).
+    d.registries[3].set_app(|_| Ok((false, "compose hash not allowed".into())));
+    let refused = d.signature(3, address, epoch).await;
+    let why = refused.result.as_ref().expect_err("refused");
+    assert!(why.contains("compose hash not allowed"), "{why}");
+    let records = d.nodes[3].log().records();
+    assert_eq!(records.last().unwrap().kind.as_str(), "app_key_signature");
+    assert!(!records.last().unwrap().allowed);
+    // An epoch above the registry's is refused before any evidence is looked at.
+    let ahead = d.signature(1, address, epoch + 1).await;
+    assert!(ahead.result.err().unwrap().contains("epoch"));
+
+    // The guest counts each listed node once and only signatures over its address and epoch:
+    // with node 4 refusing, a repeat of node 1 and a signature over another address, two good
+    // ones are not enough.
+    let answers = vec![
+        d.signature(0, address, epoch).await,
+        d.signature(0, address, epoch).await,
+        d.signature(1, other, epoch).await,
+        refused,
+        d.signature(4, address, epoch).await,
+    ];
+    let err = collect_signatures(&set, APP, address, epoch, answers).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            ThresholdClientError::NotEnoughSignatures {
+                got: 2,
+                need: 3,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("node 1 signed already"), "{text}");
+    assert!(text.contains("no node of share epoch 1"), "{text}");
+    assert!(text.contains("compose hash not allowed"), "{text}");
+
+    // A replicated-root node vouches through GetAppKey's answer, not here.
+    let root = snpkms_core::keys::RootSecret::generate();
+    let registry = FakeRegistry::allowing(root.root_signing_address());
+    let root_node = node_with(Custody::Root(root), b"root-kms", &registry, &d.authority);
+    let err = root_node
+        .sign_app_key(pb::SignAppKeyRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.refusal(), Refusal::FailedPrecondition, "{err}");
 }

@@ -290,6 +290,55 @@ impl GuestClient {
             result,
         }
     }
+
+    /// Asks this node to vouch for `app_signing_address` at `key_epoch` (the threshold mode's
+    /// SignAppKey), with fresh evidence bound to both. Never fails, like
+    /// [`GuestClient::get_app_key_share`]: [`crate::threshold::collect_signatures`] checks and
+    /// names each answer.
+    pub async fn sign_app_key(
+        &mut self,
+        source: &dyn Attestor,
+        app_id: [u8; 20],
+        compose_hash: [u8; 32],
+        key_epoch: u32,
+        app_signing_address: [u8; 20],
+    ) -> crate::threshold::SignatureAnswer {
+        let result = async {
+            let challenge = self
+                .inner
+                .get_challenge(pb::GetChallengeRequest {})
+                .await
+                .map_err(|s| format!("challenge refused: {:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            let evidence = source
+                .attest(binding::sign_app_key_report_data(
+                    &challenge.nonce,
+                    &app_signing_address,
+                    key_epoch,
+                ))
+                .map_err(|e| format!("this guest's evidence: {e}"))?;
+            self.inner
+                .sign_app_key(pb::SignAppKeyRequest {
+                    evidence: Some(pb::Evidence {
+                        report: evidence.report,
+                        cert_table: evidence.cert_table,
+                    }),
+                    nonce: challenge.nonce,
+                    app_id: app_id.to_vec(),
+                    compose_hash: compose_hash.to_vec(),
+                    app_signing_address: app_signing_address.to_vec(),
+                    key_epoch,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+        }
+        .await;
+        crate::threshold::SignatureAnswer {
+            node: self.url.clone(),
+            result,
+        }
+    }
 }
 
 /// Opens and checks a GetAppKey response against the KMS root the caller trusts, and against

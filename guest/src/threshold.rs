@@ -61,6 +61,32 @@ pub struct NodeAnswer {
     pub result: Result<pb::GetAppKeyShareResponse, String>,
 }
 
+/// One node's answer to one SignAppKey request.
+pub struct SignatureAnswer {
+    /// How the guest names the node (its URL).
+    pub node: String,
+    /// The answer, or why there was none.
+    pub result: Result<pb::SignAppKeyResponse, String>,
+}
+
+/// One node's signature over the app key digest, checked against the share set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSignature {
+    /// The node's index in the share set.
+    pub node_index: u16,
+    /// 65 bytes `r || s || v`, for `verifyAppKeyThreshold`.
+    pub signature: [u8; 65],
+}
+
+/// The threshold KMS signature: t signatures of distinct nodes of the set.
+#[derive(Debug, Clone)]
+pub struct ThresholdSignature {
+    /// In node index order, exactly t of them.
+    pub signatures: Vec<NodeSignature>,
+    /// The nodes whose answers were not used, and why.
+    pub skipped: Vec<Skipped>,
+}
+
 /// A node whose answer was not used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -83,6 +109,16 @@ pub enum ThresholdClientError {
     #[error("{got} valid partial(s) for one epoch, {need} needed; skipped: {}", list(.skipped))]
     NotEnough {
         /// Good partials for the epoch with the most.
+        got: usize,
+        /// The threshold.
+        need: u16,
+        /// The nodes not used and why.
+        skipped: Vec<Skipped>,
+    },
+    /// Fewer than t nodes vouched for the app signing address; each other node is named.
+    #[error("{got} valid KMS signature(s) over the app signing address, {need} needed; skipped: {}", list(.skipped))]
+    NotEnoughSignatures {
+        /// Good signatures of distinct nodes.
         got: usize,
         /// The threshold.
         need: u16,
@@ -121,6 +157,9 @@ pub struct ThresholdGrant {
     pub share_epoch: u32,
     /// The nodes whose partials were combined (indices).
     pub used: Vec<u16>,
+    /// The nodes (as the guest named them) that gave a good partial for the key epoch: the
+    /// ones to ask for the KMS signature ([`collect_signatures`]).
+    pub answered: Vec<String>,
     /// The nodes whose answers were not used, and why.
     pub skipped: Vec<Skipped>,
 }
@@ -280,6 +319,7 @@ pub fn combine_answers(
         }
     }
     let partials: Vec<VerifiedPartial> = good[&epoch].iter().map(|(_, p)| p.clone()).collect();
+    let answered: Vec<String> = good[&epoch].iter().map(|(n, _)| n.clone()).collect();
     let mut used: Vec<u16> = partials.iter().map(VerifiedPartial::index).collect();
     used.sort_unstable();
     used.truncate(need.into());
@@ -293,6 +333,82 @@ pub fn combine_answers(
         key_epoch: epoch,
         share_epoch: set.share_epoch,
         used,
+        answered,
+        skipped,
+    })
+}
+
+/// Checks each SignAppKey answer: the signature must recover, over the app key digest of
+/// `app_id`, `app_signing_address` and `key_epoch`, to the signer the share set lists for a
+/// node not counted yet (what the answer says of itself is not trusted). t of them make the
+/// threshold KMS signature; the rest are named.
+pub fn collect_signatures(
+    set: &ShareSet,
+    app_id: [u8; 20],
+    app_signing_address: [u8; 20],
+    key_epoch: u32,
+    answers: Vec<SignatureAnswer>,
+) -> Result<ThresholdSignature, ThresholdClientError> {
+    let need = set.group.threshold();
+    let mut skipped = Vec::new();
+    let mut good: BTreeMap<u16, NodeSignature> = BTreeMap::new();
+    for answer in answers {
+        let checked = answer.result.and_then(|response| {
+            let signature: [u8; 65] =
+                response.kms_signature.as_slice().try_into().map_err(|_| {
+                    format!(
+                        "the signature is {} bytes, 65 expected",
+                        response.kms_signature.len()
+                    )
+                })?;
+            let signer = snpkms_api::app_key_signature::recover(
+                &app_id,
+                &app_signing_address,
+                key_epoch,
+                &signature,
+            )
+            .map_err(|e| format!("the signature: {e}"))?;
+            let node_index = set
+                .signers
+                .iter()
+                .find(|(_, s)| **s == signer)
+                .map(|(i, _)| *i)
+                .ok_or_else(|| {
+                    format!(
+                        "the signature is by 0x{}, no node of share epoch {} (or not over this \
+                         app, address and key epoch {key_epoch})",
+                        hex::encode(signer),
+                        set.share_epoch
+                    )
+                })?;
+            Ok(NodeSignature {
+                node_index,
+                signature,
+            })
+        });
+        match checked {
+            Ok(signature) if good.contains_key(&signature.node_index) => skipped.push(Skipped {
+                node: answer.node,
+                why: format!("node {} signed already", signature.node_index),
+            }),
+            Ok(signature) => {
+                good.insert(signature.node_index, signature);
+            }
+            Err(why) => skipped.push(Skipped {
+                node: answer.node,
+                why,
+            }),
+        }
+    }
+    if good.len() < usize::from(need) {
+        return Err(ThresholdClientError::NotEnoughSignatures {
+            got: good.len(),
+            need,
+            skipped,
+        });
+    }
+    Ok(ThresholdSignature {
+        signatures: good.into_values().take(need.into()).collect(),
         skipped,
     })
 }

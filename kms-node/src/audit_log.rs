@@ -56,7 +56,7 @@ pub struct ReleaseRecord {
     pub seq: u64,
     /// Unix seconds.
     pub time: u64,
-    /// "app_key", "onboard" or "app_key_share".
+    /// "app_key", "onboard", "app_key_share" or "app_key_signature".
     pub kind: String,
     /// The app, `0x` + 20 bytes hex (zero for onboarding).
     pub app_id: String,

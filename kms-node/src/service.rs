@@ -13,10 +13,11 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 /// The methods of `snpkms.v1.Kms`, as metrics label them.
-pub const METHODS: [&str; 6] = [
+pub const METHODS: [&str; 7] = [
     "GetChallenge",
     "GetAppKey",
     "GetAppKeyShare",
+    "SignAppKey",
     "Onboard",
     "GetKmsInfo",
     "GetAuditHead",
@@ -168,6 +169,26 @@ impl pb::kms_server::Kms for KmsService {
             );
         }
         self.finish("GetAppKeyShare", call, result)
+    }
+
+    async fn sign_app_key(
+        &self,
+        request: Request<pb::SignAppKeyRequest>,
+    ) -> Result<Response<pb::SignAppKeyResponse>, Status> {
+        let call = enter(&request);
+        let result = match self.limit_client(&request) {
+            Err(e) => Err(e),
+            Ok(()) => self.node.sign_app_key(request.into_inner()).await,
+        };
+        if let Ok(r) = &result {
+            tracing::info!(
+                epoch = r.key_epoch,
+                share_epoch = r.share_epoch,
+                block = r.block_number,
+                "app signing address vouched for"
+            );
+        }
+        self.finish("SignAppKey", call, result)
     }
 
     async fn onboard(

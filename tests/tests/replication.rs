@@ -145,6 +145,12 @@ impl pb::kms_server::Kms for LyingPeer {
     ) -> Result<tonic::Response<pb::GetAppKeyShareResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("lying peer"))
     }
+    async fn sign_app_key(
+        &self,
+        _: tonic::Request<pb::SignAppKeyRequest>,
+    ) -> Result<tonic::Response<pb::SignAppKeyResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("lying peer"))
+    }
     async fn get_kms_info(
         &self,
         _: tonic::Request<pb::GetKmsInfoRequest>,

@@ -5,7 +5,9 @@ use super::guest_source::{parse_hex, SourceArgs};
 use anyhow::Context;
 use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_chain_client::{ChainClient, ChainConfig, RpcEndpoint};
-use snpkms_guest::threshold::{combine_answers, NodeAnswer, ShareSet};
+use snpkms_guest::threshold::{
+    collect_signatures, combine_answers, NodeAnswer, ShareSet, SignatureAnswer,
+};
 use snpkms_guest::{AppKeyGrant, GuestClient, GuestClientError};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -207,44 +209,29 @@ async fn threshold_keys(
     let ephemeral = Arc::new(EphemeralKeyPair::generate());
     let ca = Arc::new(ca);
     let timeout = Duration::from_secs(args.kms_timeout_secs.max(1));
-    let mut asked = tokio::task::JoinSet::new();
-    for url in args.kms.clone() {
-        let (source, ephemeral, ca, epoch) =
-            (source.clone(), ephemeral.clone(), ca.clone(), args.epoch);
-        asked.spawn(async move {
-            let ask = async {
-                match connect(&url, ca.as_deref()).await {
-                    Ok(mut client) => {
-                        client
-                            .get_app_key_share(
-                                source.as_ref(),
-                                app_id,
-                                compose_hash,
-                                epoch,
-                                &ephemeral,
-                            )
-                            .await
-                    }
-                    Err(e) => NodeAnswer {
-                        node: url.clone(),
-                        nonce: Vec::new(),
-                        result: Err(e.to_string()),
-                    },
+    let epoch = args.epoch;
+    let answers = ask_each(
+        &args.kms,
+        &ca,
+        timeout,
+        {
+            let (source, ephemeral) = (source.clone(), ephemeral.clone());
+            move |mut client: GuestClient| {
+                let (source, ephemeral) = (source.clone(), ephemeral.clone());
+                async move {
+                    client
+                        .get_app_key_share(source.as_ref(), app_id, compose_hash, epoch, &ephemeral)
+                        .await
                 }
-            };
-            tokio::time::timeout(timeout, ask)
-                .await
-                .unwrap_or_else(|_| NodeAnswer {
-                    node: url.clone(),
-                    nonce: Vec::new(),
-                    result: Err(format!("no answer within {} s", timeout.as_secs())),
-                })
-        });
-    }
-    let mut answers = Vec::new();
-    while let Some(answer) = asked.join_next().await {
-        answers.push(answer.context("a node's request task")?);
-    }
+            }
+        },
+        |node, why| NodeAnswer {
+            node,
+            nonce: Vec::new(),
+            result: Err(why),
+        },
+    )
+    .await?;
     let grant = match combine_answers(&set, &ephemeral, app_id, compose_hash, args.epoch, answers) {
         Ok(grant) => grant,
         Err(e) => {
@@ -254,6 +241,39 @@ async fn threshold_keys(
     };
     for skipped in &grant.skipped {
         eprintln!("skipped {skipped}");
+    }
+    // The KMS signature: the nodes that gave a good partial vouch for the derived address.
+    let (key_epoch, address) = (grant.key_epoch, grant.app_signing_address);
+    let answers = ask_each(
+        &grant.answered,
+        &ca,
+        timeout,
+        {
+            let source = source.clone();
+            move |mut client: GuestClient| {
+                let source = source.clone();
+                async move {
+                    client
+                        .sign_app_key(source.as_ref(), app_id, compose_hash, key_epoch, address)
+                        .await
+                }
+            }
+        },
+        |node, why| SignatureAnswer {
+            node,
+            result: Err(why),
+        },
+    )
+    .await?;
+    let signed = match collect_signatures(&set, app_id, address, key_epoch, answers) {
+        Ok(signed) => signed,
+        Err(e) => {
+            eprintln!("error: the keys were derived but the KMS signature was not: {e}");
+            return Ok(ExitCode::from(super::EXIT_REJECTED));
+        }
+    };
+    for skipped in &signed.skipped {
+        eprintln!("signature skipped {skipped}");
     }
     if let Some(dir) = &args.out_dir {
         write_keys(
@@ -272,6 +292,10 @@ async fn threshold_keys(
         "app_signing_address": format!("0x{}", hex::encode(grant.app_signing_address)),
         "env_public_key": hex::encode(x25519_public(&grant.env_secret_key)),
         "nodes_used": grant.used,
+        "kms_signatures": signed.signatures.iter().map(|s| serde_json::json!({
+            "node_index": s.node_index,
+            "signature": format!("0x{}", hex::encode(s.signature)),
+        })).collect::<Vec<_>>(),
         "nodes_skipped": grant.skipped.iter().map(|s| serde_json::json!({"node": s.node, "why": s.why})).collect::<Vec<_>>(),
     });
     if args.print_secrets {
@@ -281,6 +305,47 @@ async fn threshold_keys(
     }
     print_json_or_lines(&out, args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks every node in `urls` at once, each within `timeout`; a node that cannot be reached or
+/// does not answer in time is `failed(node, why)`. The answers in the order they came.
+async fn ask_each<T, F, Fut>(
+    urls: &[String],
+    ca: &Arc<Option<Vec<u8>>>,
+    timeout: Duration,
+    ask: F,
+    failed: fn(String, String) -> T,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(GuestClient) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
+    let mut asked = tokio::task::JoinSet::new();
+    for url in urls {
+        let (url, ca, ask) = (url.clone(), ca.clone(), ask.clone());
+        asked.spawn(async move {
+            let answer = async {
+                match connect(&url, ca.as_deref()).await {
+                    Ok(client) => ask(client).await,
+                    Err(e) => failed(url.clone(), e.to_string()),
+                }
+            };
+            tokio::time::timeout(timeout, answer)
+                .await
+                .unwrap_or_else(|_| {
+                    failed(
+                        url.clone(),
+                        format!("no answer within {} s", timeout.as_secs()),
+                    )
+                })
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = asked.join_next().await {
+        answers.push(answer.context("a node's request task")?);
+    }
+    Ok(answers)
 }
 
 fn keys_of(grant: &AppKeyGrant) -> [&[u8; 32]; 3] {
