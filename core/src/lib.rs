@@ -38,7 +38,7 @@ pub use ports::{
     ThresholdGroup, ThresholdMember, VcekCheck, VcekRefusal,
 };
 pub use ratelimit::RateLimiter;
-pub use record::{NewRecord, RecordKind};
+pub use record::{NewRecord, RecordKind, ShareOrigin};
 pub use request::{
     validate_request, validate_sign_request, ValidatedRequest, ValidatedSignRequest,
     GET_APP_KEY_BINDING, ONBOARD_BINDING, SIGN_APP_KEY_BINDING,

@@ -13,7 +13,7 @@ use crate::ports::{
     ThresholdGroup,
 };
 use crate::ratelimit::RateLimiter;
-use crate::record::{NewRecord, RecordKind};
+use crate::record::{NewRecord, RecordKind, ShareOrigin};
 use crate::request::{
     fixed, validate_request, validate_sign_request, AppRequest, ValidatedRequest, ONBOARD_BINDING,
 };
@@ -313,7 +313,7 @@ impl<P: Ports> Node<P> {
             epoch,
             decision,
             reservation,
-            ..
+            state,
         } = self
             .admit_app(
                 || validate_request(&req),
@@ -336,7 +336,8 @@ impl<P: Ports> Node<P> {
         // then fails (an ephemeral key of small order) leaves an "allowed" record for keys that
         // were never sent, like an answer lost on the network: the log may count a release
         // that did not reach the guest, never the other way round.
-        let durable = reservation.append(self.record(RecordKind::AppKey, &boot, epoch, &decision));
+        let durable =
+            reservation.append(self.record(RecordKind::AppKey, &boot, epoch, &decision, &state));
         let sealed = seal::seal(
             &ephemeral,
             seal::APP_KEYS_INFO,
@@ -395,8 +396,13 @@ impl<P: Ports> Node<P> {
             nonce,
         } = request;
         let partial = snpkms_threshold::evaluate(share.share(), &app_id, epoch)?;
-        let durable =
-            reservation.append(self.record(RecordKind::AppKeyShare, &boot, epoch, &decision));
+        let durable = reservation.append(self.record(
+            RecordKind::AppKeyShare,
+            &boot,
+            epoch,
+            &decision,
+            &state,
+        ));
         let sealed = seal::seal(
             &ephemeral,
             seal::APP_KEY_SHARE_INFO,
@@ -466,7 +472,10 @@ impl<P: Ports> Node<P> {
         )?;
         // No signature leaves before its record is on disk.
         reservation
-            .append(self.record(RecordKind::AppKeySignature, &boot, epoch, &decision))
+            .append(
+                self.record(RecordKind::AppKeySignature, &boot, epoch, &decision, &state)
+                    .vouching(Some(request.app_signing_address)),
+            )
             .await?;
         Ok(pb::SignAppKeyResponse {
             kms_signature: signature.to_vec(),
@@ -514,7 +523,10 @@ impl<P: Ports> Node<P> {
         let decision = self.decide(self.authorizer.is_app_allowed(&boot)).await?;
         if !decision.allowed {
             reservation
-                .append(self.record(kind, &boot, epoch, &decision))
+                .append(
+                    self.record(kind, &boot, epoch, &decision, &state)
+                        .vouching(request.app_signing_address()),
+                )
                 .await?;
             return Err(ReleaseError::Denied {
                 reason: decision.reason,
@@ -581,7 +593,13 @@ impl<P: Ports> Node<P> {
             .await?;
         if !decision.allowed {
             self.log
-                .append(self.record(RecordKind::Onboard, &joiner, state.key_epoch, &decision))
+                .append(self.record(
+                    RecordKind::Onboard,
+                    &joiner,
+                    state.key_epoch,
+                    &decision,
+                    &state,
+                ))
                 .await?;
             return Err(ReleaseError::Denied {
                 reason: decision.reason,
@@ -601,7 +619,13 @@ impl<P: Ports> Node<P> {
         )
         .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
         self.log
-            .append(self.record(RecordKind::Onboard, &joiner, state.key_epoch, &decision))
+            .append(self.record(
+                RecordKind::Onboard,
+                &joiner,
+                state.key_epoch,
+                &decision,
+                &state,
+            ))
             .await?;
         tracing::info!(
             chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(joiner.chip_id_bytes())),
@@ -617,14 +641,24 @@ impl<P: Ports> Node<P> {
         })
     }
 
+    /// The record of a decision; a threshold node's names its share and share set, as of
+    /// `state`.
     fn record(
         &self,
         kind: RecordKind,
         boot: &BootInfo,
         epoch: u32,
         decision: &Decision,
+        state: &KmsState,
     ) -> NewRecord {
-        NewRecord::new(kind, self.clock.now_unix(), boot, epoch, decision)
+        let mut record = NewRecord::new(kind, self.clock.now_unix(), boot, epoch, decision);
+        if let Custody::Share(share) = &self.custody {
+            record.share = Some(ShareOrigin {
+                share_epoch: state.share_epoch,
+                node_index: share.index(),
+            });
+        }
+        record
     }
 
     /// The node's state if it may serve. A refusal older than the chain view is read again

@@ -34,7 +34,7 @@ impl RecordKind {
 pub struct NewRecord {
     /// Unix seconds.
     pub time: u64,
-    /// GetAppKey or Onboard.
+    /// Which exchange.
     pub kind: RecordKind,
     /// The app (zero for onboarding).
     pub app_id: [u8; 20],
@@ -54,6 +54,21 @@ pub struct NewRecord {
     pub allowed: bool,
     /// The registry's reason when refused.
     pub reason: String,
+    /// In the threshold mode, the share that answered (or would have): which one and of which
+    /// share set, so an auditor knows which partial or signature a record stands for.
+    pub share: Option<ShareOrigin>,
+    /// For SignAppKey, the app signing address the guest asked this node to vouch for
+    /// (recorded whether it was signed or refused).
+    pub app_signing_address: Option<[u8; 20]>,
+}
+
+/// Which share a threshold node answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareOrigin {
+    /// The registry's share epoch the node served in.
+    pub share_epoch: u32,
+    /// The node's share index (its FROST identifier) in that set.
+    pub node_index: u16,
 }
 
 impl NewRecord {
@@ -76,6 +91,14 @@ impl NewRecord {
             block_hash: decision.block.hash,
             allowed: decision.allowed,
             reason: decision.reason.clone(),
+            share: None,
+            app_signing_address: None,
         }
+    }
+
+    /// The record with the app signing address a SignAppKey request asked to be vouched for.
+    pub(crate) fn vouching(mut self, app_signing_address: Option<[u8; 20]>) -> NewRecord {
+        self.app_signing_address = app_signing_address;
+        self
     }
 }

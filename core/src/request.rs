@@ -122,6 +122,10 @@ pub(crate) trait AppRequest {
     fn nonce(&self) -> &[u8; 32];
     /// Its evidence tied to it ([`ValidatedRequest::boot_info`]).
     fn bound_boot_info(&self, report: &VerifiedReport) -> Result<BootInfo, ReleaseError>;
+    /// The app signing address it asks to be vouched for (SignAppKey only).
+    fn app_signing_address(&self) -> Option<[u8; 20]> {
+        None
+    }
 }
 
 impl AppRequest for ValidatedRequest {
@@ -145,5 +149,8 @@ impl AppRequest for ValidatedSignRequest {
     }
     fn bound_boot_info(&self, report: &VerifiedReport) -> Result<BootInfo, ReleaseError> {
         self.boot_info(report)
+    }
+    fn app_signing_address(&self) -> Option<[u8; 20]> {
+        Some(self.app_signing_address)
     }
 }

@@ -741,6 +741,23 @@ async fn t_nodes_vouch_for_the_combined_address_and_each_signs_only_what_its_evi
     let last = records.last().unwrap();
     assert_eq!(last.kind.as_str(), "app_key_signature");
     assert!(last.allowed);
+    // With what an auditor needs to tell which signature it stands for: the address vouched
+    // for, and which share of which share set signed.
+    assert_eq!(last.app_signing_address, Some(address));
+    assert_eq!(
+        last.share,
+        Some(snpkms_core::ShareOrigin {
+            share_epoch: 1,
+            node_index: 1
+        })
+    );
+    // A partial's record names its share too, and no address.
+    let share_record = records
+        .iter()
+        .find(|r| r.kind.as_str() == "app_key_share")
+        .unwrap();
+    assert_eq!(share_record.share.map(|s| s.node_index), Some(1));
+    assert_eq!(share_record.app_signing_address, None);
 
     // The evidence must bind the very address and epoch the request names (whoever relays the
     // request cannot swap either), and a GetAppKey report does not pass for a SignAppKey one.
@@ -769,6 +786,9 @@ async fn t_nodes_vouch_for_the_combined_address_and_each_signs_only_what_its_evi
     let records = d.nodes[3].log().records();
     assert_eq!(records.last().unwrap().kind.as_str(), "app_key_signature");
     assert!(!records.last().unwrap().allowed);
+    // The refusal names the address it was asked to vouch for.
+    assert_eq!(records.last().unwrap().app_signing_address, Some(address));
+    assert_eq!(records.last().unwrap().share.map(|s| s.node_index), Some(4));
     // An epoch above the registry's is refused before any evidence is looked at.
     let ahead = d.signature(1, address, epoch + 1).await;
     assert!(ahead.result.err().unwrap().contains("epoch"));

@@ -78,6 +78,17 @@ pub struct ReleaseRecord {
     pub decision: String,
     /// The registry's reason when it refused (`"os image not allowed"`, …); empty when allowed.
     pub reason: String,
+    /// In the threshold mode, the share epoch the node served in (absent in the
+    /// replicated-root mode, as in logs written before the threshold mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_epoch: Option<u32>,
+    /// In the threshold mode, the node's share index in that share set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_index: Option<u16>,
+    /// For `app_key_signature`, the app signing address the guest asked this node to vouch
+    /// for, `0x` + 20 bytes hex (signed if allowed, refused otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_signing_address: Option<String>,
     /// Hex SHA-256 of the previous record's line (without its newline) chained with its
     /// predecessor's hash; all zeros for the first record.
     pub prev_hash: String,
@@ -94,13 +105,14 @@ struct HeadLine {
 
 /// One line of the log.
 enum Line<'a> {
-    Record(ReleaseRecord, &'a [u8]),
+    // Boxed: a record is several times the size of a head.
+    Record(Box<ReleaseRecord>, &'a [u8]),
     Head(SignedAuditHead),
 }
 
 fn parse_line(body: &[u8]) -> Option<Line<'_>> {
     if let Ok(record) = serde_json::from_slice::<ReleaseRecord>(body) {
-        return Some(Line::Record(record, body));
+        return Some(Line::Record(Box::new(record), body));
     }
     serde_json::from_slice::<HeadLine>(body)
         .ok()
@@ -680,7 +692,7 @@ fn scan(
                     hash: link(&head.hash, body),
                     file_len: offset + n as u64,
                 };
-                each(record, head.hash);
+                each(*record, head.hash);
             }
         }
         offset += n as u64;
@@ -1011,6 +1023,11 @@ fn record_line(seq: u64, prev: &[u8; 32], new: NewRecord) -> Result<Vec<u8>, Aud
         block_hash: format!("0x{}", hex::encode(new.block_hash)),
         decision: if new.allowed { "allowed" } else { "denied" }.to_string(),
         reason: new.reason,
+        share_epoch: new.share.map(|s| s.share_epoch),
+        node_index: new.share.map(|s| s.node_index),
+        app_signing_address: new
+            .app_signing_address
+            .map(|a| format!("0x{}", hex::encode(a))),
         prev_hash: hex::encode(prev),
     };
     serde_json::to_vec(&record).map_err(AuditLogError::Encode)
@@ -1362,6 +1379,8 @@ mod tests {
             block_hash: [i; 32],
             allowed: i.is_multiple_of(2),
             reason: "line\nbreak".into(),
+            share: None,
+            app_signing_address: None,
         }
     }
 
@@ -1525,6 +1544,49 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_threshold_record_names_its_share_and_the_vouched_address_in_the_chain() {
+        let (dir, log) = new_log();
+        log.append(record(0)).await.unwrap();
+        let mut signed = record(2);
+        signed.kind = snpkms_core::RecordKind::AppKeySignature;
+        signed.share = Some(snpkms_core::ShareOrigin {
+            share_epoch: 4,
+            node_index: 3,
+        });
+        signed.app_signing_address = Some([0xab; 20]);
+        log.append(signed).await.unwrap();
+        log.close().await;
+        let records = read(dir.path()).unwrap().records;
+        // A replicated-root record carries none of the fields (its line is as before).
+        assert_eq!(
+            (records[0].share_epoch, records[0].node_index),
+            (None, None)
+        );
+        assert!(!lines(dir.path())[0].contains("share_epoch"));
+        assert_eq!(records[1].kind, "app_key_signature");
+        assert_eq!(
+            (records[1].share_epoch, records[1].node_index),
+            (Some(4), Some(3))
+        );
+        assert_eq!(
+            records[1].app_signing_address.as_deref(),
+            Some(format!("0x{}", "ab".repeat(20)).as_str())
+        );
+        // The address is part of the chained line: the head after it no longer adds up.
+        let mut edited = lines(dir.path());
+        let at = edited
+            .iter()
+            .position(|l| l.contains("app_signing_address"))
+            .unwrap();
+        edited[at] = edited[at].replace(&"ab".repeat(20), &"cd".repeat(20));
+        write_lines(dir.path(), &edited);
+        assert_eq!(
+            chain_break(dir.path()),
+            HashChainBreak::HeadMismatch { records: 2 }
+        );
     }
 
     #[tokio::test]

@@ -333,18 +333,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         println!("{}", serde_json::to_string_pretty(&records)?);
                     } else {
                         println!(
-                            "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  reason",
-                            "seq", "time", "kind", "result", "app", "block"
+                            "{:>6}  {:<10}  {:<17}  {:<7}  {:<42}  {:>9}  {:<11}  reason",
+                            "seq", "time", "kind", "result", "app", "block", "share"
                         );
                         for r in records {
+                            // The threshold mode's share as "node index / share epoch".
+                            let share = match (r.node_index, r.share_epoch) {
+                                (Some(index), Some(epoch)) => format!("{index}/{epoch}"),
+                                _ => "-".to_string(),
+                            };
+                            let vouched = r
+                                .app_signing_address
+                                .as_deref()
+                                .map(|a| format!("address {a}  "))
+                                .unwrap_or_default();
                             println!(
-                                "{:>6}  {:<10}  {:<8}  {:<7}  {:<42}  {:>9}  {}",
+                                "{:>6}  {:<10}  {:<17}  {:<7}  {:<42}  {:>9}  {:<11}  {vouched}{}",
                                 r.seq,
                                 r.time,
                                 r.kind,
                                 r.decision,
                                 r.app_id,
                                 r.block_number,
+                                share,
                                 r.reason
                             );
                         }

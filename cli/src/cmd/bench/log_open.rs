@@ -25,6 +25,8 @@ fn record(i: u64) -> NewRecord {
         block_hash: [b(13); 32],
         allowed: true,
         reason: String::new(),
+        share: None,
+        app_signing_address: None,
     }
 }
 
