@@ -83,4 +83,19 @@ pub enum ThresholdError {
     /// A key-generation step was given no package from this node.
     #[error("key generation: no package from node {0}")]
     MissingNode(u16),
+    /// A share that is not the one the group lists for its node.
+    #[error("node {0}: the share is not the one the group lists")]
+    ShareNotInGroup(u16),
+    /// A re-share needs at least the threshold of the group's nodes, each a member.
+    #[error("a re-share among nodes {members:?}: {why}")]
+    BadMembers {
+        /// The nodes named.
+        members: Vec<u16>,
+        /// What is wrong with them.
+        why: &'static str,
+    },
+    /// A repaired share does not match the verifying share the group's polynomial gives its
+    /// node: a helper sent a wrong value (which one cannot be told from the sum).
+    #[error("node {0}: the repaired share does not match the group's polynomial")]
+    RepairFails(u16),
 }

@@ -2,7 +2,10 @@
 //! group key `s·G` and every node's verifying share `s_i·G`.
 
 use crate::combine::lagrange_at;
+use crate::shares::identifier;
 use crate::ThresholdError;
+use frost_secp256k1::keys::{PublicKeyPackage, VerifyingShare};
+use frost_secp256k1::VerifyingKey;
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::PrimeField;
 use k256::{AffinePoint, ProjectivePoint, Scalar};
@@ -78,29 +81,68 @@ impl GroupKeys {
     /// other node's index (must be its share): Feldman's check that the shares are
     /// consistent, O(n·t) point multiplications.
     fn check_one_polynomial(&self) -> Result<(), ThresholdError> {
-        let basis: Vec<u16> = self
-            .verifying_shares
-            .keys()
-            .take(self.threshold.into())
-            .copied()
-            .collect();
-        let at = |x: Scalar| -> Result<ProjectivePoint, ThresholdError> {
-            basis
-                .iter()
-                .map(|i| Ok(self.verifying_shares[i] * lagrange_at(&basis, *i, x)?))
-                .sum()
-        };
-        if at(Scalar::ZERO)? != self.group_key {
+        let basis = self.basis();
+        if self.interpolate(&basis, Scalar::ZERO)? != self.group_key {
             return Err(ThresholdError::InconsistentGroup(basis));
         }
         for (index, share) in self.verifying_shares.iter().skip(basis.len()) {
-            if at(Scalar::from(u64::from(*index)))? != *share {
+            if self.interpolate(&basis, Scalar::from(u64::from(*index)))? != *share {
                 let mut named = basis.clone();
                 named.push(*index);
                 return Err(ThresholdError::InconsistentGroup(named));
             }
         }
         Ok(())
+    }
+
+    /// The first t nodes: any t determine the polynomial.
+    fn basis(&self) -> Vec<u16> {
+        self.verifying_shares
+            .keys()
+            .take(self.threshold.into())
+            .copied()
+            .collect()
+    }
+
+    /// The polynomial `s(x)·G` at `x`, from the verifying shares of `basis`.
+    fn interpolate(&self, basis: &[u16], x: Scalar) -> Result<ProjectivePoint, ThresholdError> {
+        basis
+            .iter()
+            .map(|i| Ok(self.verifying_shares[i] * lagrange_at(basis, *i, x)?))
+            .sum()
+    }
+
+    /// This group with node `index` added: its verifying share is the polynomial's value at
+    /// `index` (what a node joining by a repair must end with). The threshold, the group key
+    /// and every other share stay.
+    pub fn with_node(&self, index: u16) -> Result<GroupKeys, ThresholdError> {
+        if index == 0 {
+            return Err(ThresholdError::UnknownNode(0));
+        }
+        if self.verifying_shares.contains_key(&index) {
+            return Err(ThresholdError::DuplicateNode(index));
+        }
+        if self.verifying_shares.len() >= MAX_NODES {
+            return Err(ThresholdError::TooManyNodes(
+                self.verifying_shares.len() + 1,
+            ));
+        }
+        let share = self.interpolate(&self.basis(), Scalar::from(u64::from(index)))?;
+        let mut shares = self.encoded_shares();
+        shares.push((index, encode_point(&share)));
+        GroupKeys::new(self.threshold, &self.group_key(), &shares)
+    }
+
+    /// FROST's form of these keys, for a refresh.
+    pub(crate) fn to_public_key_package(&self) -> Result<PublicKeyPackage, ThresholdError> {
+        let mut shares = BTreeMap::new();
+        for (index, point) in &self.verifying_shares {
+            let share =
+                VerifyingShare::deserialize(&encode_point(point)).map_err(ThresholdError::Dkg)?;
+            shares.insert(identifier(*index)?, share);
+        }
+        let key = VerifyingKey::deserialize(&self.group_key()).map_err(ThresholdError::Dkg)?;
+        Ok(PublicKeyPackage::new(shares, key, Some(self.threshold)))
     }
 
     /// How many nodes' partials make the secret.

@@ -11,16 +11,22 @@
 //! 3. [`Round2Secret::finish`]: with every other node's round-2 package for this node (each
 //!    checked against its sender's commitments), the node's share and the group's public keys.
 //!
+//! A refresh ([`start_refresh`]) runs the same rounds among a subset of a group's nodes, each
+//! starting from its share: every polynomial goes through zero, so the group key stays and
+//! every share changes (`threshold/README.md`, "Re-sharing").
+//!
 //! What the packages do not protect against is a sender showing different round-1 packages to
 //! different nodes (FROST assumes a broadcast channel): the nodes then end with different group
 //! keys. [`transcript_hash`] is what they compare afterwards.
 
+use crate::group::{decode_point, decode_scalar, CompressedPoint};
 use crate::shares::{group_of, identifier, index_of};
 use crate::{GroupKeys, KeyShare, ThresholdError};
-use frost_secp256k1::keys::dkg;
+use frost_secp256k1::keys::{dkg, refresh, KeyPackage, PublicKeyPackage};
 use frost_secp256k1::Identifier;
+use k256::{ProjectivePoint, Scalar};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use zeroize::Zeroizing;
 
 /// Round-2 packages by node index (the recipient's, or the sender's): secret, wiped on drop.
@@ -30,8 +36,10 @@ pub type Round2Packages = BTreeMap<u16, Zeroizing<Vec<u8>>>;
 pub struct Round1Secret {
     index: u16,
     threshold: u16,
-    participants: u16,
+    /// Every participant's index, this node's included.
+    members: BTreeSet<u16>,
     secret: dkg::round1::SecretPackage,
+    refreshing: Option<Refreshing>,
 }
 
 /// A node's state after part 2. Wiped on drop (by FROST).
@@ -40,6 +48,14 @@ pub struct Round2Secret {
     threshold: u16,
     secret: dkg::round2::SecretPackage,
     round1: BTreeMap<Identifier, dkg::round1::Package>,
+    refreshing: Option<Refreshing>,
+}
+
+/// In a refresh, what is refreshed: the node's share and the group's keys before it.
+struct Refreshing {
+    key: KeyPackage,
+    public: PublicKeyPackage,
+    group_key: CompressedPoint,
 }
 
 impl std::fmt::Debug for Round1Secret {
@@ -90,8 +106,63 @@ pub fn start(
         Round1Secret {
             index,
             threshold,
-            participants,
+            members: (1..=participants).collect(),
             secret,
+            refreshing: None,
+        },
+        bytes,
+    ))
+}
+
+/// Part 1 of a refresh (FROST's refresh by DKG): node `share.index()` of the current `group`
+/// starts re-sharing the same secret among `members` (at least t of the group's nodes, this
+/// one included; the group's other nodes are left out). Every member adds a random polynomial
+/// through zero, so the group key and every app key stay, while every member's share changes:
+/// an old share, also one of a node left out, combines with no new one. The rounds then run as
+/// in a key generation.
+pub fn start_refresh(
+    share: &KeyShare,
+    group: &GroupKeys,
+    members: &[u16],
+) -> Result<(Round1Secret, Vec<u8>), ThresholdError> {
+    let set: BTreeSet<u16> = members.iter().copied().collect();
+    let refused = |why| ThresholdError::BadMembers {
+        members: members.to_vec(),
+        why,
+    };
+    if set.len() != members.len() {
+        return Err(refused("a node is named twice"));
+    }
+    if set.len() < usize::from(group.threshold()) {
+        return Err(refused("fewer than the threshold"));
+    }
+    if !set.contains(&share.index()) {
+        return Err(refused("this node is not one of them"));
+    }
+    if let Some(stranger) = set.iter().find(|m| group.verifying_share(**m).is_err()) {
+        return Err(ThresholdError::UnknownNode(*stranger));
+    }
+    let key = share.to_key_package(group)?;
+    let public = group.to_public_key_package()?;
+    let (secret, package) = refresh::refresh_dkg_part1(
+        identifier(share.index())?,
+        members.len() as u16,
+        group.threshold(),
+        rand::rngs::OsRng,
+    )
+    .map_err(ThresholdError::Dkg)?;
+    let bytes = package.serialize().map_err(ThresholdError::Dkg)?;
+    Ok((
+        Round1Secret {
+            index: share.index(),
+            threshold: group.threshold(),
+            members: set,
+            secret,
+            refreshing: Some(Refreshing {
+                key,
+                public,
+                group_key: group.group_key(),
+            }),
         },
         bytes,
     ))
@@ -116,18 +187,18 @@ fn culprit_of(error: frost_secp256k1::Error) -> ThresholdError {
 
 fn others(
     me: u16,
-    participants: u16,
+    members: &BTreeSet<u16>,
     packages: &BTreeMap<u16, Vec<u8>>,
 ) -> Result<BTreeMap<Identifier, dkg::round1::Package>, ThresholdError> {
     let mut out = BTreeMap::new();
     for (node, bytes) in packages {
-        if *node == me || *node == 0 || *node > participants {
+        if *node == me || !members.contains(node) {
             return Err(ThresholdError::UnknownNode(*node));
         }
         let package = dkg::round1::Package::deserialize(bytes).map_err(from_node(*node))?;
         out.insert(identifier(*node)?, package);
     }
-    for node in (1..=participants).filter(|n| *n != me) {
+    for node in members.iter().copied().filter(|n| *n != me) {
         if !packages.contains_key(&node) {
             return Err(ThresholdError::MissingNode(node));
         }
@@ -147,8 +218,12 @@ impl Round1Secret {
         self,
         round1: &BTreeMap<u16, Vec<u8>>,
     ) -> Result<(Round2Secret, Round2Packages), ThresholdError> {
-        let packages = others(self.index, self.participants, round1)?;
-        let (secret, out) = dkg::part2(self.secret, &packages).map_err(culprit_of)?;
+        let packages = others(self.index, &self.members, round1)?;
+        let (secret, out) = match &self.refreshing {
+            None => dkg::part2(self.secret, &packages),
+            Some(_) => refresh::refresh_dkg_part2(self.secret, &packages),
+        }
+        .map_err(culprit_of)?;
         let mut sealed = BTreeMap::new();
         for (id, package) in out {
             let node = index_of(&id).ok_or(ThresholdError::UnknownNode(0))?;
@@ -161,6 +236,7 @@ impl Round1Secret {
                 threshold: self.threshold,
                 secret,
                 round1: packages,
+                refreshing: self.refreshing,
             },
             sealed,
         ))
@@ -185,13 +261,90 @@ impl Round2Secret {
                 return Err(ThresholdError::MissingNode(index_of(id).unwrap_or(0)));
             }
         }
-        let (key, public) =
-            dkg::part3(&self.secret, &self.round1, &packages).map_err(culprit_of)?;
+        if self.refreshing.is_some() {
+            // FROST's refresh checks the packages but does not say whose failed: check each
+            // here, so that a failure names its sender as in a key generation.
+            for (id, package) in &packages {
+                self.check_refresh_package(id, package)?;
+            }
+        }
+        let (key, public) = match &self.refreshing {
+            None => dkg::part3(&self.secret, &self.round1, &packages),
+            Some(old) => refresh::refresh_dkg_shares(
+                &self.secret,
+                &self.round1,
+                &packages,
+                old.public.clone(),
+                old.key.clone(),
+            ),
+        }
+        .map_err(culprit_of)?;
         let share = KeyShare::from_key_package(&key)?;
         if share.index() != self.index {
             return Err(ThresholdError::UnknownNode(share.index()));
         }
-        Ok((share, group_of(&public, self.threshold)?))
+        // The new keys are checked as a registry's would be (one polynomial), and a refresh
+        // must have kept the group key (FROST keeps it by construction; a refresh that did not
+        // would change every app key).
+        let group = group_of(&public, self.threshold)?;
+        if let Some(old) = &self.refreshing {
+            if group.group_key() != old.group_key {
+                return Err(ThresholdError::InconsistentGroup(group.nodes().collect()));
+            }
+        }
+        Ok((share, group))
+    }
+}
+
+impl Round2Secret {
+    /// Feldman's check of a refresh's round-2 package from `sender`: its value at this node's
+    /// index against the sender's commitments to a polynomial through zero,
+    /// `f(i)·G = Σ_{k≥1} C_k·i^k`.
+    fn check_refresh_package(
+        &self,
+        sender: &Identifier,
+        package: &dkg::round2::Package,
+    ) -> Result<(), ThresholdError> {
+        let node = index_of(sender).ok_or(ThresholdError::UnknownNode(0))?;
+        let commitments = self
+            .round1
+            .get(sender)
+            .ok_or(ThresholdError::UnknownNode(node))?
+            .commitment()
+            .serialize()
+            .map_err(from_node(node))?;
+        let x = Scalar::from(u64::from(self.index));
+        let mut power = Scalar::ONE;
+        let mut expected = ProjectivePoint::IDENTITY;
+        for bytes in &commitments {
+            power *= x;
+            let point: CompressedPoint =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ThresholdError::BadPoint {
+                        node,
+                        what: "a refresh commitment",
+                    })?;
+            expected += decode_point(&point, node, "a refresh commitment")? * power;
+        }
+        let value: Zeroizing<Vec<u8>> = Zeroizing::new(package.signing_share().serialize());
+        let value: &[u8; 32] =
+            value
+                .as_slice()
+                .try_into()
+                .map_err(|_| ThresholdError::BadScalar {
+                    node,
+                    what: "a refresh share",
+                })?;
+        let value = decode_scalar(value, node, "a refresh share")?;
+        if ProjectivePoint::GENERATOR * value != expected {
+            return Err(ThresholdError::KeyGenPackage {
+                node,
+                source: frost_secp256k1::Error::InvalidSecretShare { culprit: None },
+            });
+        }
+        Ok(())
     }
 }
 

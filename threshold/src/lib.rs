@@ -23,6 +23,7 @@ pub mod group;
 pub mod input;
 pub mod keygen;
 pub mod partial;
+pub mod repair;
 pub mod shares;
 #[cfg(feature = "testing")]
 pub mod testing;

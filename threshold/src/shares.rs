@@ -3,8 +3,8 @@
 
 use crate::group::{decode_scalar, encode_point, CompressedPoint, GroupKeys};
 use crate::ThresholdError;
-use frost_secp256k1::keys::{KeyPackage, PublicKeyPackage};
-use frost_secp256k1::Identifier;
+use frost_secp256k1::keys::{KeyPackage, PublicKeyPackage, SigningShare, VerifyingShare};
+use frost_secp256k1::{Identifier, VerifyingKey};
 use k256::elliptic_curve::PrimeField;
 use k256::{ProjectivePoint, Scalar};
 use zeroize::Zeroizing;
@@ -96,6 +96,27 @@ impl KeyShare {
     /// The verifying share `s_i·G`.
     pub fn verifying_share(&self) -> ProjectivePoint {
         self.verifying_share
+    }
+
+    /// FROST's form of this share in `group`, for a refresh or a repair; refused if `group`
+    /// does not list this share.
+    pub(crate) fn to_key_package(&self, group: &GroupKeys) -> Result<KeyPackage, ThresholdError> {
+        if group.verifying_share(self.index)? != &self.verifying_share {
+            return Err(ThresholdError::ShareNotInGroup(self.index));
+        }
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(self.secret.to_repr().into());
+        let signing_share = SigningShare::deserialize(&secret[..]).map_err(ThresholdError::Dkg)?;
+        let verifying_share = VerifyingShare::deserialize(&encode_point(&self.verifying_share))
+            .map_err(ThresholdError::Dkg)?;
+        let group_key =
+            VerifyingKey::deserialize(&group.group_key()).map_err(ThresholdError::Dkg)?;
+        Ok(KeyPackage::new(
+            identifier(self.index)?,
+            signing_share,
+            verifying_share,
+            group_key,
+            group.threshold(),
+        ))
     }
 
     pub(crate) fn secret(&self) -> &Scalar {
