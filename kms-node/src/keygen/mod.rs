@@ -43,7 +43,7 @@ use snpkms_api::pb::key_gen_client::KeyGenClient;
 use snpkms_api::pb::key_gen_server::KeyGenServer;
 use snpkms_api::seal::EphemeralKeyPair;
 use snpkms_chain_client::ChainClient;
-use snpkms_core::{Custody, EvidenceVerifier, NodeShare};
+use snpkms_core::{CertSourceError, Custody, EvidenceVerifier, NodeShare};
 use snpkms_threshold::keygen;
 use snpkms_verifier::UnixTime;
 use std::collections::BTreeMap;
@@ -224,7 +224,7 @@ pub async fn keygen(cfg: &NodeConfig, plan: &KeyGenPlan) -> Result<KeyGenOutput,
                     let round1 =
                         peer::check_round1(&message, &expected, evidence, certificates, registry, now)
                             .await
-                            .map_err(Fetch::Fatal)?;
+                            .map_err(Fetch::from_check)?;
                     tracing::info!(
                         participant = node,
                         chip_id = %hex::encode(&round1.chip_id[..8]),
@@ -375,11 +375,16 @@ enum Fetch {
 }
 
 impl Fetch {
-    /// UNAVAILABLE (no connection yet, not ready) and UNKNOWN (a connection cut) are retried;
-    /// any other status is the peer's refusal.
+    /// UNAVAILABLE (no connection yet, not ready), UNKNOWN (a connection cut),
+    /// DEADLINE_EXCEEDED and CANCELLED (a slow or dropped call) and RESOURCE_EXHAUSTED (the
+    /// peer's rate limit) are retried; any other status is the peer's refusal.
     fn from_status(node: u16, status: tonic::Status) -> Self {
         match status.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown => {
+            tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::ResourceExhausted => {
                 Fetch::Retry(format!("participant {node}: {}", status.message()))
             }
             code => Fetch::Fatal(KeyGenError::Malformed {
@@ -389,6 +394,27 @@ impl Fetch {
         }
     }
 }
+
+impl Fetch {
+    /// A round-1 check that failed for want of a certificate (AMD's KDS down or rate limiting)
+    /// or of a registry read (an RPC hiccup) is asked again: neither says anything against the
+    /// peer. Every other failure (evidence that does not verify, a refusal by the registry, a
+    /// malformed message) ends the key generation.
+    fn from_check(error: KeyGenError) -> Self {
+        match &error {
+            KeyGenError::Evidence {
+                source: snpkms_core::EvidenceError::Certificates(CertSourceError::Unavailable(_)),
+                ..
+            }
+            | KeyGenError::Registry(_) => Fetch::Retry(error.to_string()),
+            _ => Fetch::Fatal(error),
+        }
+    }
+}
+
+/// The longest one ask of a peer may take before the others are asked (and it is asked again):
+/// one hung peer must not use up the whole deadline.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Asks every peer with `ask` until each has answered, retrying the ones that are not up yet
 /// or not ready until `deadline`. Any other refusal, or an answer that fails its check, ends it.
@@ -410,13 +436,13 @@ where
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, ask(*node, client.clone())).await {
+            match tokio::time::timeout(left.min(ASK_TIMEOUT), ask(*node, client.clone())).await {
                 Ok(Ok(answer)) => {
                     got.insert(*node, answer);
                 }
                 Ok(Err(Fetch::Retry(why))) => last = why,
                 Ok(Err(Fetch::Fatal(e))) => return Err(e),
-                Err(_) => {}
+                Err(_) => last = format!("participant {node}: no answer within {ASK_TIMEOUT:?}"),
             }
         }
         if got.len() == clients.len() {
@@ -491,4 +517,67 @@ async fn serve(
         }
     });
     Ok((stop, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retried(fetch: Fetch) -> bool {
+        matches!(fetch, Fetch::Retry(_))
+    }
+
+    #[test]
+    fn only_what_says_nothing_against_the_peer_is_asked_again() {
+        // A slow, cut, busy or not-yet-started peer is asked again.
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::Unknown,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::Cancelled,
+            tonic::Code::ResourceExhausted,
+        ] {
+            assert!(
+                retried(Fetch::from_status(2, tonic::Status::new(code, "x"))),
+                "{code:?}"
+            );
+        }
+        // A refusal ends the key generation.
+        for code in [
+            tonic::Code::PermissionDenied,
+            tonic::Code::InvalidArgument,
+            tonic::Code::FailedPrecondition,
+            tonic::Code::NotFound,
+        ] {
+            assert!(
+                !retried(Fetch::from_status(2, tonic::Status::new(code, "x"))),
+                "{code:?}"
+            );
+        }
+        // A KDS that is down or a registry read that failed: asked again.
+        let kds_down = KeyGenError::Evidence {
+            node: 2,
+            source: snpkms_core::EvidenceError::Certificates(CertSourceError::Unavailable(
+                "kds: 503".into(),
+            )),
+        };
+        assert!(retried(Fetch::from_check(kds_down)));
+        assert!(retried(Fetch::from_check(KeyGenError::Registry(
+            "rpc timeout".into()
+        ))));
+        // Evidence that does not verify, a certificate that is refused, no source at all, a
+        // registry's refusal or a malformed message: the end.
+        let forged = KeyGenError::Evidence {
+            node: 2,
+            source: snpkms_core::EvidenceError::Certificates(CertSourceError::NotConfigured),
+        };
+        assert!(!retried(Fetch::from_check(forged)));
+        assert!(!retried(Fetch::from_check(KeyGenError::Malformed {
+            node: 2,
+            message: "no evidence".into(),
+        })));
+        assert!(!retried(Fetch::from_check(KeyGenError::NotBound {
+            node: 2
+        })));
+    }
 }
