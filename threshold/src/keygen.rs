@@ -337,8 +337,8 @@ impl Round2Secret {
                     node,
                     what: "a refresh share",
                 })?;
-        let value = decode_scalar(value, node, "a refresh share")?;
-        if ProjectivePoint::GENERATOR * value != expected {
+        let value = Zeroizing::new(decode_scalar(value, node, "a refresh share")?);
+        if ProjectivePoint::GENERATOR * *value != expected {
             return Err(ThresholdError::KeyGenPackage {
                 node,
                 source: frost_secp256k1::Error::InvalidSecretShare { culprit: None },

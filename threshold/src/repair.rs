@@ -48,6 +48,10 @@ fn checked_helpers(
     if let Some(stranger) = set.iter().find(|h| group.verifying_share(**h).is_err()) {
         return Err(ThresholdError::UnknownNode(*stranger));
     }
+    // A member's index would hand its live share to whoever asks for it.
+    if group.verifying_share(newcomer).is_ok() {
+        return Err(ThresholdError::DuplicateNode(newcomer));
+    }
     Ok(set)
 }
 

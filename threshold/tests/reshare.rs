@@ -221,6 +221,11 @@ fn a_wrong_value_in_a_repair_or_a_refresh_is_refused() {
             "{helpers:?}"
         );
     }
+    // No helper repairs a member's index: that would hand out its live share.
+    assert!(matches!(
+        repair_deltas(&old[0], &group, &[1, 3, 4], 2),
+        Err(ThresholdError::DuplicateNode(2))
+    ));
 
     // A refresh round-2 package changed on the way names its sender; the others finish.
     let staying: Vec<&KeyShare> = old.iter().take(4).collect();

@@ -342,21 +342,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 (Some(index), Some(epoch)) => format!("{index}/{epoch}"),
                                 _ => "-".to_string(),
                             };
+                            // Escaped: a host that edits the file must not drive the
+                            // terminal (the chain check reports the edit after the table).
                             let vouched = r
                                 .app_signing_address
                                 .as_deref()
-                                .map(|a| format!("address {a}  "))
+                                .map(|a| format!("address {}  ", a.escape_debug()))
                                 .unwrap_or_default();
                             println!(
                                 "{:>6}  {:<10}  {:<17}  {:<7}  {:<42}  {:>9}  {:<11}  {vouched}{}",
                                 r.seq,
                                 r.time,
-                                r.kind,
-                                r.decision,
-                                r.app_id,
+                                r.kind.escape_debug().to_string(),
+                                r.decision.escape_debug().to_string(),
+                                r.app_id.escape_debug().to_string(),
                                 r.block_number,
                                 share,
-                                r.reason
+                                r.reason.escape_debug()
                             );
                         }
                     }

@@ -413,8 +413,14 @@ impl Fetch {
 }
 
 /// The longest one ask of a peer may take before the others are asked (and it is asked again):
-/// one hung peer must not use up the whole deadline.
-const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// one hung peer must not use up the whole deadline. Above the KDS client's own deadline (20 s,
+/// Retry-After included), so that checking a peer's evidence with a fetched VCEK can finish.
+const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pause between rounds of asking starts here and doubles up to [`MAX_PAUSE`]: a peer that
+/// is not up yet is found soon, and a KDS that rate-limits is not hammered.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// Asks every peer with `ask` until each has answered, retrying the ones that are not up yet
 /// or not ready until `deadline`. Any other refusal, or an answer that fails its check, ends it.
@@ -430,6 +436,7 @@ where
 {
     let mut got = BTreeMap::new();
     let mut last = String::from("none");
+    let mut pause = FIRST_PAUSE;
     loop {
         for (node, client) in clients.iter() {
             if got.contains_key(node) {
@@ -459,7 +466,9 @@ where
                 last,
             });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
