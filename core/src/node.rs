@@ -591,16 +591,15 @@ impl<P: Ports> Node<P> {
         let decision = self
             .decide(self.authorizer.is_kms_allowed(&joiner, joiner_digest))
             .await?;
+        let record = self.record(
+            RecordKind::Onboard,
+            &joiner,
+            state.key_epoch,
+            &decision,
+            &state,
+        );
         if !decision.allowed {
-            self.log
-                .append(self.record(
-                    RecordKind::Onboard,
-                    &joiner,
-                    state.key_epoch,
-                    &decision,
-                    &state,
-                ))
-                .await?;
+            self.log.append(record).await?;
             return Err(ReleaseError::Denied {
                 reason: decision.reason,
                 block: decision.block,
@@ -618,15 +617,7 @@ impl<P: Ports> Node<P> {
             root.expose(),
         )
         .map_err(|e| RequestError::EphemeralKey(e.to_string()))?;
-        self.log
-            .append(self.record(
-                RecordKind::Onboard,
-                &joiner,
-                state.key_epoch,
-                &decision,
-                &state,
-            ))
-            .await?;
+        self.log.append(record).await?;
         tracing::info!(
             chip_id_hash = %hex::encode(snpkms_api::app_key_signature::keccak256(joiner.chip_id_bytes())),
             config_digest = %format!("0x{}", hex::encode(joiner_digest)),

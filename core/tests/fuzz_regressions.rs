@@ -7,41 +7,25 @@
 
 #[path = "../../fuzz/harness/get_app_key_request.rs"]
 mod get_app_key_request;
+#[path = "../../fuzz/harness/replay.rs"]
+mod replay;
 
 use prost::Message;
 use snpkms_api::{binding, pb};
 use snpkms_simulator::{GuestLaunch, SimAuthority, SimulatedGuest, SimulatedPlatform};
 use snpkms_verifier::{app_host_data, Product};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 const TARGET: &str = "get_app_key_request";
 
 fn seeds_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(TARGET)
+    replay::seeds_dir(env!("CARGO_MANIFEST_DIR"), TARGET)
 }
 
 #[test]
 fn get_app_key_request_inputs_never_panic() {
-    let dir = seeds_dir();
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "{} holds no inputs", dir.display());
-    for path in inputs {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let data = std::fs::read(&path).unwrap();
-        // A panic here is a fuzzer finding that came back: the message names the file.
-        let result = std::panic::catch_unwind(|| get_app_key_request::run(&data))
-            .unwrap_or_else(|_| panic!("fuzz/seeds/{TARGET}/{name} panics"));
-        if name.starts_with("ok-") {
-            assert_eq!(result, Ok(()), "fuzz/seeds/{TARGET}/{name}");
-        }
-    }
+    replay::replay(env!("CARGO_MANIFEST_DIR"), TARGET, get_app_key_request::run);
 }
 
 /// Writes the seed corpus: for every product a request that passes every stateless step, and

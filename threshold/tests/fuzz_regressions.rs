@@ -1,45 +1,28 @@
 //! Replays every committed input of the `threshold_answer` fuzz target
 //! (`fuzz/seeds/threshold_answer/`: the seed corpus, plus every input that ever crashed the
 //! target) through the same harness the fuzzer runs, so a fixed crash stays fixed under plain
-//! `cargo test`. Files named `ok-*` must be accepted all the way.
+//! `cargo test`. Files named `ok-*` must be accepted all the way, `refused-*` refused.
 //!
 //! `cargo test -p snpkms-threshold --test fuzz_regressions -- --ignored` rewrites the seeds.
 
+#[path = "../../fuzz/harness/replay.rs"]
+mod replay;
 #[path = "../../fuzz/harness/threshold_answer.rs"]
 mod threshold_answer;
 
 use snpkms_threshold::evaluate;
 use snpkms_threshold::shares::verifying_share_bytes;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const TARGET: &str = "threshold_answer";
 
 fn seeds_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(TARGET)
+    replay::seeds_dir(env!("CARGO_MANIFEST_DIR"), TARGET)
 }
 
 #[test]
 fn threshold_answer_inputs_never_panic() {
-    let dir = seeds_dir();
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "{} holds no inputs", dir.display());
-    for path in inputs {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let data = std::fs::read(&path).unwrap();
-        let result = std::panic::catch_unwind(|| threshold_answer::run(&data))
-            .unwrap_or_else(|_| panic!("fuzz/seeds/{TARGET}/{name} panics"));
-        if name.starts_with("ok-") {
-            assert_eq!(result, Ok(()), "fuzz/seeds/{TARGET}/{name}");
-        } else {
-            assert!(result.is_err(), "fuzz/seeds/{TARGET}/{name} is accepted");
-        }
-    }
+    replay::replay(env!("CARGO_MANIFEST_DIR"), TARGET, threshold_answer::run);
 }
 
 /// The seed corpus: each node's honest partial and the fixture's share set (accepted), and
@@ -71,8 +54,8 @@ fn write_seeds() {
     }
     let mut changed = partial(1, &threshold_answer::APP);
     changed[5] ^= 1;
-    write("partial-changed-value", 0, &changed);
-    write("partial-other-app", 0, &partial(2, &[7; 20]));
+    write("refused-partial-changed-value", 0, &changed);
+    write("refused-partial-other-app", 0, &partial(2, &[7; 20]));
 
     let mut set = group.threshold().to_be_bytes().to_vec();
     set.extend_from_slice(&group.group_key());
@@ -84,5 +67,5 @@ fn write_seeds() {
     let mut off = set.clone();
     let last = off.len() - 35;
     off[last + 2..].copy_from_slice(&verifying_share_bytes(&shares[0]));
-    write("share-set-off-the-polynomial", 1, &off);
+    write("refused-share-set-off-the-polynomial", 1, &off);
 }

@@ -16,37 +16,15 @@ use snpkms_verifier::{CertificateBundle, Product};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn seeds_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(target)
-}
+#[path = "../../fuzz/harness/replay.rs"]
+mod replay;
 
-/// Every committed input of `target`, sorted, with its file name.
-fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = seeds_dir(target);
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "{} holds no inputs", dir.display());
-    out
+fn seeds_dir(target: &str) -> PathBuf {
+    replay::seeds_dir(env!("CARGO_MANIFEST_DIR"), target)
 }
 
 fn replay(target: &str, run: fn(&[u8]) -> Result<(), String>) {
-    for (name, data) in inputs(target) {
-        // A panic here is a fuzzer finding that came back: the message names the file.
-        let result = std::panic::catch_unwind(|| run(&data))
-            .unwrap_or_else(|_| panic!("fuzz/seeds/{target}/{name} panics"));
-        if name.starts_with("ok-") {
-            assert_eq!(result, Ok(()), "fuzz/seeds/{target}/{name}");
-        }
-    }
+    replay::replay(env!("CARGO_MANIFEST_DIR"), target, run);
 }
 
 #[test]
